@@ -1,0 +1,74 @@
+"""Session fixtures: real local clusters (IPv4 and IPv6) and real services, torn down after.
+
+Missing binaries or services fail the run with the reason instead of skipping: a suite that
+quietly skips its integration tests proves nothing.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from types import FrameType
+
+import pytest
+
+from e2e import services
+from e2e.binaries import Binaries, BinariesUnavailable, ensure_binaries
+from e2e.cluster import ClusterInfo, LocalCluster, new_cluster_dir
+
+
+def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest runs fixture teardown on KeyboardInterrupt but not on SIGTERM: make them the same,
+    # so a CI timeout or `kill` still stops clusters and services.
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+
+
+@pytest.fixture(scope="session")
+def binaries() -> Binaries:
+    """The control-plane binaries, built on first use and cached by version."""
+    try:
+        return ensure_binaries()
+    except BinariesUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def _cluster(family: str, binaries: Binaries) -> Iterator[ClusterInfo]:
+    cluster = LocalCluster(new_cluster_dir(f"gitopsd-e2e-{family}-"), family, binaries=binaries)  # type: ignore[arg-type]
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop(remove=True)
+
+
+@pytest.fixture(scope="session", params=["ipv4", "ipv6"])
+def cluster(request: pytest.FixtureRequest, binaries: Binaries) -> Iterator[ClusterInfo]:
+    """A ready local cluster; tests using it run once over IPv4 and once over IPv6."""
+    yield from _cluster(request.param, binaries)
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> Iterator[services.Prometheus]:
+    """A real Prometheus scraping targets that tests register."""
+    prom = services.start_prometheus()
+    yield prom
+    prom.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[services.RabbitMQ]:
+    """A real RabbitMQ node with the management plugin."""
+    rabbit = services.start_rabbitmq()
+    yield rabbit
+    rabbit.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[services.Redis]:
+    """A real redis-server without persistence."""
+    server = services.start_redis()
+    yield server
+    server.stop()

@@ -1,0 +1,54 @@
+"""Small helpers for tests that talk to a harness cluster through the official client."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from typing import Any
+
+from kubernetes import client, config
+
+from e2e.cluster import ClusterInfo
+
+
+def api_client(cluster: ClusterInfo) -> client.ApiClient:
+    """An ApiClient for the cluster's admin kubeconfig."""
+    return config.new_client_from_config(config_file=str(cluster.kubeconfig))
+
+
+def new_namespace(api: client.ApiClient, prefix: str = "t") -> str:
+    """Create a namespace with a unique name and return it."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
+    return name
+
+
+def deployment(name: str, replicas: int, pod_labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A minimal Deployment manifest (its pods run on kwok nodes, the image is never pulled)."""
+    labels = {"app": name, **(pod_labels or {})}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
+            },
+        },
+    }
+
+
+def kubectl(cluster: ClusterInfo, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run kubectl against the cluster (``$KUBECTL`` or the one on PATH)."""
+    binary = os.environ.get("KUBECTL") or shutil.which("kubectl")
+    if not binary:
+        raise RuntimeError("kubectl not found: install it or set KUBECTL")
+    return subprocess.run(
+        [binary, f"--kubeconfig={cluster.kubeconfig}", *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
