@@ -37,7 +37,10 @@ def serving_cert(cluster: ClusterInfo, directory: Path, service: str, namespace:
     directory.mkdir(parents=True, exist_ok=True)
     ca_cert, ca_key = pki.load_ca(cluster.ca_cert, cluster.ca_key)
     cert, key = pki.issue(
-        ca_cert, ca_key, f"{service}.{namespace}.svc", server=True,
+        ca_cert,
+        ca_key,
+        f"{service}.{namespace}.svc",
+        server=True,
         dns=(f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local", "localhost"),
         ips=("127.0.0.1", "::1"),
     )
@@ -116,4 +119,3 @@ def free_dual_port() -> int:
             continue
         return port
     raise OSError("no port free on both 127.0.0.1 and ::1")
-

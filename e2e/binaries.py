@@ -14,13 +14,13 @@ Run ``python -m e2e.binaries`` to build everything ahead of time.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,14 +89,22 @@ def _go_env() -> dict[str, str]:
     return env
 
 
-def _fetch_gomod(module: str, version: str) -> str:
-    """The go.mod of a published module version, via the Go module proxy."""
-    proxy = os.environ.get("GOPROXY", "https://proxy.golang.org").split(",")[0].split("|")[0]
-    if proxy in ("direct", "off", ""):
-        proxy = "https://proxy.golang.org"
-    url = f"{proxy.rstrip('/')}/{module}/@v/{version}.mod"
-    with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - fixed https proxy URL
-        return resp.read().decode()
+def _module_gomod(go: str, module: str, version: str, cwd: Path, env: dict[str, str]) -> str:
+    """The go.mod of a published module version, fetched by the go command (honours GOPROXY)."""
+    proc = subprocess.run(
+        [go, "mod", "download", "-json", f"{module}@{version}"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise BinariesUnavailable(
+            f"go mod download {module}@{version} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        )
+    info = json.loads(proc.stdout)
+    return Path(info["GoMod"]).read_text()
 
 
 def staging_modules(kubernetes_gomod: str) -> list[str]:
@@ -108,7 +116,15 @@ def wrapper_gomod(kubernetes_version: str, staging: list[str]) -> str:
     """go.mod text of a module that can build k8s.io/kubernetes commands from the proxy."""
     minor = kubernetes_version.lstrip("v").split(".", 1)[1]  # "33.13"
     staging_version = f"v0.{minor}"
-    lines = ["module gitopsd.dev/k8sbuild", "", "go 1.24.0", "", f"require k8s.io/kubernetes {kubernetes_version}", "", "replace ("]
+    lines = [
+        "module gitopsd.dev/k8sbuild",
+        "",
+        "go 1.24.0",
+        "",
+        f"require k8s.io/kubernetes {kubernetes_version}",
+        "",
+        "replace (",
+    ]
     lines += [f"\t{mod} => {mod} {staging_version}" for mod in staging]
     lines += [")", ""]
     return "\n".join(lines)
@@ -135,17 +151,23 @@ def _build_kubernetes(dest: Path) -> None:
     go = _go()
     work = cache_root() / "build" / f"kubernetes-{KUBERNETES_VERSION}"
     work.mkdir(parents=True, exist_ok=True)
-    staging = staging_modules(_fetch_gomod("k8s.io/kubernetes", KUBERNETES_VERSION))
-    if not staging:
-        raise BinariesUnavailable(f"no staging replace directives found in k8s.io/kubernetes {KUBERNETES_VERSION} go.mod")
-    (work / "go.mod").write_text(wrapper_gomod(KUBERNETES_VERSION, staging))
     env = _go_env()
+    staging = staging_modules(_module_gomod(go, "k8s.io/kubernetes", KUBERNETES_VERSION, work, env))
+    if not staging:
+        raise BinariesUnavailable(
+            f"no staging replace directives found in k8s.io/kubernetes {KUBERNETES_VERSION} go.mod"
+        )
+    (work / "go.mod").write_text(wrapper_gomod(KUBERNETES_VERSION, staging))
     pkgs = [f"k8s.io/kubernetes/cmd/{name}" for name in K8S_COMMANDS]
     _run([go, "get", *[f"{p}@{KUBERNETES_VERSION}" for p in pkgs]], work, env)
     tmp = dest.with_name(dest.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     for name, pkg in zip(K8S_COMMANDS, pkgs, strict=True):
-        _run([go, "build", "-trimpath", "-ldflags", _version_ldflags(KUBERNETES_VERSION), "-o", str(tmp / name), pkg], work, env)
+        _run(
+            [go, "build", "-trimpath", "-ldflags", _version_ldflags(KUBERNETES_VERSION), "-o", str(tmp / name), pkg],
+            work,
+            env,
+        )
     _publish(tmp, dest)
 
 
@@ -153,12 +175,16 @@ def _build_etcd(dest: Path) -> None:
     go = _go()
     work = cache_root() / "build" / f"etcd-{ETCD_VERSION}"
     work.mkdir(parents=True, exist_ok=True)
-    (work / "go.mod").write_text(f"module gitopsd.dev/etcdbuild\n\ngo 1.23.0\n\nrequire go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n")
+    (work / "go.mod").write_text(
+        f"module gitopsd.dev/etcdbuild\n\ngo 1.23.0\n\nrequire go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n"
+    )
     env = _go_env()
     _run([go, "get", f"go.etcd.io/etcd/server/v3@{ETCD_VERSION}"], work, env)
     tmp = dest.with_name(dest.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    _run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp / "etcd"), "go.etcd.io/etcd/server/v3"], work, env)
+    _run(
+        [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp / "etcd"), "go.etcd.io/etcd/server/v3"], work, env
+    )
     _publish(tmp, dest)
 
 
@@ -225,7 +251,11 @@ def main() -> int:
     except BinariesUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for name, path in zip(ALL_BINARIES, (bins.etcd, bins.kube_apiserver, bins.kube_controller_manager, bins.kube_scheduler, bins.kwok), strict=True):
+    for name, path in zip(
+        ALL_BINARIES,
+        (bins.etcd, bins.kube_apiserver, bins.kube_controller_manager, bins.kube_scheduler, bins.kwok),
+        strict=True,
+    ):
         print(f"{name}\t{path}")
     return 0
 

@@ -15,21 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import ssl
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from e2e import pki, procs
+from e2e import bootstrap, pki, procs
 from e2e.binaries import Binaries, BinariesUnavailable, ensure_binaries
 
 IPFamily = Literal["ipv4", "ipv6"]
@@ -102,86 +96,160 @@ class LocalCluster:
             h = procs.url_host(host)
             api_url = f"https://{h}:{api_port}"
             kubeconfig = self.directory / "kubeconfig"
-            _write_kubeconfig(kubeconfig, api_url, tls)
+            bootstrap.write_kubeconfig(kubeconfig, api_url, tls)
 
-            etcd = self._procs.add(procs.start("etcd", [
-                str(bins.etcd), "--name=e2e", f"--data-dir={self.directory / 'etcd'}",
-                f"--listen-client-urls=http://{h}:{etcd_port}", f"--advertise-client-urls=http://{h}:{etcd_port}",
-                f"--listen-peer-urls=http://{h}:{peer_port}", f"--initial-advertise-peer-urls=http://{h}:{peer_port}",
-                f"--initial-cluster=e2e=http://{h}:{peer_port}",
-                "--unsafe-no-fsync=true", "--log-level=warn", "--quota-backend-bytes=2147483648",
-            ], logs, tie_to_parent=self._tie))
+            etcd = self._procs.add(
+                procs.start(
+                    "etcd",
+                    [
+                        str(bins.etcd),
+                        "--name=e2e",
+                        f"--data-dir={self.directory / 'etcd'}",
+                        f"--listen-client-urls=http://{h}:{etcd_port}",
+                        f"--advertise-client-urls=http://{h}:{etcd_port}",
+                        f"--listen-peer-urls=http://{h}:{peer_port}",
+                        f"--initial-advertise-peer-urls=http://{h}:{peer_port}",
+                        f"--initial-cluster=e2e=http://{h}:{peer_port}",
+                        "--unsafe-no-fsync=true",
+                        "--log-level=warn",
+                        "--quota-backend-bytes=2147483648",
+                    ],
+                    logs,
+                    tie_to_parent=self._tie,
+                )
+            )
             self._write_state()
-            procs.wait_until("etcd health", lambda: _http_ok(f"http://{h}:{etcd_port}/health"), timeout=30, watch=[etcd])
-
-            apiserver = self._procs.add(procs.start("kube-apiserver", [
-                str(bins.kube_apiserver),
-                f"--bind-address={host}", f"--advertise-address={host}", f"--secure-port={api_port}",
-                f"--etcd-servers=http://{h}:{etcd_port}",
-                f"--cert-dir={self.directory / 'apiserver'}",
-                f"--tls-cert-file={tls.apiserver_cert}", f"--tls-private-key-file={tls.apiserver_key}",
-                f"--client-ca-file={tls.ca_cert}",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={tls.sa_pub}", f"--service-account-signing-key-file={tls.sa_key}",
-                f"--service-cluster-ip-range={service_cidr}",
-                "--authorization-mode=RBAC", "--allow-privileged=true",
-                # The aggregation layer, as kubeadm wires it.
-                f"--requestheader-client-ca-file={tls.front_proxy_ca_cert}",
-                "--requestheader-allowed-names=front-proxy-client",
-                "--requestheader-username-headers=X-Remote-User",
-                "--requestheader-group-headers=X-Remote-Group",
-                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-                f"--proxy-client-cert-file={tls.front_proxy_client_cert}",
-                f"--proxy-client-key-file={tls.front_proxy_client_key}",
-                "--enable-aggregator-routing=false",
-                # The "kubernetes" Service cannot point at a loopback address; nothing needs it here.
-                "--endpoint-reconciler-type=none",
-                "--profiling=false", "--event-ttl=1h", "--v=1",
-            ], logs, tie_to_parent=self._tie))
-            self._write_state()
-            ctx = _admin_ssl(tls)
             procs.wait_until(
-                "kube-apiserver /readyz", lambda: _https_ok(f"{api_url}/readyz", ctx), timeout=90, watch=[etcd, apiserver]
+                "etcd health", lambda: bootstrap.http_ok(f"http://{h}:{etcd_port}/health"), timeout=30, watch=[etcd]
+            )
+
+            apiserver = self._procs.add(
+                procs.start(
+                    "kube-apiserver",
+                    [
+                        str(bins.kube_apiserver),
+                        f"--bind-address={host}",
+                        f"--advertise-address={host}",
+                        f"--secure-port={api_port}",
+                        f"--etcd-servers=http://{h}:{etcd_port}",
+                        f"--cert-dir={self.directory / 'apiserver'}",
+                        f"--tls-cert-file={tls.apiserver_cert}",
+                        f"--tls-private-key-file={tls.apiserver_key}",
+                        f"--client-ca-file={tls.ca_cert}",
+                        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                        f"--service-account-key-file={tls.sa_pub}",
+                        f"--service-account-signing-key-file={tls.sa_key}",
+                        f"--service-cluster-ip-range={service_cidr}",
+                        "--authorization-mode=RBAC",
+                        "--allow-privileged=true",
+                        # The aggregation layer, as kubeadm wires it.
+                        f"--requestheader-client-ca-file={tls.front_proxy_ca_cert}",
+                        "--requestheader-allowed-names=front-proxy-client",
+                        "--requestheader-username-headers=X-Remote-User",
+                        "--requestheader-group-headers=X-Remote-Group",
+                        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                        f"--proxy-client-cert-file={tls.front_proxy_client_cert}",
+                        f"--proxy-client-key-file={tls.front_proxy_client_key}",
+                        "--enable-aggregator-routing=false",
+                        # The "kubernetes" Service cannot point at a loopback address; nothing needs it here.
+                        "--endpoint-reconciler-type=none",
+                        "--profiling=false",
+                        "--event-ttl=1h",
+                        "--v=1",
+                    ],
+                    logs,
+                    tie_to_parent=self._tie,
+                )
+            )
+            self._write_state()
+            ctx = bootstrap.admin_ssl(tls)
+            procs.wait_until(
+                "kube-apiserver /readyz",
+                lambda: bootstrap.https_ok(f"{api_url}/readyz", ctx),
+                timeout=90,
+                watch=[etcd, apiserver],
             )
 
             common = [f"--kubeconfig={kubeconfig}", "--leader-elect=false", "--secure-port=0"]
-            kcm = self._procs.add(procs.start("kube-controller-manager", [
-                str(bins.kube_controller_manager), *common,
-                "--controllers=*", "--use-service-account-credentials=true",
-                f"--root-ca-file={tls.ca_cert}", f"--service-account-private-key-file={tls.sa_key}",
-                f"--cluster-signing-cert-file={tls.ca_cert}", f"--cluster-signing-key-file={tls.ca_key}",
-                f"--service-cluster-ip-range={service_cidr}", "--allocate-node-cidrs=false",
-                f"--horizontal-pod-autoscaler-sync-period={self.hpa_sync_period}",
-                f"--horizontal-pod-autoscaler-downscale-stabilization={self.hpa_downscale_stabilization}",
-                "--v=1",
-            ], logs, tie_to_parent=self._tie))
-            scheduler = self._procs.add(procs.start("kube-scheduler", [
-                str(bins.kube_scheduler), *common, "--v=1",
-            ], logs, tie_to_parent=self._tie))
-            kwok = self._procs.add(procs.start("kwok", [
-                str(bins.kwok), f"--kubeconfig={kubeconfig}", f"--config={KWOK_STAGES}",
-                "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                f"--cidr={pod_cidr}", f"--node-ip={host}",
-            ], logs, tie_to_parent=self._tie))
+            kcm = self._procs.add(
+                procs.start(
+                    "kube-controller-manager",
+                    [
+                        str(bins.kube_controller_manager),
+                        *common,
+                        "--controllers=*",
+                        "--use-service-account-credentials=true",
+                        f"--root-ca-file={tls.ca_cert}",
+                        f"--service-account-private-key-file={tls.sa_key}",
+                        f"--cluster-signing-cert-file={tls.ca_cert}",
+                        f"--cluster-signing-key-file={tls.ca_key}",
+                        f"--service-cluster-ip-range={service_cidr}",
+                        "--allocate-node-cidrs=false",
+                        f"--horizontal-pod-autoscaler-sync-period={self.hpa_sync_period}",
+                        f"--horizontal-pod-autoscaler-downscale-stabilization={self.hpa_downscale_stabilization}",
+                        "--v=1",
+                    ],
+                    logs,
+                    tie_to_parent=self._tie,
+                )
+            )
+            scheduler = self._procs.add(
+                procs.start(
+                    "kube-scheduler",
+                    [
+                        str(bins.kube_scheduler),
+                        *common,
+                        "--v=1",
+                    ],
+                    logs,
+                    tie_to_parent=self._tie,
+                )
+            )
+            kwok = self._procs.add(
+                procs.start(
+                    "kwok",
+                    [
+                        str(bins.kwok),
+                        f"--kubeconfig={kubeconfig}",
+                        f"--config={KWOK_STAGES}",
+                        "--manage-all-nodes=false",
+                        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                        f"--cidr={pod_cidr}",
+                        f"--node-ip={host}",
+                    ],
+                    logs,
+                    tie_to_parent=self._tie,
+                )
+            )
             self._write_state()
             everything = [etcd, apiserver, kcm, scheduler, kwok]
 
-            api = _Api(api_url, ctx)
+            api = bootstrap.Api(api_url, ctx)
             node_names = tuple(f"kwok-node-{i}" for i in range(self.nodes))
             for name in node_names:
-                api.post("/api/v1/nodes", _node(name, host))
-            procs.wait_until("kwok nodes Ready", lambda: _nodes_ready(api, node_names), timeout=60, watch=everything)
+                api.post("/api/v1/nodes", bootstrap.node(name, host))
+            procs.wait_until(
+                "kwok nodes Ready", lambda: bootstrap.nodes_ready(api, node_names), timeout=60, watch=everything
+            )
             procs.wait_until(
                 "kube-controller-manager (default ServiceAccount)",
                 lambda: api.get("/api/v1/namespaces/default/serviceaccounts/default") is not None,
-                timeout=60, watch=everything,
+                timeout=60,
+                watch=everything,
             )
-            _probe_pod(api, everything)
+            bootstrap.probe_pod(api, everything)
 
             self.info = ClusterInfo(
-                directory=self.directory, ip_family=self.ip_family, host=host, api_url=api_url,
-                kubeconfig=kubeconfig, ca_cert=tls.ca_cert, ca_key=tls.ca_key,
-                admin_cert=tls.admin_cert, admin_key=tls.admin_key, node_names=node_names,
+                directory=self.directory,
+                ip_family=self.ip_family,
+                host=host,
+                api_url=api_url,
+                kubeconfig=kubeconfig,
+                ca_cert=tls.ca_cert,
+                ca_key=tls.ca_key,
+                admin_cert=tls.admin_cert,
+                admin_key=tls.admin_key,
+                node_names=node_names,
             )
             self._write_state(ready_after=time.monotonic() - started)
             return self.info
@@ -229,112 +297,6 @@ def stop_directory(directory: Path, *, remove: bool = True) -> list[str]:
     return stopped
 
 
-# -- talking to the API while bootstrapping (stdlib only: runs before any client exists) ----
-
-
-def _admin_ssl(tls: pki.ClusterPKI) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(tls.ca_cert))
-    ctx.load_cert_chain(str(tls.admin_cert), str(tls.admin_key))
-    return ctx
-
-
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback health URL
-        return bool(resp.status == 200)
-
-
-def _https_ok(url: str, ctx: ssl.SSLContext) -> bool:
-    with urllib.request.urlopen(url, timeout=5, context=ctx) as resp:  # noqa: S310
-        return bool(resp.status == 200)
-
-
-class _Api:
-    def __init__(self, base: str, ctx: ssl.SSLContext) -> None:
-        self.base, self.ctx = base, ctx
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any] | None:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method)  # noqa: S310
-        req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=10, context=self.ctx) as resp:  # noqa: S310
-                result: dict[str, Any] = json.loads(resp.read())
-                return result
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise RuntimeError(f"{method} {path}: HTTP {exc.code}: {exc.read()[:500]!r}") from exc
-
-    def get(self, path: str) -> dict[str, Any] | None:
-        return self._call("GET", path)
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        return self._call("POST", path, body)
-
-    def delete(self, path: str) -> dict[str, Any] | None:
-        return self._call("DELETE", path)
-
-
-def _node(name: str, host: str) -> dict[str, Any]:
-    resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-            "labels": {
-                "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                "type": "kwok",
-            },
-        },
-        "status": {"capacity": resources, "allocatable": resources},
-    }
-
-
-def _nodes_ready(api: _Api, names: tuple[str, ...]) -> bool:
-    for name in names:
-        node = api.get(f"/api/v1/nodes/{name}")
-        conds = (node or {}).get("status", {}).get("conditions", [])
-        if not any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
-            return False
-    return True
-
-
-def _probe_pod(api: _Api, watch: list[procs.Process]) -> None:
-    """Schedule one pod and see it Ready: proves scheduler, kwok and admission work together."""
-    ns = "kube-system"
-    name = "e2e-readiness-probe"
-    path = f"/api/v1/namespaces/{ns}/pods"
-    api.post(path, {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-        "spec": {"containers": [{"name": "c", "image": "e2e.invalid/probe:1"}], "terminationGracePeriodSeconds": 0},
-    })
-
-    def ready() -> bool:
-        pod = api.get(f"{path}/{name}") or {}
-        conds = pod.get("status", {}).get("conditions", [])
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
-
-    procs.wait_until("a probe pod to be scheduled and Ready", ready, timeout=60, watch=watch)
-    api.delete(f"{path}/{name}?gracePeriodSeconds=0")
-
-
-def _write_kubeconfig(path: Path, server: str, tls: pki.ClusterPKI) -> None:
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "e2e", "cluster": {"server": server, "certificate-authority": str(tls.ca_cert)}}],
-        "users": [{"name": "admin", "user": {
-            "client-certificate": str(tls.admin_cert), "client-key": str(tls.admin_key),
-        }}],
-        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "admin", "namespace": "default"}}],
-        "current-context": "e2e",
-    }
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    path.chmod(0o600)
-
-
 def new_cluster_dir(prefix: str = "gitopsd-e2e-") -> Path:
     """A fresh private directory for a cluster (removed again by ``stop(remove=True)``)."""
     return Path(tempfile.mkdtemp(prefix=prefix))
@@ -358,8 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     directory: Path = args.dir.resolve()
     if args.cmd == "up":
         if (directory / STATE_FILE).exists():
-            print(f"error: a cluster is already running in {directory} (run: python -m e2e.cluster down --dir {directory})",
-                  file=sys.stderr)
+            print(
+                f"error: a cluster is already running in {directory} "
+                f"(run: python -m e2e.cluster down --dir {directory})",
+                file=sys.stderr,
+            )
             return 1
         if directory.exists() and any(directory.iterdir()):
             print(f"error: {directory} is not empty; give a new or empty directory", file=sys.stderr)
@@ -382,8 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {directory} does not exist", file=sys.stderr)
         return 1
     stopped = stop_directory(directory, remove=not args.keep)
-    print(f"stopped {', '.join(stopped) if stopped else 'nothing (no running cluster found)'}"
-          + ("" if args.keep else f"; removed {directory}"))
+    print(
+        f"stopped {', '.join(stopped) if stopped else 'nothing (no running cluster found)'}"
+        + ("" if args.keep else f"; removed {directory}")
+    )
     return 0
 
 

@@ -73,9 +73,15 @@ def _ca(cn: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -114,9 +120,7 @@ def issue(
         .not_valid_after(now + _VALIDITY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
     )
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
     sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
@@ -133,7 +137,9 @@ def load_ca(cert_path: Path, key_path: Path) -> tuple[x509.Certificate, ec.Ellip
     return cert, key
 
 
-def write_pair(directory: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> tuple[Path, Path]:
+def write_pair(
+    directory: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> tuple[Path, Path]:
     """Write ``stem.crt`` and ``stem.key``; return their paths."""
     crt, k = directory / f"{stem}.crt", directory / f"{stem}.key"
     _write_cert(crt, cert)
@@ -148,9 +154,17 @@ def generate(directory: Path, service_ip: str) -> ClusterPKI:
     ca_crt_path, ca_key_path = write_pair(directory, "ca", ca_cert, ca_key)
 
     api_cert, api_key = issue(
-        ca_cert, ca_key, "kube-apiserver", server=True,
-        dns=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-             "kubernetes.default.svc.cluster.local"),
+        ca_cert,
+        ca_key,
+        "kube-apiserver",
+        server=True,
+        dns=(
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ),
         ips=("127.0.0.1", "::1", service_ip),
     )
     api_crt_path, api_key_path = write_pair(directory, "apiserver", api_cert, api_key)
@@ -172,10 +186,15 @@ def generate(directory: Path, service_ip: str) -> ClusterPKI:
     fp_crt_path, fp_key_path = write_pair(directory, "front-proxy-client", fp_cert, fp_key)
 
     return ClusterPKI(
-        ca_cert=ca_crt_path, ca_key=ca_key_path,
-        apiserver_cert=api_crt_path, apiserver_key=api_key_path,
-        admin_cert=admin_crt_path, admin_key=admin_key_path,
-        sa_key=sa_key_path, sa_pub=sa_pub_path,
+        ca_cert=ca_crt_path,
+        ca_key=ca_key_path,
+        apiserver_cert=api_crt_path,
+        apiserver_key=api_key_path,
+        admin_cert=admin_crt_path,
+        admin_key=admin_key_path,
+        sa_key=sa_key_path,
+        sa_pub=sa_pub_path,
         front_proxy_ca_cert=fp_ca_path,
-        front_proxy_client_cert=fp_crt_path, front_proxy_client_key=fp_key_path,
+        front_proxy_client_cert=fp_crt_path,
+        front_proxy_client_key=fp_key_path,
     )

@@ -99,7 +99,7 @@ def start(
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
     with open(log, "ab") as out:
-        popen = subprocess.Popen(  # noqa: S603 - argv is built by the harness
+        popen = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -107,7 +107,7 @@ def start(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent if tie_to_parent else None,  # noqa: PLW1509
+            preexec_fn=_die_with_parent if tie_to_parent else None,
             user=user,
             group=group,
             extra_groups=[] if group is not None else None,
@@ -182,7 +182,7 @@ def wait_until(
             if result:
                 return result
             last_error = None
-        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+        except Exception as exc:
             last_error = exc
         time.sleep(interval)
     detail = f" (last error: {last_error})" if last_error else ""

@@ -98,18 +98,29 @@ def start_prometheus(ip_family: str = "ipv4", scrape_interval: str = "1s") -> Pr
         (directory / "targets").mkdir()
         config = {
             "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
-            "scrape_configs": [{
-                "job_name": "e2e",
-                "file_sd_configs": [{"files": [str(directory / "targets" / "*.json")], "refresh_interval": "1s"}],
-            }],
+            "scrape_configs": [
+                {
+                    "job_name": "e2e",
+                    "file_sd_configs": [{"files": [str(directory / "targets" / "*.json")], "refresh_interval": "1s"}],
+                }
+            ],
         }
         (directory / "prometheus.yml").write_text(json.dumps(config))
-        proc = prom._procs.add(procs.start("prometheus", [
-            binary, f"--config.file={directory / 'prometheus.yml'}",
-            f"--storage.tsdb.path={directory / 'data'}",
-            f"--web.listen-address={procs.url_host(host)}:{prom.port}",
-            "--web.enable-remote-write-receiver", "--web.enable-lifecycle", "--log.level=warn",
-        ], directory / "logs"))
+        proc = prom._procs.add(
+            procs.start(
+                "prometheus",
+                [
+                    binary,
+                    f"--config.file={directory / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={directory / 'data'}",
+                    f"--web.listen-address={procs.url_host(host)}:{prom.port}",
+                    "--web.enable-remote-write-receiver",
+                    "--web.enable-lifecycle",
+                    "--log.level=warn",
+                ],
+                directory / "logs",
+            )
+        )
         procs.wait_until("prometheus /-/ready", lambda: _http_ok(f"{prom.url}/-/ready"), timeout=60, watch=[proc])
     except BaseException:
         prom.stop()
@@ -139,10 +150,29 @@ def start_redis(ip_family: str = "ipv4") -> Redis:
     host = _loopback(ip_family)
     redis = Redis(directory=directory, host=host, port=procs.free_port(host))
     try:
-        proc = redis._procs.add(procs.start("redis", [
-            binary, "--port", str(redis.port), "--bind", host, "--save", "", "--appendonly", "no",
-            "--dir", str(directory), "--daemonize", "no", "--protected-mode", "no",
-        ], directory / "logs"))
+        proc = redis._procs.add(
+            procs.start(
+                "redis",
+                [
+                    binary,
+                    "--port",
+                    str(redis.port),
+                    "--bind",
+                    host,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(directory),
+                    "--daemonize",
+                    "no",
+                    "--protected-mode",
+                    "no",
+                ],
+                directory / "logs",
+            )
+        )
         procs.wait_until("redis PING", lambda: _redis_ping(host, redis.port), timeout=30, watch=[proc])
     except BaseException:
         redis.stop()
@@ -167,7 +197,7 @@ class RabbitMQ(_Base):
     amqp_port: int = 0
     management_port: int = 0
     username: str = "guest"
-    password: str = "guest"
+    password: str = "guest"  # noqa: S105 - RabbitMQ's default, accepted on loopback only
 
     @property
     def management_url(self) -> str:
@@ -185,15 +215,19 @@ class RabbitMQ(_Base):
         return json.loads(raw) if raw else None
 
     def declare_queue(self, name: str, vhost: str = "/") -> None:
-        self.api("PUT", f"/api/queues/{urllib.parse.quote(vhost, safe='')}/{urllib.parse.quote(name, safe='')}",
-                 {"durable": False, "auto_delete": False})
+        self.api(
+            "PUT",
+            f"/api/queues/{urllib.parse.quote(vhost, safe='')}/{urllib.parse.quote(name, safe='')}",
+            {"durable": False, "auto_delete": False},
+        )
 
     def publish(self, queue: str, count: int, vhost: str = "/") -> None:
         """Publish ``count`` messages to ``queue`` through the default exchange."""
         path = f"/api/exchanges/{urllib.parse.quote(vhost, safe='')}/amq.default/publish"
         for i in range(count):
-            result = self.api("POST", path, {"properties": {}, "routing_key": queue, "payload": f"m{i}",
-                                             "payload_encoding": "string"})
+            result = self.api(
+                "POST", path, {"properties": {}, "routing_key": queue, "payload": f"m{i}", "payload_encoding": "string"}
+            )
             if not result.get("routed"):
                 raise RuntimeError(f"message to queue {queue!r} was not routed (does the queue exist?)")
 
@@ -218,23 +252,28 @@ def start_rabbitmq(ip_family: str = "ipv4", timeout: float = 90.0) -> RabbitMQ:
         except KeyError:
             run_as = None
     directory.chmod(0o755)
-    rabbit = RabbitMQ(directory=directory, host=host, amqp_port=procs.free_port(host),
-                      management_port=procs.free_port(host))
+    rabbit = RabbitMQ(
+        directory=directory, host=host, amqp_port=procs.free_port(host), management_port=procs.free_port(host)
+    )
     try:
         epmd_port, dist_port = procs.free_port("127.0.0.1"), procs.free_port("127.0.0.1")
         for sub in ("mnesia", "log", "home"):
             (directory / sub).mkdir()
         (directory / "enabled_plugins").write_text("[rabbitmq_management].\n")
-        (directory / "rabbitmq.conf").write_text("\n".join([
-            f"listeners.tcp.default = {procs.url_host(host) if ':' in host else host}:{rabbit.amqp_port}",
-            f"management.tcp.port = {rabbit.management_port}",
-            f"management.tcp.ip = {host}",
-            # Refresh queue counters every second instead of every five.
-            "collect_statistics_interval = 1000",
-            "log.console = true",
-            "log.console.level = warning",
-            "",
-        ]))
+        (directory / "rabbitmq.conf").write_text(
+            "\n".join(
+                [
+                    f"listeners.tcp.default = {procs.url_host(host) if ':' in host else host}:{rabbit.amqp_port}",
+                    f"management.tcp.port = {rabbit.management_port}",
+                    f"management.tcp.ip = {host}",
+                    # Refresh queue counters every second instead of every five.
+                    "collect_statistics_interval = 1000",
+                    "log.console = true",
+                    "log.console.level = warning",
+                    "",
+                ]
+            )
+        )
         (directory / "home" / ".erlang.cookie").write_text(os.urandom(16).hex().upper())
         (directory / "home" / ".erlang.cookie").chmod(0o400)
         if run_as is not None:
@@ -258,12 +297,22 @@ def start_rabbitmq(ip_family: str = "ipv4", timeout: float = 90.0) -> RabbitMQ:
         epmd_proc = rabbit._procs.add(
             procs.start("epmd", [epmd, "-port", str(epmd_port), "-address", "127.0.0.1"], logs, env=env)
         )
-        proc = rabbit._procs.add(procs.start(
-            "rabbitmq", [binary], logs, env=env, cwd=directory,
-            user=run_as.pw_uid if run_as else None, group=run_as.pw_gid if run_as else None,
-        ))
+        proc = rabbit._procs.add(
+            procs.start(
+                "rabbitmq",
+                [binary],
+                logs,
+                env=env,
+                cwd=directory,
+                user=run_as.pw_uid if run_as else None,
+                group=run_as.pw_gid if run_as else None,
+            )
+        )
         procs.wait_until(
-            "rabbitmq management API", lambda: _rabbit_ready(rabbit), timeout=timeout, interval=0.5,
+            "rabbitmq management API",
+            lambda: _rabbit_ready(rabbit),
+            timeout=timeout,
+            interval=0.5,
             watch=[epmd_proc, proc],
         )
     except BaseException:

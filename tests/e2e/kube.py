@@ -50,5 +50,8 @@ def kubectl(cluster: ClusterInfo, *args: str, timeout: float = 60) -> subprocess
         raise RuntimeError("kubectl not found: install it or set KUBECTL")
     return subprocess.run(
         [binary, f"--kubeconfig={cluster.kubeconfig}", *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

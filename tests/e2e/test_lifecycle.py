@@ -31,25 +31,48 @@ def test_cli_up_then_down_leaves_no_process_or_directory(tmp_path: Path, binarie
     """`python -m e2e.cluster up` returns a usable cluster; `down` stops every process and removes DIR."""
     directory = tmp_path / "c1"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    up = subprocess.run([sys.executable, "-m", "e2e.cluster", "up", "--ip-family", "ipv4", "--dir", str(directory),
-                         "--nodes", "1"], capture_output=True, text=True, env=env, timeout=300, check=False)
+    up = subprocess.run(
+        [sys.executable, "-m", "e2e.cluster", "up", "--ip-family", "ipv4", "--dir", str(directory), "--nodes", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     try:
         assert up.returncode == 0, up.stderr
         assert f"export KUBECONFIG={directory / 'kubeconfig'}" in up.stdout
         pids = json.loads((directory / STATE_FILE).read_text())["processes"]
         assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
         assert all(_alive(pid) for pid in pids.values())
-        nodes = subprocess.run(["kubectl", f"--kubeconfig={directory / 'kubeconfig'}", "get", "nodes", "-o", "name"],
-                               capture_output=True, text=True, timeout=60, check=False)
+        nodes = subprocess.run(
+            ["kubectl", f"--kubeconfig={directory / 'kubeconfig'}", "get", "nodes", "-o", "name"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert nodes.stdout.split() == ["node/kwok-node-0"], nodes.stderr
 
-        again = subprocess.run([sys.executable, "-m", "e2e.cluster", "up", "--dir", str(directory)],
-                               capture_output=True, text=True, env=env, timeout=60, check=False)
+        again = subprocess.run(
+            [sys.executable, "-m", "e2e.cluster", "up", "--dir", str(directory)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
         assert again.returncode == 1
         assert "already running" in again.stderr
     finally:
-        down = subprocess.run([sys.executable, "-m", "e2e.cluster", "down", "--dir", str(directory)],
-                              capture_output=True, text=True, env=env, timeout=120, check=False)
+        down = subprocess.run(
+            [sys.executable, "-m", "e2e.cluster", "down", "--dir", str(directory)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
     assert down.returncode == 0, down.stderr
     assert not directory.exists()
     assert not any(_alive(pid) for pid in pids.values())

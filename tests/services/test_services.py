@@ -15,7 +15,7 @@ from e2e import procs, services
 class _Exporter(BaseHTTPRequestHandler):
     body = b""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
         self.end_headers()
@@ -58,7 +58,8 @@ def test_prometheus_scrapes_a_target_and_answers_queries(
 
     handler.body = b"queue_depth 9\n"
     procs.wait_until(
-        "the new value", lambda: [r for r in prometheus.query('queue_depth{job="svc-a"}') if r["value"][1] == "9"],
+        "the new value",
+        lambda: [r for r in prometheus.query('queue_depth{job="svc-a"}') if r["value"][1] == "9"],
         timeout=60,
     )
 
