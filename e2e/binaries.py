@@ -14,6 +14,7 @@ Run ``python -m e2e.binaries`` to build everything ahead of time.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -61,12 +62,17 @@ def _log(msg: str) -> None:
     print(f"[e2e.binaries] {msg}", file=sys.stderr, flush=True)
 
 
-def _go() -> str:
-    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+# Where Go's official tarball installs itself, in case it is not on PATH.
+GO_CANDIDATES = ("/usr/local/go/bin/go",)
+
+
+def find_go(missing: tuple[str, ...] = ALL_BINARIES) -> str:
+    """The go command, or an error that says what is missing and both ways to get it."""
+    go = shutil.which("go") or next((c for c in GO_CANDIDATES if os.access(c, os.X_OK)), None)
     if not go:
         raise BinariesUnavailable(
-            "the local cluster needs etcd, kube-apiserver, kube-controller-manager, kube-scheduler "
-            "and kwok: set KUBEBUILDER_ASSETS to a directory holding them, or install Go "
+            f"the local cluster needs {', '.join(missing)}, which are neither in $KUBEBUILDER_ASSETS nor in "
+            f"{cache_root() / 'bin'}: set KUBEBUILDER_ASSETS to a directory holding them, or install Go >= 1.24 "
             "(https://go.dev/doc/install) so they can be built from their Go modules"
         )
     return go
@@ -148,7 +154,7 @@ def _version_ldflags(version: str) -> str:
 
 
 def _build_kubernetes(dest: Path) -> None:
-    go = _go()
+    go = find_go()
     work = cache_root() / "build" / f"kubernetes-{KUBERNETES_VERSION}"
     work.mkdir(parents=True, exist_ok=True)
     env = _go_env()
@@ -172,7 +178,7 @@ def _build_kubernetes(dest: Path) -> None:
 
 
 def _build_etcd(dest: Path) -> None:
-    go = _go()
+    go = find_go()
     work = cache_root() / "build" / f"etcd-{ETCD_VERSION}"
     work.mkdir(parents=True, exist_ok=True)
     (work / "go.mod").write_text(
@@ -189,7 +195,7 @@ def _build_etcd(dest: Path) -> None:
 
 
 def _build_kwok(dest: Path) -> None:
-    go = _go()
+    go = find_go()
     tmp = dest.with_name(dest.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     env = _go_env()
@@ -225,17 +231,27 @@ def ensure_binaries() -> Binaries:
         (f"kubernetes-{KUBERNETES_VERSION}", K8S_COMMANDS, _build_kubernetes),
         (f"kwok-{KWOK_VERSION}", ("kwok",), _build_kwok),
     )
-    for dirname, names, build in plan:
-        if all(n in found for n in names):
-            continue
-        dest = bin_root / dirname
-        if not all((dest / n).is_file() for n in names):
-            started = time.monotonic()
-            _log(f"building {', '.join(names)} into {dest} (first run on this machine; cached afterwards)")
-            build(dest)
-            _log(f"built {dirname} in {time.monotonic() - started:.0f}s")
+    todo = [
+        (bin_root / dirname, names, build)
+        for dirname, names, build in plan
+        if not all(n in found or (bin_root / dirname / n).is_file() for n in names)
+    ]
+    if todo:
+        find_go(tuple(n for _, names, _ in todo for n in names if n not in found))
+        bin_root.mkdir(parents=True, exist_ok=True)
+        # One build at a time per machine: a second caller waits, then finds the result.
+        with open(bin_root / ".build.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for dest, names, build in todo:
+                if all((dest / n).is_file() for n in names):
+                    continue
+                started = time.monotonic()
+                _log(f"building {', '.join(names)} into {dest} (first run on this machine; cached afterwards)")
+                build(dest)
+                _log(f"built {dest.name} in {time.monotonic() - started:.0f}s")
+    for dirname, names, _ in plan:
         for n in names:
-            found.setdefault(n, dest / n)
+            found.setdefault(n, bin_root / dirname / n)
     return Binaries(
         etcd=found["etcd"],
         kube_apiserver=found["kube-apiserver"],

@@ -90,7 +90,7 @@ def nodes_ready(api: Api, names: tuple[str, ...]) -> bool:
     return True
 
 
-def probe_pod(api: Api, watch: list[procs.Process]) -> None:
+def probe_pod(api: Api, watch: list[procs.Process], timeout: float = 60) -> None:
     """Schedule one pod and see it Ready: proves scheduler, kwok and admission work together."""
     ns = "kube-system"
     name = "e2e-readiness-probe"
@@ -110,7 +110,7 @@ def probe_pod(api: Api, watch: list[procs.Process]) -> None:
         conds = pod.get("status", {}).get("conditions", [])
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 
-    procs.wait_until("a probe pod to be scheduled and Ready", ready, timeout=60, watch=watch)
+    procs.wait_until("a probe pod to be scheduled and Ready", ready, timeout=timeout, watch=watch)
     api.delete(f"{path}/{name}?gracePeriodSeconds=0")
 
 

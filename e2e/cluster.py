@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from e2e import bootstrap, pki, procs
+from e2e import bootstrap, components, pki, procs
 from e2e.binaries import Binaries, BinariesUnavailable, ensure_binaries
 
 IPFamily = Literal["ipv4", "ipv6"]
 
-KWOK_STAGES = Path(__file__).with_name("kwok") / "stages.yaml"
 NEVER_READY_LABEL = "e2e.gitopsd.dev/never-ready"
 STATE_FILE = "cluster.json"
 
@@ -84,167 +83,74 @@ class LocalCluster:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self, timeout: float = 180.0) -> ClusterInfo:
-        """Bring every component up and return once pods can become Ready on kwok nodes."""
+        """Bring every component up and return once a pod can become Ready on a kwok node.
+
+        ``timeout`` bounds the whole start; on any failure every started process is stopped
+        and the error carries the log tail of the component at fault.
+        """
         started = time.monotonic()
+        deadline = started + timeout
+
+        def left(cap: float) -> float:
+            return max(1.0, min(cap, deadline - time.monotonic()))
+
         bins = self._binaries or ensure_binaries()
         host, service_cidr, service_ip, pod_cidr = _FAMILY[self.ip_family]
         self.directory.mkdir(parents=True, exist_ok=True)
-        logs = self.directory / "logs"
         try:
             tls = pki.generate(self.directory / "pki", service_ip)
             etcd_port, peer_port, api_port = (procs.free_port(host) for _ in range(3))
-            h = procs.url_host(host)
-            api_url = f"https://{h}:{api_port}"
-            kubeconfig = self.directory / "kubeconfig"
-            bootstrap.write_kubeconfig(kubeconfig, api_url, tls)
-
-            etcd = self._procs.add(
-                procs.start(
-                    "etcd",
-                    [
-                        str(bins.etcd),
-                        "--name=e2e",
-                        f"--data-dir={self.directory / 'etcd'}",
-                        f"--listen-client-urls=http://{h}:{etcd_port}",
-                        f"--advertise-client-urls=http://{h}:{etcd_port}",
-                        f"--listen-peer-urls=http://{h}:{peer_port}",
-                        f"--initial-advertise-peer-urls=http://{h}:{peer_port}",
-                        f"--initial-cluster=e2e=http://{h}:{peer_port}",
-                        "--unsafe-no-fsync=true",
-                        "--log-level=warn",
-                        "--quota-backend-bytes=2147483648",
-                    ],
-                    logs,
-                    tie_to_parent=self._tie,
-                )
+            lay = components.Layout(
+                directory=self.directory,
+                host=host,
+                etcd_port=etcd_port,
+                etcd_peer_port=peer_port,
+                api_port=api_port,
+                service_cidr=service_cidr,
+                pod_cidr=pod_cidr,
+                hpa_sync_period=self.hpa_sync_period,
+                hpa_downscale_stabilization=self.hpa_downscale_stabilization,
             )
-            self._write_state()
+            bootstrap.write_kubeconfig(lay.kubeconfig, lay.api_url, tls)
+
+            etcd = self._launch("etcd", components.etcd(bins, lay))
             procs.wait_until(
-                "etcd health", lambda: bootstrap.http_ok(f"http://{h}:{etcd_port}/health"), timeout=30, watch=[etcd]
+                "etcd health", lambda: bootstrap.http_ok(f"{lay.etcd_url}/health"), timeout=left(30), watch=[etcd]
             )
-
-            apiserver = self._procs.add(
-                procs.start(
-                    "kube-apiserver",
-                    [
-                        str(bins.kube_apiserver),
-                        f"--bind-address={host}",
-                        f"--advertise-address={host}",
-                        f"--secure-port={api_port}",
-                        f"--etcd-servers=http://{h}:{etcd_port}",
-                        f"--cert-dir={self.directory / 'apiserver'}",
-                        f"--tls-cert-file={tls.apiserver_cert}",
-                        f"--tls-private-key-file={tls.apiserver_key}",
-                        f"--client-ca-file={tls.ca_cert}",
-                        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                        f"--service-account-key-file={tls.sa_pub}",
-                        f"--service-account-signing-key-file={tls.sa_key}",
-                        f"--service-cluster-ip-range={service_cidr}",
-                        "--authorization-mode=RBAC",
-                        "--allow-privileged=true",
-                        # The aggregation layer, as kubeadm wires it.
-                        f"--requestheader-client-ca-file={tls.front_proxy_ca_cert}",
-                        "--requestheader-allowed-names=front-proxy-client",
-                        "--requestheader-username-headers=X-Remote-User",
-                        "--requestheader-group-headers=X-Remote-Group",
-                        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-                        f"--proxy-client-cert-file={tls.front_proxy_client_cert}",
-                        f"--proxy-client-key-file={tls.front_proxy_client_key}",
-                        "--enable-aggregator-routing=false",
-                        # The "kubernetes" Service cannot point at a loopback address; nothing needs it here.
-                        "--endpoint-reconciler-type=none",
-                        "--profiling=false",
-                        "--event-ttl=1h",
-                        "--v=1",
-                    ],
-                    logs,
-                    tie_to_parent=self._tie,
-                )
-            )
-            self._write_state()
+            apiserver = self._launch("kube-apiserver", components.kube_apiserver(bins, lay, tls))
             ctx = bootstrap.admin_ssl(tls)
             procs.wait_until(
                 "kube-apiserver /readyz",
-                lambda: bootstrap.https_ok(f"{api_url}/readyz", ctx),
-                timeout=90,
+                lambda: bootstrap.https_ok(f"{lay.api_url}/readyz", ctx),
+                timeout=left(90),
                 watch=[etcd, apiserver],
             )
+            self._launch("kube-controller-manager", components.kube_controller_manager(bins, lay, tls))
+            self._launch("kube-scheduler", components.kube_scheduler(bins, lay))
+            self._launch("kwok", components.kwok(bins, lay))
+            everything = list(self._procs.procs)
 
-            common = [f"--kubeconfig={kubeconfig}", "--leader-elect=false", "--secure-port=0"]
-            kcm = self._procs.add(
-                procs.start(
-                    "kube-controller-manager",
-                    [
-                        str(bins.kube_controller_manager),
-                        *common,
-                        "--controllers=*",
-                        "--use-service-account-credentials=true",
-                        f"--root-ca-file={tls.ca_cert}",
-                        f"--service-account-private-key-file={tls.sa_key}",
-                        f"--cluster-signing-cert-file={tls.ca_cert}",
-                        f"--cluster-signing-key-file={tls.ca_key}",
-                        f"--service-cluster-ip-range={service_cidr}",
-                        "--allocate-node-cidrs=false",
-                        f"--horizontal-pod-autoscaler-sync-period={self.hpa_sync_period}",
-                        f"--horizontal-pod-autoscaler-downscale-stabilization={self.hpa_downscale_stabilization}",
-                        "--v=1",
-                    ],
-                    logs,
-                    tie_to_parent=self._tie,
-                )
-            )
-            scheduler = self._procs.add(
-                procs.start(
-                    "kube-scheduler",
-                    [
-                        str(bins.kube_scheduler),
-                        *common,
-                        "--v=1",
-                    ],
-                    logs,
-                    tie_to_parent=self._tie,
-                )
-            )
-            kwok = self._procs.add(
-                procs.start(
-                    "kwok",
-                    [
-                        str(bins.kwok),
-                        f"--kubeconfig={kubeconfig}",
-                        f"--config={KWOK_STAGES}",
-                        "--manage-all-nodes=false",
-                        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                        f"--cidr={pod_cidr}",
-                        f"--node-ip={host}",
-                    ],
-                    logs,
-                    tie_to_parent=self._tie,
-                )
-            )
-            self._write_state()
-            everything = [etcd, apiserver, kcm, scheduler, kwok]
-
-            api = bootstrap.Api(api_url, ctx)
+            api = bootstrap.Api(lay.api_url, ctx)
             node_names = tuple(f"kwok-node-{i}" for i in range(self.nodes))
             for name in node_names:
                 api.post("/api/v1/nodes", bootstrap.node(name, host))
             procs.wait_until(
-                "kwok nodes Ready", lambda: bootstrap.nodes_ready(api, node_names), timeout=60, watch=everything
+                "kwok nodes Ready", lambda: bootstrap.nodes_ready(api, node_names), timeout=left(60), watch=everything
             )
             procs.wait_until(
                 "kube-controller-manager (default ServiceAccount)",
                 lambda: api.get("/api/v1/namespaces/default/serviceaccounts/default") is not None,
-                timeout=60,
+                timeout=left(60),
                 watch=everything,
             )
-            bootstrap.probe_pod(api, everything)
+            bootstrap.probe_pod(api, everything, timeout=left(60))
 
             self.info = ClusterInfo(
                 directory=self.directory,
                 ip_family=self.ip_family,
                 host=host,
-                api_url=api_url,
-                kubeconfig=kubeconfig,
+                api_url=lay.api_url,
+                kubeconfig=lay.kubeconfig,
                 ca_cert=tls.ca_cert,
                 ca_key=tls.ca_key,
                 admin_cert=tls.admin_cert,
@@ -256,6 +162,11 @@ class LocalCluster:
         except BaseException:
             self.stop(remove=False)
             raise
+
+    def _launch(self, name: str, argv: list[str]) -> procs.Process:
+        proc = self._procs.add(procs.start(name, argv, self.directory / "logs", tie_to_parent=self._tie))
+        self._write_state()  # so `down` can find it even if this start never finishes
+        return proc
 
     def stop(self, *, remove: bool = False) -> None:
         """Stop every component (newest first); optionally delete the cluster directory."""

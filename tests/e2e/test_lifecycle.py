@@ -13,7 +13,7 @@ import pytest
 
 from e2e import procs
 from e2e.binaries import Binaries
-from e2e.cluster import STATE_FILE, LocalCluster
+from e2e.cluster import STATE_FILE, ClusterInfo, LocalCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,12 +27,23 @@ def _alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def test_cli_up_then_down_leaves_no_process_or_directory(tmp_path: Path, binaries: Binaries) -> None:
-    """`python -m e2e.cluster up` returns a usable cluster; `down` stops every process and removes DIR."""
+def test_cli_up_then_down_beside_another_cluster(tmp_path: Path, cluster: ClusterInfo) -> None:
+    """`e2e.cluster up` starts a second, separate cluster next to the session's; `down` leaves nothing behind."""
     directory = tmp_path / "c1"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     up = subprocess.run(
-        [sys.executable, "-m", "e2e.cluster", "up", "--ip-family", "ipv4", "--dir", str(directory), "--nodes", "1"],
+        [
+            sys.executable,
+            "-m",
+            "e2e.cluster",
+            "up",
+            "--ip-family",
+            cluster.ip_family,
+            "--dir",
+            str(directory),
+            "--nodes",
+            "1",
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -53,6 +64,23 @@ def test_cli_up_then_down_leaves_no_process_or_directory(tmp_path: Path, binarie
             check=False,
         )
         assert nodes.stdout.split() == ["node/kwok-node-0"], nodes.stderr
+        # Two clusters, two stores: an object made in one is not in the other.
+        made = subprocess.run(
+            ["kubectl", f"--kubeconfig={directory / 'kubeconfig'}", "create", "namespace", "only-in-c1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert made.returncode == 0, made.stderr
+        other = subprocess.run(
+            ["kubectl", f"--kubeconfig={cluster.kubeconfig}", "get", "namespace", "only-in-c1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert other.returncode != 0 and "NotFound" in other.stderr
 
         again = subprocess.run(
             [sys.executable, "-m", "e2e.cluster", "up", "--dir", str(directory)],

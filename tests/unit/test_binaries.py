@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from e2e.binaries import staging_modules, wrapper_gomod
+from pathlib import Path
+
+import pytest
+
+from e2e import binaries
+from e2e.binaries import ALL_BINARIES, staging_modules, wrapper_gomod
 
 KUBERNETES_GOMOD = """module k8s.io/kubernetes
 
@@ -33,3 +38,49 @@ def test_wrapper_gomod_pins_staging_modules_to_matching_v0_release() -> None:
     assert "\tk8s.io/api => k8s.io/api v0.33.13" in text
     assert "\tk8s.io/client-go => k8s.io/client-go v0.33.13" in text
     assert "./staging" not in text
+
+
+def _fake_binaries(directory: Path, names: tuple[str, ...]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (directory / name).write_text("#!/bin/sh\n")
+        (directory / name).chmod(0o755)
+
+
+def test_kubebuilder_assets_are_used_without_building(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every binary in $KUBEBUILDER_ASSETS wins; nothing is built even with no Go and an empty cache."""
+    _fake_binaries(tmp_path / "assets", ALL_BINARIES)
+    monkeypatch.setenv("KUBEBUILDER_ASSETS", str(tmp_path / "assets"))
+    monkeypatch.setenv("GITOPSD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(binaries, "GO_CANDIDATES", ())
+    found = binaries.ensure_binaries()
+    assert found.kube_apiserver == tmp_path / "assets" / "kube-apiserver"
+    assert found.kwok == tmp_path / "assets" / "kwok"
+    assert not (tmp_path / "cache").exists()
+
+
+def test_assets_and_cache_combine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """envtest assets usually lack kwok: the cached build fills the gap."""
+    _fake_binaries(tmp_path / "assets", ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"))
+    _fake_binaries(tmp_path / "cache" / "bin" / f"kwok-{binaries.KWOK_VERSION}", ("kwok",))
+    monkeypatch.setenv("KUBEBUILDER_ASSETS", str(tmp_path / "assets"))
+    monkeypatch.setenv("GITOPSD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(binaries, "GO_CANDIDATES", ())
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    found = binaries.ensure_binaries()
+    assert found.etcd == tmp_path / "assets" / "etcd"
+    assert found.kwok == tmp_path / "cache" / "bin" / f"kwok-{binaries.KWOK_VERSION}" / "kwok"
+
+
+def test_no_binaries_and_no_go_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without binaries or Go, the error names what is missing and both ways to get it."""
+    monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
+    monkeypatch.setenv("GITOPSD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(binaries, "GO_CANDIDATES", ())
+    with pytest.raises(binaries.BinariesUnavailable) as err:
+        binaries.ensure_binaries()
+    message = str(err.value)
+    assert "kube-apiserver" in message and "kwok" in message
+    assert "KUBEBUILDER_ASSETS" in message and "install Go" in message
