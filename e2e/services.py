@@ -263,7 +263,7 @@ def start_rabbitmq(ip_family: str = "ipv4", timeout: float = 90.0) -> RabbitMQ:
         (directory / "rabbitmq.conf").write_text(
             "\n".join(
                 [
-                    f"listeners.tcp.default = {procs.url_host(host) if ':' in host else host}:{rabbit.amqp_port}",
+                    f"listeners.tcp.default = {host}:{rabbit.amqp_port}",
                     f"management.tcp.port = {rabbit.management_port}",
                     f"management.tcp.ip = {host}",
                     # Refresh queue counters every second instead of every five.

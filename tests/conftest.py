@@ -7,6 +7,7 @@ quietly skips its integration tests proves nothing.
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Iterator
 from types import FrameType
 
@@ -15,6 +16,7 @@ import pytest
 from e2e import services
 from e2e.binaries import Binaries, BinariesUnavailable, ensure_binaries
 from e2e.cluster import ClusterInfo, LocalCluster, new_cluster_dir
+from e2e.procs import log_tail
 
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -36,18 +38,20 @@ def binaries() -> Binaries:
         pytest.fail(str(exc), pytrace=False)
 
 
-def _cluster(family: str, binaries: Binaries) -> Iterator[ClusterInfo]:
-    cluster = LocalCluster(new_cluster_dir(f"gitopsd-e2e-{family}-"), family, binaries=binaries)  # type: ignore[arg-type]
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop(remove=True)
-
-
 @pytest.fixture(scope="session", params=["ipv4", "ipv6"])
 def cluster(request: pytest.FixtureRequest, binaries: Binaries) -> Iterator[ClusterInfo]:
     """A ready local cluster; tests using it run once over IPv4 and once over IPv6."""
-    yield from _cluster(request.param, binaries)
+    family = request.param
+    cluster = LocalCluster(new_cluster_dir(f"gitopsd-e2e-{family}-"), family, binaries=binaries)
+    failed_before = request.session.testsfailed
+    try:
+        yield cluster.start()
+    finally:
+        if request.session.testsfailed > failed_before:
+            # The directory goes away with the cluster: show what its components said first.
+            for log in sorted((cluster.directory / "logs").glob("*.log")):
+                print(f"\n--- {family} {log.name} (last lines) ---\n{log_tail(log, 30)}", file=sys.__stderr__)
+        cluster.stop(remove=True)
 
 
 @pytest.fixture(scope="session")
