@@ -38,7 +38,7 @@ def _rss_kib(pid: int) -> int:
 
 
 def _one(family: str) -> dict[str, object]:
-    cluster = LocalCluster(new_cluster_dir(f"gitopsd-bench-{family}-"), family)  # type: ignore[arg-type]
+    cluster = LocalCluster(new_cluster_dir(f"bench-{family}"), family)  # type: ignore[arg-type]
     started = time.monotonic()
     try:
         cluster.start()

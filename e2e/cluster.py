@@ -17,7 +17,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,9 +207,9 @@ def stop_directory(directory: Path, *, remove: bool = True) -> list[str]:
     return stopped
 
 
-def new_cluster_dir(prefix: str = "gitopsd-e2e-") -> Path:
+def new_cluster_dir(name: str = "e2e") -> Path:
     """A fresh private directory for a cluster (removed again by ``stop(remove=True)``)."""
-    return Path(tempfile.mkdtemp(prefix=prefix))
+    return procs.private_dir(name)
 
 
 # -- command line --------------------------------------------------------------------------

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +33,45 @@ class StartupError(RuntimeError):
 def _die_with_parent() -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_OWNER_FILE = ".gitopsd-owner"
+_TEMP_PREFIX = "gitopsd-"
+
+
+def private_dir(kind: str) -> Path:
+    """A new temporary directory owned by this process, for one cluster or service.
+
+    The owner's pid is recorded so that :func:`reap_stale_dirs` can remove directories left
+    behind by a harness that was killed outright (SIGKILL skips every cleanup).
+    """
+    directory = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{kind}-"))
+    (directory / _OWNER_FILE).write_text(str(os.getpid()))
+    return directory
+
+
+def reap_stale_dirs() -> list[Path]:
+    """Remove temporary directories whose owning process is gone; return them."""
+    removed = []
+    for directory in Path(tempfile.gettempdir()).glob(f"{_TEMP_PREFIX}*"):
+        try:
+            owner = int((directory / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if owner != os.getpid() and not _pid_alive(owner):
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -13,7 +13,6 @@ import os
 import pwd
 import shutil
 import socket
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -91,7 +90,7 @@ class Prometheus(_Base):
 def start_prometheus(ip_family: str = "ipv4", scrape_interval: str = "1s") -> Prometheus:
     """Start Prometheus on a free port; returns once /-/ready answers."""
     binary = _require(PROMETHEUS, "prometheus")
-    directory = Path(tempfile.mkdtemp(prefix="gitopsd-prometheus-"))
+    directory = procs.private_dir("prometheus")
     host = _loopback(ip_family)
     prom = Prometheus(directory=directory, host=host, port=procs.free_port(host))
     try:
@@ -146,7 +145,7 @@ class Redis(_Base):
 def start_redis(ip_family: str = "ipv4") -> Redis:
     """Start redis-server on a free port; returns once it answers PING."""
     binary = _require(REDIS, "redis-server")
-    directory = Path(tempfile.mkdtemp(prefix="gitopsd-redis-"))
+    directory = procs.private_dir("redis")
     host = _loopback(ip_family)
     redis = Redis(directory=directory, host=host, port=procs.free_port(host))
     try:
@@ -243,7 +242,7 @@ def start_rabbitmq(ip_family: str = "ipv4", timeout: float = 90.0) -> RabbitMQ:
     binary = _require(RABBITMQ, "rabbitmq-server")
     epmd = _require(EPMD, "erlang-base")
     host = _loopback(ip_family)
-    directory = Path(tempfile.mkdtemp(prefix="gitopsd-rabbitmq-"))
+    directory = procs.private_dir("rabbitmq")
     # As root, Debian's RabbitMQ must run as its own user, which needs to reach and own its dirs.
     run_as: pwd.struct_passwd | None = None
     if os.geteuid() == 0:

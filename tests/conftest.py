@@ -16,7 +16,7 @@ import pytest
 from e2e import services
 from e2e.binaries import Binaries, BinariesUnavailable, ensure_binaries
 from e2e.cluster import ClusterInfo, LocalCluster, new_cluster_dir
-from e2e.procs import log_tail
+from e2e.procs import log_tail, reap_stale_dirs
 
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -27,6 +27,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest runs fixture teardown on KeyboardInterrupt but not on SIGTERM: make them the same,
     # so a CI timeout or `kill` still stops clusters and services.
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    # A run killed outright (SIGKILL) took its processes with it (PR_SET_PDEATHSIG) but left
+    # its directories: remove those of runs that are gone.
+    reap_stale_dirs()
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +45,7 @@ def binaries() -> Binaries:
 def cluster(request: pytest.FixtureRequest, binaries: Binaries) -> Iterator[ClusterInfo]:
     """A ready local cluster; tests using it run once over IPv4 and once over IPv6."""
     family = request.param
-    cluster = LocalCluster(new_cluster_dir(f"gitopsd-e2e-{family}-"), family, binaries=binaries)
+    cluster = LocalCluster(new_cluster_dir(f"e2e-{family}"), family, binaries=binaries)
     failed_before = request.session.testsfailed
     try:
         yield cluster.start()
