@@ -29,6 +29,8 @@ IPFamily = Literal["ipv4", "ipv6"]
 
 NEVER_READY_LABEL = "e2e.gitopsd.dev/never-ready"
 STATE_FILE = "cluster.json"
+# Marks a directory as a harness cluster's, so `down` never deletes anything else.
+MARKER_FILE = ".gitopsd-cluster"
 
 _FAMILY = {
     # host, service CIDR, first service IP (the "kubernetes" Service), kwok pod CIDR
@@ -96,6 +98,7 @@ class LocalCluster:
         bins = self._binaries or ensure_binaries()
         host, service_cidr, service_ip, pod_cidr = _FAMILY[self.ip_family]
         self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / MARKER_FILE).touch()
         try:
             tls = pki.generate(self.directory / "pki", service_ip)
             etcd_port, peer_port, api_port = (procs.free_port(host) for _ in range(3))
@@ -193,7 +196,12 @@ class LocalCluster:
 
 
 def stop_directory(directory: Path, *, remove: bool = True) -> list[str]:
-    """Stop a cluster started by another process (``up``), from its state file."""
+    """Stop a cluster started by another process (``up``), from its state file.
+
+    Raises ``ValueError`` for a directory that no cluster was ever started in.
+    """
+    if not (directory / MARKER_FILE).exists():
+        raise ValueError(f"{directory} is not a cluster directory (no {MARKER_FILE}); nothing was stopped or removed")
     state_path = directory / STATE_FILE
     stopped: list[str] = []
     if state_path.exists():
@@ -256,7 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     if not directory.exists():
         print(f"error: {directory} does not exist", file=sys.stderr)
         return 1
-    stopped = stop_directory(directory, remove=not args.keep)
+    try:
+        stopped = stop_directory(directory, remove=not args.keep)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(
         f"stopped {', '.join(stopped) if stopped else 'nothing (no running cluster found)'}"
         + ("" if args.keep else f"; removed {directory}")

@@ -117,3 +117,20 @@ def test_failed_start_reports_the_component_log_and_cleans_up(tmp_path: Path, bi
     assert "etcd exited with code 3" in str(err.value)
     assert "disk on fire" in str(err.value)
     assert not (tmp_path / "c" / STATE_FILE).exists()
+
+
+def test_down_refuses_a_directory_no_cluster_was_started_in(tmp_path: Path) -> None:
+    """`down` on an ordinary directory fails with a clear error and deletes nothing."""
+    (tmp_path / "precious.txt").write_text("keep me")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    down = subprocess.run(
+        [sys.executable, "-m", "e2e.cluster", "down", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert down.returncode == 1
+    assert "is not a cluster directory" in down.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
