@@ -47,6 +47,7 @@ def _loopback(ip_family: str) -> str:
 @dataclass(slots=True)
 class _Base:
     directory: Path
+    host: str = "127.0.0.1"
     _procs: procs.ProcessSet = field(default_factory=procs.ProcessSet)
 
     def stop(self) -> None:
@@ -61,7 +62,6 @@ class _Base:
 class Prometheus(_Base):
     """A Prometheus server scraping whatever targets a test registers (file service discovery)."""
 
-    host: str = "127.0.0.1"
     port: int = 0
 
     @property
@@ -134,7 +134,6 @@ def start_prometheus(ip_family: str = "ipv4", scrape_interval: str = "1s") -> Pr
 class Redis(_Base):
     """A redis-server with no persistence."""
 
-    host: str = "127.0.0.1"
     port: int = 0
 
     @property
@@ -192,7 +191,6 @@ def _redis_ping(host: str, port: int) -> bool:
 class RabbitMQ(_Base):
     """A RabbitMQ node with the management plugin; user guest/guest (loopback only)."""
 
-    host: str = "127.0.0.1"
     amqp_port: int = 0
     management_port: int = 0
     username: str = "guest"

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
@@ -43,13 +44,14 @@ def deployment(name: str, replicas: int, pod_labels: dict[str, str] | None = Non
     }
 
 
-def kubectl(cluster: ClusterInfo, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run kubectl against the cluster (``$KUBECTL`` or the one on PATH)."""
+def kubectl(cluster: ClusterInfo | Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run kubectl against a cluster or a kubeconfig file (``$KUBECTL`` or the one on PATH)."""
+    kubeconfig = cluster if isinstance(cluster, Path) else cluster.kubeconfig
     binary = os.environ.get("KUBECTL") or shutil.which("kubectl")
     if not binary:
         raise RuntimeError("kubectl not found: install it or set KUBECTL")
     return subprocess.run(
-        [binary, f"--kubeconfig={cluster.kubeconfig}", *args],
+        [binary, f"--kubeconfig={kubeconfig}", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
