@@ -64,18 +64,18 @@ def reap_stale_dirs() -> list[Path]:
     return removed
 
 
+def _running_pgid(pid: int) -> int | None:
+    """The process group of ``pid``, or None if it is gone or a zombie (from /proc/PID/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[2])
+
+
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` is a running process (zombies count as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    return _running_pgid(pid) is not None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -184,24 +184,8 @@ def _reap(pid: int) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie leader still counts for killpg; look for any non-zombie member.
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
-    return False
+    # killpg(pgid, 0) also succeeds for zombies, so look for a running member instead.
+    return any(entry.name.isdigit() and _running_pgid(int(entry.name)) == pgid for entry in Path("/proc").iterdir())
 
 
 def wait_until(

@@ -15,7 +15,7 @@ import pytest
 
 from e2e import services
 from e2e.binaries import Binaries, BinariesUnavailable, ensure_binaries
-from e2e.cluster import ClusterInfo, LocalCluster, new_cluster_dir
+from e2e.cluster import ClusterInfo, IPFamily, LocalCluster, new_cluster_dir
 from e2e.procs import log_tail, reap_stale_dirs
 
 
@@ -41,10 +41,7 @@ def binaries() -> Binaries:
         pytest.fail(str(exc), pytrace=False)
 
 
-@pytest.fixture(scope="session", params=["ipv4", "ipv6"])
-def cluster(request: pytest.FixtureRequest, binaries: Binaries) -> Iterator[ClusterInfo]:
-    """A ready local cluster; tests using it run once over IPv4 and once over IPv6."""
-    family = request.param
+def _run_cluster(request: pytest.FixtureRequest, family: IPFamily, binaries: Binaries) -> Iterator[ClusterInfo]:
     cluster = LocalCluster(new_cluster_dir(f"e2e-{family}"), family, binaries=binaries)
     failed_before = request.session.testsfailed
     try:
@@ -55,6 +52,25 @@ def cluster(request: pytest.FixtureRequest, binaries: Binaries) -> Iterator[Clus
             for log in sorted((cluster.directory / "logs").glob("*.log")):
                 print(f"\n--- {family} {log.name} (last lines) ---\n{log_tail(log, 30)}", file=sys.__stderr__)
         cluster.stop(remove=True)
+
+
+@pytest.fixture(scope="session")
+def cluster_ipv4(request: pytest.FixtureRequest, binaries: Binaries) -> Iterator[ClusterInfo]:
+    """A ready local cluster on 127.0.0.1, shared by the whole session."""
+    yield from _run_cluster(request, "ipv4", binaries)
+
+
+@pytest.fixture(scope="session")
+def cluster_ipv6(request: pytest.FixtureRequest, binaries: Binaries) -> Iterator[ClusterInfo]:
+    """A ready local cluster on ::1 with an IPv6 service CIDR, shared by the whole session."""
+    yield from _run_cluster(request, "ipv6", binaries)
+
+
+@pytest.fixture(scope="session", params=["ipv4", "ipv6"])
+def cluster(request: pytest.FixtureRequest) -> ClusterInfo:
+    """Run the test once against the IPv4 cluster and once against the IPv6 one."""
+    info: ClusterInfo = request.getfixturevalue(f"cluster_{request.param}")
+    return info
 
 
 @pytest.fixture(scope="session")
