@@ -59,9 +59,34 @@ def reap_stale_dirs() -> list[Path]:
         except (OSError, ValueError):
             continue
         if owner != os.getpid() and not pid_alive(owner):
+            _kill_processes_mentioning(str(directory))
             shutil.rmtree(directory, ignore_errors=True)
             removed.append(directory)
     return removed
+
+
+def _kill_processes_mentioning(path: str) -> None:
+    """SIGKILL the process groups of processes whose command line names ``path``.
+
+    PR_SET_PDEATHSIG only reaches direct children; grandchildren such as RabbitMQ's Erlang VM
+    outlive a killed harness. Every such process names its directory on its command line.
+    """
+    needle = path.encode()
+    own_group = os.getpgid(0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle not in (entry / "cmdline").read_bytes():
+                continue
+            pid = int(entry.name)
+            pgid = os.getpgid(pid)
+            if pgid == own_group:
+                os.kill(pid, signal.SIGKILL)
+            else:
+                os.killpg(pgid, signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
 
 
 def _running_pgid(pid: int) -> int | None:

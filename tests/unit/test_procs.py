@@ -9,16 +9,20 @@ from e2e import procs
 
 
 def test_reap_removes_only_directories_of_dead_owners() -> None:
-    """A directory whose owner exited is removed; one owned by a live process stays."""
+    """A dead owner's directory goes, with the processes still using it; a live owner's stays."""
     dead = subprocess.Popen(["true"])
     dead.wait()
     orphan = procs.private_dir("unit-orphan")
     (orphan / ".gitopsd-owner").write_text(str(dead.pid))
+    # Like RabbitMQ's Erlang VM: a grandchild in its own session, naming the directory.
+    survivor = subprocess.Popen(["sh", "-c", "sleep 60", str(orphan / "vm")], start_new_session=True)
     mine = procs.private_dir("unit-mine")
     try:
         removed = procs.reap_stale_dirs()
         assert orphan in removed
         assert not orphan.exists()
+        assert survivor.wait(timeout=10) == -9
         assert mine.exists()
     finally:
+        survivor.kill()
         shutil.rmtree(mine, ignore_errors=True)
