@@ -43,7 +43,7 @@ def _one(family: str) -> dict[str, object]:
     try:
         cluster.start()
         ready = time.monotonic() - started
-        rss = {p.name: _rss_kib(p.pid) // 1024 for p in cluster._procs.procs}
+        rss = {name: _rss_kib(pid) // 1024 for name, pid in cluster.processes.items()}
     finally:
         cluster.stop(remove=True)
     return {"ready_seconds": round(ready, 2), "rss_mib": rss, "rss_mib_total": sum(rss.values())}

@@ -25,16 +25,6 @@ def admin_ssl(tls: pki.ClusterPKI) -> ssl.SSLContext:
     return ctx
 
 
-def http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback health URL
-        return bool(resp.status == 200)
-
-
-def https_ok(url: str, ctx: ssl.SSLContext) -> bool:
-    with urllib.request.urlopen(url, timeout=5, context=ctx) as resp:  # noqa: S310
-        return bool(resp.status == 200)
-
-
 class Api:
     def __init__(self, base: str, ctx: ssl.SSLContext) -> None:
         self.base, self.ctx = base, ctx

@@ -79,7 +79,6 @@ class LocalCluster:
         self._binaries = binaries
         self._tie = tie_to_parent
         self._procs = procs.ProcessSet()
-        self.info: ClusterInfo | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -117,13 +116,13 @@ class LocalCluster:
 
             etcd = self._launch("etcd", components.etcd(bins, lay))
             procs.wait_until(
-                "etcd health", lambda: bootstrap.http_ok(f"{lay.etcd_url}/health"), timeout=left(30), watch=[etcd]
+                "etcd health", lambda: procs.http_ok(f"{lay.etcd_url}/health"), timeout=left(30), watch=[etcd]
             )
             apiserver = self._launch("kube-apiserver", components.kube_apiserver(bins, lay, tls))
             ctx = bootstrap.admin_ssl(tls)
             procs.wait_until(
                 "kube-apiserver /readyz",
-                lambda: bootstrap.https_ok(f"{lay.api_url}/readyz", ctx),
+                lambda: procs.http_ok(f"{lay.api_url}/readyz", ctx),
                 timeout=left(90),
                 watch=[etcd, apiserver],
             )
@@ -147,7 +146,7 @@ class LocalCluster:
             )
             bootstrap.probe_pod(api, everything, timeout=left(60))
 
-            self.info = ClusterInfo(
+            info = ClusterInfo(
                 directory=self.directory,
                 ip_family=self.ip_family,
                 host=host,
@@ -160,7 +159,7 @@ class LocalCluster:
                 node_names=node_names,
             )
             self._write_state(ready_after=time.monotonic() - started)
-            return self.info
+            return info
         except BaseException:
             self.stop(remove=False)
             raise
@@ -185,10 +184,15 @@ class LocalCluster:
     def __exit__(self, *exc: object) -> None:
         self.stop(remove=True)
 
+    @property
+    def processes(self) -> dict[str, int]:
+        """Name → pid of every running component, in start order."""
+        return {p.name: p.pid for p in self._procs.procs}
+
     def _write_state(self, ready_after: float | None = None) -> None:
         state: dict[str, Any] = {
             "ip_family": self.ip_family,
-            "processes": {p.name: p.pid for p in self._procs.procs},
+            "processes": self.processes,
         }
         if ready_after is not None:
             state["ready_after_seconds"] = round(ready_after, 1)

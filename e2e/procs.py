@@ -14,9 +14,11 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,6 +213,12 @@ def _reap(pid: int) -> None:
 def _group_alive(pgid: int) -> bool:
     # killpg(pgid, 0) also succeeds for zombies, so look for a running member instead.
     return any(entry.name.isdigit() and _running_pgid(int(entry.name)) == pgid for entry in Path("/proc").iterdir())
+
+
+def http_ok(url: str, ctx: ssl.SSLContext | None = None) -> bool:
+    """Whether a health URL answers 200 (errors propagate, so :func:`wait_until` reports them)."""
+    with urllib.request.urlopen(url, timeout=5, context=ctx) as resp:  # noqa: S310 - loopback health URL
+        return bool(resp.status == 200)
 
 
 def wait_until(

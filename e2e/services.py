@@ -13,7 +13,6 @@ import os
 import pwd
 import shutil
 import socket
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
@@ -120,7 +119,7 @@ def start_prometheus(ip_family: str = "ipv4", scrape_interval: str = "1s") -> Pr
                 directory / "logs",
             )
         )
-        procs.wait_until("prometheus /-/ready", lambda: _http_ok(f"{prom.url}/-/ready"), timeout=60, watch=[proc])
+        procs.wait_until("prometheus /-/ready", lambda: procs.http_ok(f"{prom.url}/-/ready"), timeout=60, watch=[proc])
     except BaseException:
         prom.stop()
         raise
@@ -307,7 +306,7 @@ def start_rabbitmq(ip_family: str = "ipv4", timeout: float = 90.0) -> RabbitMQ:
         )
         procs.wait_until(
             "rabbitmq management API",
-            lambda: _rabbit_ready(rabbit),
+            lambda: bool(rabbit.api("GET", "/api/overview").get("node")),
             timeout=timeout,
             interval=0.5,
             watch=[epmd_proc, proc],
@@ -316,16 +315,3 @@ def start_rabbitmq(ip_family: str = "ipv4", timeout: float = 90.0) -> RabbitMQ:
         rabbit.stop()
         raise
     return rabbit
-
-
-def _rabbit_ready(rabbit: RabbitMQ) -> bool:
-    try:
-        overview = rabbit.api("GET", "/api/overview")
-    except urllib.error.URLError:
-        return False
-    return bool(overview.get("node"))
-
-
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL
-        return bool(resp.status == 200)
