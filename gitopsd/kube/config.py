@@ -1,0 +1,96 @@
+"""Where the cluster is and how to authenticate: kubeconfig or in-cluster, read once.
+
+The ``kubernetes`` package already understands every kubeconfig form (embedded or file
+certificates, tokens, exec plugins, in-cluster service accounts), so it reads the file here;
+its blocking HTTP client is not used (see ``client``).
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitopsd.kube.errors import ConfigError
+
+IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Everything the HTTP client needs: the server URL, TLS material and credentials."""
+
+    server: str
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+    verify: bool
+    tls_server_name: str | None
+    # Returns the current "Bearer ..." header value (tokens from exec plugins and projected
+    # service-account tokens rotate, so it is asked for on every request), or None.
+    authorization: Callable[[], str | None]
+    context: str
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else ssl.create_default_context()
+        if not self.verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.cert_file and self.key_file:
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+        return ctx
+
+
+def load(kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None) -> Connection:
+    """Read ``kubeconfig`` (else ``$KUBECONFIG``, else ~/.kube/config, else in-cluster)."""
+    from kubernetes import config as kconfig
+    from kubernetes.client import Configuration
+
+    cfg = Configuration()
+    path = str(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    default = Path.home() / ".kube" / "config"
+    try:
+        if path or default.exists() or not IN_CLUSTER_TOKEN.exists():
+            source = path or str(default)
+            if not Path(source).exists():
+                raise ConfigError(f"kubeconfig {source} does not exist (give --kubeconfig or set KUBECONFIG)")
+            kconfig.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=source, context=context, client_configuration=cfg, persist_config=False
+            )
+            used_context = context or _current_context(source)
+        else:
+            kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+            used_context = "in-cluster"
+    except ConfigError:
+        raise
+    except Exception as exc:  # the loader raises ConfigException, ValueError, KeyError, yaml errors...
+        raise ConfigError(f"cannot use kubeconfig {path or default}: {exc}") from exc
+
+    def authorization() -> str | None:
+        if cfg.refresh_api_key_hook is not None:
+            cfg.refresh_api_key_hook(cfg)
+        value = cfg.get_api_key_with_prefix("authorization")
+        return str(value) if value else None
+
+    return Connection(
+        server=str(cfg.host).rstrip("/"),
+        ca_file=cfg.ssl_ca_cert,
+        cert_file=cfg.cert_file,
+        key_file=cfg.key_file,
+        verify=bool(cfg.verify_ssl),
+        tls_server_name=getattr(cfg, "tls_server_name", None),
+        authorization=authorization,
+        context=used_context,
+    )
+
+
+def _current_context(path: str) -> str:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return ""
+    return str(data.get("current-context", ""))
