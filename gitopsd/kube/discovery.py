@@ -96,6 +96,11 @@ class Discovery:
             self._by_gvk, self._preferred = by_gvk, preferred
             self._fetched_at = time.monotonic()
 
+    async def ensure(self) -> None:
+        """Fetch discovery once if it never was (later misses refresh it by themselves)."""
+        if not self._by_gvk:
+            await self.refresh(force=False)
+
     async def resource(self, api_version: str, kind: str) -> Resource:
         """The resource for ``kind`` in ``api_version``; raises ``UnknownKind``."""
         group, version = split_api_version(api_version)

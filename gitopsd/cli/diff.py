@@ -1,0 +1,38 @@
+"""``gitopsd diff ENV``: what a sync would change, from a server-side dry-run against live objects.
+
+Exit codes follow ``kubectl diff``: 0 no differences, 1 differences, >1 an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gitopsd.apply import Applier, ApplyOptions, Inventory
+from gitopsd.cli.common import add_kube_args, fetch_environment, kube_from, namespace_of
+from gitopsd.cli.preview import render_environment
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("diff", help="show what a sync would change in the cluster (exit 1 when it would)")
+    parser.add_argument("name", metavar="ENV")
+    add_kube_args(parser)
+    parser.set_defaults(handler=run)
+
+
+async def run(args: argparse.Namespace) -> int:
+    namespace = namespace_of(args)
+    async with kube_from(args) as kube:
+        raw, env = await fetch_environment(kube, namespace, args.name)
+        revision, manifests = await render_environment(kube, env)
+        spec = env.spec
+        options = ApplyOptions(owner=env.key, prune=spec.prune, allow_empty=spec.allow_empty, force=spec.force)
+        previous = Inventory.from_status((raw.get("status") or {}).get("inventory") or {})
+        result = await Applier(kube).diff(manifests, previous, options)
+    text = result.render()
+    if text:
+        print(f"# Environment {namespace}/{args.name}: live objects vs {revision}")
+        print(text, end="" if text.endswith("\n") else "\n")
+        return 1
+    print(f"# Environment {namespace}/{args.name}: in sync with {revision}")
+    return 0

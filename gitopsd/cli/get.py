@@ -1,0 +1,92 @@
+"""``gitopsd get [ENV] [-n NS | -A] [-o wide|json|yaml]``: Environments and where each one stands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from gitopsd import environments, status
+from gitopsd.cli.common import CliError, add_kube_args, age, kube_from, namespace_of, table
+from gitopsd.kube import NotFound
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("get", help="list Environments, or show one")
+    parser.add_argument("name", nargs="?", metavar="ENV", help="one Environment (default: all in the namespace)")
+    parser.add_argument("-o", "--output", choices=("wide", "json", "yaml"), help="output format")
+    add_kube_args(parser, all_namespaces=True)
+    parser.set_defaults(handler=run)
+
+
+async def run(args: argparse.Namespace) -> int:
+    async with kube_from(args) as kube:
+        if args.name:
+            namespace = namespace_of(args)
+            try:
+                items = [await environments.get(kube, namespace, args.name)]
+            except NotFound:
+                raise CliError(f'Environment "{args.name}" not found in namespace "{namespace}"') from None
+        else:
+            namespace = None if args.all_namespaces else namespace_of(args)
+            items = (await environments.list_all(kube, namespace)).items
+    if args.output == "json":
+        print(json.dumps(items[0] if args.name else _as_list(items), indent=2))
+    elif args.output == "yaml":
+        print(yaml.safe_dump(items[0] if args.name else _as_list(items), sort_keys=False), end="")
+    elif not items:
+        where = "any namespace" if args.all_namespaces else f"namespace {namespace}"
+        print(f"No Environments found in {where}.")
+    else:
+        print(table(rows(items, wide=args.output == "wide", all_namespaces=args.all_namespaces)))
+    return 0
+
+
+def _as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "List", "items": items}
+
+
+def rows(items: list[Mapping[str, Any]], *, wide: bool = False, all_namespaces: bool = False) -> list[list[str]]:
+    header = ["NAME", "READY", "REVISION", "RELEASE", "HELD", "AGE", "STATUS"]
+    if wide:
+        header[6:6] = ["SOURCE", "REF", "PATH", "INTERVAL", "SUSPENDED"]
+    if all_namespaces:
+        header.insert(0, "NAMESPACE")
+    out = [header]
+    for item in items:
+        meta, spec, st = item.get("metadata") or {}, item.get("spec") or {}, item.get("status") or {}
+        ready = status.condition(st, status.READY) or {}
+        revision = str(st.get("lastAppliedRevision") or "")
+        held = str((st.get("held") or {}).get("revision") or "")
+        row = [
+            str(meta.get("name")),
+            str(ready.get("status", "Unknown")),
+            revision if wide else _short(revision),
+            str(st.get("release") or ""),
+            held if wide else _short(held),
+            age(meta.get("creationTimestamp")),
+            str(ready.get("message") or ""),
+        ]
+        if wide:
+            source = spec.get("source") or {}
+            ref = next((f"{k}:{source[k]}" for k in ("branch", "tag", "semver", "commit") if source.get(k)), "")
+            row[6:6] = [
+                str(source.get("url", "")),
+                ref,
+                str(source.get("path") or "."),
+                str(spec.get("interval", "1m")),
+                str(bool(spec.get("suspend", False))).lower(),
+            ]
+        if all_namespaces:
+            row.insert(0, str(meta.get("namespace")))
+        out.append(row)
+    return out
+
+
+def _short(revision: str) -> str:
+    """``main@sha1:3f2c1a7`` for a table; the full sha is in ``-o wide``."""
+    head, sep, sha = revision.rpartition("sha1:")
+    return f"{head}{sep}{sha[:7]}" if sep else revision

@@ -1,0 +1,306 @@
+"""``gitopsd run``: keep every Environment reconciled, on its interval and at once on change.
+
+Three kinds of task share one event loop:
+
+- the **informer** lists the Environments and watches them (relisting when the watch
+  expires), keeping a local copy; a new Environment, a spec change (generation) or a
+  ``gitopsd sync`` request (annotation) puts it in the queue at once;
+- the **scheduler** puts each Environment in the queue when its interval (±10 % jitter, so
+  Environments created together spread out) has passed since its last reconcile;
+- a bounded pool of **workers** takes Environments from the queue. One Environment is
+  reconciled by at most one worker at a time; asked for again meanwhile, it runs once more
+  right after.
+
+SIGTERM sets ``stop``: no new work is taken, reconciles in flight get ``shutdown_grace``
+seconds to finish and are then cancelled (a cancelled sync is safe: the next one converges),
+and ``run`` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gitopsd import environments, probes, status
+from gitopsd.errors import SpecError
+from gitopsd.events import EventRecorder
+from gitopsd.kube import Gone, Kube, KubeError
+from gitopsd.metrics import Metrics
+from gitopsd.reconcile import Reconciler
+from gitopsd.sources import GitSources
+from gitopsd.spec import parse_duration, parse_environment
+
+log = structlog.get_logger("gitopsd.daemon")
+
+_INVALID_RETRY = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    namespace: str | None = None  # None: every namespace
+    label_selector: str | None = None  # a shard: only Environments with this label
+    workers: int = 8
+    cache_dir: Path = Path("/tmp/gitopsd")
+    probes_host: str = "0.0.0.0"  # noqa: S104 (probes must be reachable by the kubelet)
+    probes_port: int = 8080
+    jitter: float = 0.1
+    shutdown_grace: float = 30.0
+    git_timeout: float = 60.0
+
+
+def _key(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+class Daemon:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        sources: GitSources | None = None,
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.sources = sources or GitSources(settings.cache_dir / "git", timeout=settings.git_timeout)
+        self.reconciler = Reconciler(kube, self.sources, EventRecorder(kube), self.metrics)
+        self._objects: dict[str, dict[str, Any]] = {}
+        self._due: list[tuple[float, str]] = []  # heap; stale entries skipped
+        self._next_due: dict[str, float] = {}
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self._fresh: set[str] = set()
+        self._busy: set[asyncio.Task[Any]] = set()  # workers in the middle of a reconcile
+        self._wake = asyncio.Event()
+        self._synced = False
+        self.bound_port: int | None = None
+
+    # -- public ----------------------------------------------------------------------------
+
+    def ready(self) -> tuple[bool, str]:
+        if not self._synced:
+            return False, "listing Environments"
+        return True, f"{len(self._objects)} Environments"
+
+    def trigger(self, key: str, *, fresh: bool = True) -> bool:
+        """Reconcile ``namespace/name`` as soon as a worker is free (webhooks, tests)."""
+        if key not in self._objects:
+            return False
+        if fresh:
+            self._fresh.add(key)
+        self._enqueue(key)
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        runner = web.AppRunner(probes.app(self.metrics, self.ready), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.settings.probes_host, self.settings.probes_port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.bound_port = server.sockets[0].getsockname()[1]
+        log.info(
+            "started",
+            namespace=self.settings.namespace or "*",
+            shard=self.settings.label_selector,
+            workers=self.settings.workers,
+            probes_port=self.bound_port,
+        )
+        tasks = [
+            asyncio.create_task(self._informer(stop), name="informer"),
+            asyncio.create_task(self._scheduler(stop), name="scheduler"),
+        ]
+        workers = [asyncio.create_task(self._worker(i), name=f"worker-{i}") for i in range(self.settings.workers)]
+        try:
+            await stop.wait()
+        finally:
+            log.info("stopping", in_flight=sorted(self._running))
+            for task in tasks:
+                task.cancel()
+            await self._drain(workers)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.sources.close()
+            await runner.cleanup()
+            log.info("stopped")
+
+    async def _drain(self, workers: list[asyncio.Task[None]]) -> None:
+        # Idle workers stop now; busy ones get the grace period to finish their step.
+        idle = [w for w in workers if w not in self._busy]
+        for worker in idle:
+            worker.cancel()
+        busy = [w for w in workers if w not in idle]
+        if busy:
+            _, pending = await asyncio.wait(busy, timeout=self.settings.shutdown_grace)
+            for worker in pending:
+                worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+    # -- informer --------------------------------------------------------------------------
+
+    async def _informer(self, stop: asyncio.Event) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                listed = await environments.list_all(self.kube, self.settings.namespace, self.settings.label_selector)
+                seen = set()
+                for obj in listed.items:
+                    seen.add(_key(obj))
+                    self._observe(obj)
+                for gone in set(self._objects) - seen:
+                    self._forget(gone)
+                self._synced = True
+                backoff = 0.5
+                rv = listed.resource_version
+                while not stop.is_set():
+                    async for event in environments.watch(
+                        self.kube, rv, self.settings.namespace, self.settings.label_selector
+                    ):
+                        rv = str((event.object.get("metadata") or {}).get("resourceVersion") or rv)
+                        if event.type == "DELETED":
+                            self._forget(_key(event.object))
+                        elif event.type in ("ADDED", "MODIFIED"):
+                            self._observe(event.object)
+            except Gone:
+                continue  # the watch fell too far behind: list again
+            except KubeError as exc:
+                log.warning("watching Environments failed; retrying", error=str(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def _observe(self, obj: dict[str, Any]) -> None:
+        key = _key(obj)
+        old = self._objects.get(key)
+        self._objects[key] = obj
+        if old is None:
+            self._enqueue(key)
+            return
+        meta, old_meta = obj.get("metadata") or {}, old.get("metadata") or {}
+        requested = (meta.get("annotations") or {}).get(environments.REQUESTED_AT)
+        if requested and requested != (old_meta.get("annotations") or {}).get(environments.REQUESTED_AT):
+            self._fresh.add(key)
+            self._enqueue(key)
+        elif meta.get("generation") != old_meta.get("generation"):
+            self._enqueue(key)
+
+    def _forget(self, key: str) -> None:
+        obj = self._objects.pop(key, None)
+        self._next_due.pop(key, None)
+        if obj is not None:
+            with contextlib.suppress(SpecError):
+                self.reconciler.forget(parse_environment(obj))
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def _enqueue(self, key: str) -> None:
+        if key in self._running:
+            self._again.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+        self.metrics.queue_depth.set(self._queue.qsize())
+
+    def _schedule(self, key: str, delay: float) -> None:
+        due = time.monotonic() + delay
+        self._next_due[key] = due
+        heapq.heappush(self._due, (due, key))
+        self._wake.set()
+
+    async def _scheduler(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            now = time.monotonic()
+            while self._due and self._due[0][0] <= now:
+                due, key = heapq.heappop(self._due)
+                if self._next_due.get(key) == due:  # else superseded by a later schedule
+                    del self._next_due[key]
+                    self._enqueue(key)
+            self._wake.clear()
+            timeout = min(self._due[0][0] - now, 5.0) if self._due else 5.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
+
+    # -- workers ---------------------------------------------------------------------------
+
+    async def _worker(self, index: int) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self.metrics.queue_depth.set(self._queue.qsize())
+            obj = self._objects.get(key)
+            if obj is None:
+                continue
+            self._running.add(key)
+            self._busy.add(task)
+            try:
+                delay = await self._reconcile(key, obj)
+            except asyncio.CancelledError:
+                log.info("reconcile abandoned at shutdown", environment=key)
+                raise
+            except Exception:  # a bug must not kill the worker or the daemon
+                log.exception("reconcile crashed", environment=key)
+                delay = _INVALID_RETRY
+            finally:
+                self._busy.discard(task)
+                self._running.discard(key)
+            if key in self._again:
+                self._again.discard(key)
+                self._enqueue(key)
+            elif key in self._objects:
+                self._schedule(key, delay)
+
+    async def _reconcile(self, key: str, obj: dict[str, Any]) -> float:
+        """Reconcile one Environment; return the delay until its next regular reconcile."""
+        try:
+            env = parse_environment(obj)
+        except SpecError as exc:
+            await self._report_invalid(obj, exc)
+            return _interval_of(obj)
+        annotations = dict(env.annotations)
+        requested = annotations.get(environments.REQUESTED_AT)
+        if requested == env.status.get("lastHandledReconcileAt"):
+            requested = None
+        fresh = key in self._fresh
+        self._fresh.discard(key)
+        outcome = await self.reconciler.reconcile(env, requested_at=requested, fresh=fresh)
+        current = self._objects.get(key)
+        if current is not None and current.get("metadata", {}).get("uid") == env.uid:
+            current["status"] = outcome.status  # until the watch brings our own write back
+        jitter = 1 + random.uniform(-self.settings.jitter, self.settings.jitter)  # noqa: S311
+        return env.spec.interval * jitter
+
+    async def _report_invalid(self, obj: dict[str, Any], exc: SpecError) -> None:
+        meta = obj.get("metadata") or {}
+        old = dict(obj.get("status") or {})
+        new = status.failed(
+            old, int(meta.get("generation") or 0), exc.reason, exc.message, environments.now_rfc3339(), stalled=True
+        )
+        log.warning("invalid Environment", environment=_key(obj), error=exc.message)
+        if new != old:
+            try:
+                await environments.write_status(self.kube, meta["namespace"], meta["name"], new)
+                await self.reconciler.recorder.record(obj, "Warning", exc.reason, exc.message)
+            except KubeError as write_error:
+                log.warning("status not written", environment=_key(obj), error=str(write_error))
+
+
+def _interval_of(obj: dict[str, Any]) -> float:
+    try:
+        return max(parse_duration((obj.get("spec") or {}).get("interval", "1m"), "interval"), 1.0)
+    except SpecError:
+        return _INVALID_RETRY
+

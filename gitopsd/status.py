@@ -1,0 +1,131 @@
+"""Conditions and status with kstatus meaning, as pure functions of the old status.
+
+- ``Ready``: always present. True when the last applied revision is healthy; False with the
+  reason why not (``HealthCheckFailed``, ``GitAuthenticationFailed``, ``DryRunFailed``...).
+- ``Reconciling``: present (True) while a new revision or spec is being applied or retried.
+- ``Stalled``: present (True) when progress needs a person: a bad spec, bad credentials, a
+  manifest the cluster rejects. A new commit or spec change clears it.
+
+A condition's ``lastTransitionTime`` moves only when its status flips, so a reconcile that
+changes nothing produces an identical status, which is then not written at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
+
+Status = dict[str, Any]
+
+
+def condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return None
+
+
+def is_true(status: Mapping[str, Any], type_: str) -> bool:
+    cond = condition(status, type_)
+    return bool(cond and cond.get("status") == "True")
+
+
+def set_condition(
+    status: Status, type_: str, value: bool | None, reason: str, message: str, generation: int, now: str
+) -> None:
+    """Set one condition in place; ``value`` None means Unknown."""
+    text = "Unknown" if value is None else ("True" if value else "False")
+    conditions = [dict(c) for c in status.get("conditions") or []]
+    old = next((c for c in conditions if c.get("type") == type_), None)
+    new = {
+        "type": type_,
+        "status": text,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": old["lastTransitionTime"] if old and old.get("status") == text else now,
+    }
+    if old is None:
+        conditions.append(new)
+    else:
+        conditions[conditions.index(old)] = new
+    status["conditions"] = _ordered(conditions)
+
+
+def remove_condition(status: Status, type_: str) -> None:
+    status["conditions"] = [dict(c) for c in status.get("conditions") or [] if c.get("type") != type_]
+
+
+def _ordered(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rank = {READY: 0, RECONCILING: 1, STALLED: 2}
+    return sorted(conditions, key=lambda c: (rank.get(c.get("type", ""), 9), c.get("type", "")))
+
+
+def progressing(old: Mapping[str, Any], generation: int, revision: str, message: str, now: str) -> Status:
+    """A new revision or spec is being applied."""
+    status: Status = dict(old)
+    status["lastAttemptedRevision"] = revision
+    set_condition(status, RECONCILING, True, "Progressing", message, generation, now)
+    remove_condition(status, STALLED)
+    if condition(status, READY) is None:
+        set_condition(status, READY, None, "Progressing", message, generation, now)
+    return status
+
+
+def succeeded(
+    old: Mapping[str, Any],
+    generation: int,
+    revision: str,
+    inventory: Mapping[str, Any],
+    message: str,
+    now: str,
+) -> Status:
+    status: Status = dict(old)
+    status["observedGeneration"] = generation
+    status["lastAttemptedRevision"] = revision
+    status["lastAppliedRevision"] = revision
+    status["inventory"] = dict(inventory)
+    set_condition(status, READY, True, "ReconciliationSucceeded", message, generation, now)
+    remove_condition(status, RECONCILING)
+    remove_condition(status, STALLED)
+    return status
+
+
+def failed(
+    old: Mapping[str, Any],
+    generation: int,
+    reason: str,
+    message: str,
+    now: str,
+    *,
+    stalled: bool,
+    attempted: str | None = None,
+    inventory: Mapping[str, Any] | None = None,
+    applied: str | None = None,
+) -> Status:
+    """Ready=False with ``reason``; Stalled when only a person can fix it, else Reconciling (retrying)."""
+    status: Status = dict(old)
+    status["observedGeneration"] = generation
+    if attempted:
+        status["lastAttemptedRevision"] = attempted
+    if applied:
+        status["lastAppliedRevision"] = applied
+    if inventory is not None:
+        status["inventory"] = dict(inventory)
+    set_condition(status, READY, False, reason, message, generation, now)
+    if stalled:
+        set_condition(status, STALLED, True, reason, message, generation, now)
+        remove_condition(status, RECONCILING)
+    else:
+        set_condition(status, RECONCILING, True, "RetryScheduled", message, generation, now)
+        remove_condition(status, STALLED)
+    return status
+
+
+def handled(old: Mapping[str, Any], requested_at: str | None) -> Status:
+    status: Status = dict(old)
+    if requested_at:
+        status["lastHandledReconcileAt"] = requested_at
+    return status
