@@ -13,7 +13,7 @@ from types import FrameType
 
 import pytest
 
-from e2e import services
+from e2e import services, sqs
 from e2e.binaries import Binaries, BinariesUnavailable, ensure_binaries
 from e2e.cluster import ClusterInfo, IPFamily, LocalCluster, new_cluster_dir
 from e2e.procs import log_tail, reap_stale_dirs
@@ -93,5 +93,13 @@ def rabbitmq() -> Iterator[services.RabbitMQ]:
 def redis_server() -> Iterator[services.Redis]:
     """A real redis-server without persistence."""
     server = services.start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqs_server() -> Iterator[sqs.SQSServer]:
+    """A real SQS-compatible server (moto) that checks SigV4 signatures, with an IAM user and an IRSA role."""
+    server = sqs.start_sqs()
     yield server
     server.stop()

@@ -2,72 +2,81 @@
 
 This module is the contract between the serving side (cache, routes) and the queue readers.
 The serving side only needs: parse the ``queues:`` section of the config, open one reader per
-entry, and ask it for the current backlog. How each broker is asked lives in the submodules.
+entry, and ask it for the current backlog. How each broker is asked lives in the submodules:
+:mod:`.config` (validation), :mod:`.rabbitmq`, :mod:`.redis`, :mod:`.sqs` (+ :mod:`.aws` for
+credentials and signing), :mod:`.errors` (the exception tree).
 
-SCAFFOLD: the types and signatures below are the agreed interface; the implementations are
-being written (see the queue-sources work). ``open_reader`` raises until then.
+Each ``read()`` is bounded by the entry's ``timeout`` (default 5 s) from start to value, makes
+one attempt (no retries: the caller refreshes on its own schedule), and either returns a
+sample or raises a :class:`QueueError` subclass whose message names the upstream without
+credentials. A broker's client library is imported only when an entry uses that broker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
-
 import aiohttp
 
-QueueKind = Literal["rabbitmq", "redis", "sqs"]
+from metrics_adapter.queues.config import parse_queues
+from metrics_adapter.queues.errors import (
+    QueueAuthError,
+    QueueBadResponse,
+    QueueConfigError,
+    QueueError,
+    QueueNotFound,
+    QueueTimeout,
+    QueueUnreachable,
+)
+from metrics_adapter.queues.model import (
+    DEFAULT_TIMEOUT,
+    QueueConfig,
+    QueueKind,
+    QueueReader,
+    QueueSample,
+    RabbitMQSource,
+    RedisSource,
+    SQSSource,
+)
 
-
-class QueueError(Exception):
-    """Reading a backlog failed. ``upstream`` names the broker (never with credentials)."""
-
-    def __init__(self, upstream: str, message: str) -> None:
-        super().__init__(f"{upstream}: {message}")
-        self.upstream = upstream
-
-
-class QueueConfigError(ValueError):
-    """A ``queues:`` entry is invalid; the message names the entry (index and name) and the field."""
-
-
-@dataclass(frozen=True, slots=True)
-class QueueConfig:
-    """One entry of ``queues:``: an external metric ``name`` backed by one broker queue."""
-
-    name: str  # the external metric name
-    namespace: str | None  # None: served in every namespace
-    labels: Mapping[str, str]  # metric labels, matched by metricLabelSelector
-    kind: QueueKind
-    upstream: str  # human-readable broker + queue for messages, credentials stripped
-    settings: Mapping[str, Any] = field(default_factory=dict)  # kind-specific, validated
-
-
-@dataclass(frozen=True, slots=True)
-class QueueSample:
-    """A backlog length and when the broker reported it (unix seconds)."""
-
-    value: float
-    timestamp: float
-
-
-class QueueReader(Protocol):
-    """Reads one queue's backlog. Safe to call from one task at a time."""
-
-    config: QueueConfig
-
-    async def read(self) -> QueueSample:
-        """The current backlog; raises ``QueueError`` naming the upstream."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-def parse_queues(raw: Sequence[Any] | None, *, where: str = "queues") -> list[QueueConfig]:
-    """Validate the ``queues:`` section; raise ``QueueConfigError`` naming entry and field."""
-    raise NotImplementedError("queue sources are not implemented yet")
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "QueueAuthError",
+    "QueueBadResponse",
+    "QueueConfig",
+    "QueueConfigError",
+    "QueueError",
+    "QueueKind",
+    "QueueNotFound",
+    "QueueReader",
+    "QueueSample",
+    "QueueTimeout",
+    "QueueUnreachable",
+    "RabbitMQSource",
+    "RedisSource",
+    "SQSSource",
+    "open_reader",
+    "parse_queues",
+]
 
 
 async def open_reader(config: QueueConfig, session: aiohttp.ClientSession) -> QueueReader:
-    """A reader for ``config``; HTTP brokers share ``session``."""
-    raise NotImplementedError("queue sources are not implemented yet")
+    """A reader for ``config``; HTTP brokers share ``session``.
+
+    No network traffic happens here, so an unreachable broker never stops start-up; files
+    named by ``usernameFile`` / ``passwordFile`` / ``caFile`` and ``*Env`` variables are read
+    now, and a missing one raises ``QueueConfigError`` naming the entry and field.
+    """
+    if config.kind == "rabbitmq" and isinstance(config.source, RabbitMQSource):
+        from metrics_adapter.queues.rabbitmq import open_rabbitmq
+
+        return await open_rabbitmq(config, session)
+    if config.kind == "redis" and isinstance(config.source, RedisSource):
+        from metrics_adapter.queues.redis import open_redis
+
+        return await open_redis(config)
+    if config.kind == "sqs" and isinstance(config.source, SQSSource):
+        from metrics_adapter.queues.sqs import open_sqs
+
+        return await open_sqs(config, session)
+    raise QueueConfigError(
+        f"{config.where or config.name}: not a validated {config.kind} entry (build QueueConfig with parse_queues)"
+    )
