@@ -116,7 +116,7 @@ def _setup_identities(server: SQSServer) -> None:
     allow_all = json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["sqs:*", "sts:*"], "Resource": "*"}]}
     )
-    iam = server.client("iam", access_key_id="setup", secret_access_key="setup")
+    iam = server.client("iam", access_key_id="setup", secret_access_key="setup")  # noqa: S106 - unchecked yet
     policy_arn = iam.create_policy(PolicyName="allow-all", PolicyDocument=allow_all)["Policy"]["Arn"]
     iam.create_user(UserName="e2e-admin")
     iam.attach_user_policy(UserName="e2e-admin", PolicyArn=policy_arn)

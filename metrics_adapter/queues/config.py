@@ -125,10 +125,18 @@ class _Entry:
         return parts
 
 
+_KIND_NAMES = {
+    dict: "a mapping",
+    list: "a list",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+}
+
+
 def _kind_of(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
-        type(value), "null" if value is None else f"a {type(value).__name__}"
-    )
+    return _KIND_NAMES.get(type(value), "null" if value is None else f"a {type(value).__name__}")
 
 
 def _origin(parts: SplitResult, path: str = "") -> str:

@@ -37,7 +37,6 @@ async def send(
     timeout: float,
     headers: Mapping[str, str] | None = None,
     data: bytes | None = None,
-    auth: aiohttp.BasicAuth | None = None,
     ssl_context: ssl.SSLContext | None = None,
     secrets: Iterable[str] = (),
 ) -> Response:
@@ -49,7 +48,6 @@ async def send(
             url,
             headers=headers,
             data=data,
-            auth=auth,
             timeout=aiohttp.ClientTimeout(total=timeout),
             ssl=ssl_context if ssl_context is not None else True,
             allow_redirects=False,
@@ -80,6 +78,10 @@ def load_ca(path: str) -> ssl.SSLContext:
 
 def os_reason(error: OSError) -> str:
     """The reason a connection failed, e.g. "Connection refused" (not asyncio's "Connect call failed (...)")."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS: certificate verify failed: {error.verify_message}"
+    if isinstance(error, ssl.SSLError):  # its errno is OpenSSL's, not an OS one
+        return f"TLS: {error.reason or error}"
     if isinstance(error, socket.gaierror):
         return f"cannot resolve host: {error.strerror or error}"
     if error.errno and error.errno > 0:

@@ -8,6 +8,7 @@ queue.declare-ok does not. Its counters are as fresh as the node's statistics in
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import time
@@ -81,16 +82,19 @@ class RabbitMQReader:
         """Nothing to release: the HTTP session belongs to the caller."""
 
     async def _get(self, url: URL) -> http.Response:
+        headers = {"Accept": "application/json"}
         user, password = self._credentials.username, self._credentials.password
-        auth = aiohttp.BasicAuth(user, password or "") if user is not None else None
+        if user is not None:
+            # Built by hand: aiohttp's BasicAuth is deprecated and its replacement is 3.14+ only.
+            token = base64.b64encode(f"{user}:{password or ''}".encode()).decode("ascii")
+            headers["Authorization"] = f"Basic {token}"
         return await http.send(
             self._session,
             "GET",
             url,
             upstream=self.config.upstream,
             timeout=self.config.timeout,
-            headers={"Accept": "application/json"},
-            auth=auth,
+            headers=headers,
             ssl_context=self._ssl,
             secrets=self._credentials.secrets(),
         )

@@ -80,9 +80,10 @@ class RedisReader:
             ssl_ca_certs=src.ca_file,
             socket_timeout=self.config.timeout,
             socket_connect_timeout=self.config.timeout,
-            # One attempt per read: the caller refreshes on its own schedule, and a retry loop
-            # here would only stretch the time a dead broker holds a refresh.
-            retry=Retry(NoBackoff(), 0),
+            # One reconnect, so a pooled connection the server closed (idle timeout, restart,
+            # CLIENT KILL) costs nothing; more would only stretch the time a dead broker holds a
+            # refresh, which refreshes again on its own schedule anyway.
+            retry=Retry(NoBackoff(), 1),
             decode_responses=True,
             max_connections=2,
         )

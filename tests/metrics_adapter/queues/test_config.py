@@ -126,38 +126,41 @@ def test_empty_or_missing_section_is_no_queues() -> None:
 
 BAD_ENTRIES: list[tuple[Any, str]] = [
     # the entry itself
-    ("orders", "queues[0]: must be a mapping, got a string"),
-    (_entry(redis=REDIS, namesapce="shop"), "queues[0] (backlog): namesapce: unknown field (did you mean 'namespace'?)"),
-    ({"redis": REDIS}, "queues[0]: name: is required"),
-    (_entry(name=7, redis=REDIS), "queues[0]: name: must be a string, got a number"),
-    (_entry(name="", redis=REDIS), "queues[0]: name: must not be empty"),
-    (_entry(name="9lives", redis=REDIS), "queues[0] (9lives): name: '9lives' is not a metric name"),
-    (_entry(name="a/b", redis=REDIS), "queues[0] (a/b): name: 'a/b' is not a metric name"),
-    (_entry(namespace="Shop", redis=REDIS), "queues[0] (backlog): namespace: 'Shop' is not a namespace name"),
-    (_entry(labels=["a"], redis=REDIS), "queues[0] (backlog): labels: must be a mapping, got a list"),
-    (_entry(labels={"bad key": "x"}, redis=REDIS), "queues[0] (backlog): labels.bad key: is not a valid label name"),
-    (_entry(labels={"tier": 1}, redis=REDIS), "queues[0] (backlog): labels.tier: must be a string (quote numbers"),
-    (_entry(labels={"tier": "a b"}, redis=REDIS), "queues[0] (backlog): labels.tier: 'a b' is not a valid label value"),
-    (_entry(timeout="soon", redis=REDIS), "queues[0] (backlog): timeout: must be a duration like 5s or 500ms, got 'soon'"),
-    (_entry(timeout=0, redis=REDIS), "queues[0] (backlog): timeout: must be between 1ms and 60s, got 0"),
-    (_entry(timeout="2m", redis=REDIS), "queues[0] (backlog): timeout: must be between 1ms and 60s, got '2m'"),
-    (_entry(timeout=True, redis=REDIS), "queues[0] (backlog): timeout: must be a duration like 5s or 500ms"),
-    (_entry(), "queues[0] (backlog): needs exactly one of rabbitmq, redis, sqs; has none"),
-    (_entry(redis=REDIS, sqs=SQS), "queues[0] (backlog): needs exactly one of rabbitmq, redis, sqs; has redis and sqs"),
+    ("orders", "must be a mapping, got a string"),
+    (_entry(redis=REDIS, namesapce="shop"), "namesapce: unknown field (did you mean 'namespace'?)"),
+    ({"redis": REDIS}, "name: is required"),
+    (_entry(name=7, redis=REDIS), "name: must be a string, got a number"),
+    (_entry(name="", redis=REDIS), "name: must not be empty"),
+    (_entry(name="9lives", redis=REDIS), "name: '9lives' is not a metric name"),
+    (_entry(name="a/b", redis=REDIS), "name: 'a/b' is not a metric name"),
+    (_entry(namespace="Shop", redis=REDIS), "namespace: 'Shop' is not a namespace name"),
+    (_entry(labels=["a"], redis=REDIS), "labels: must be a mapping, got a list"),
+    (_entry(labels={"bad key": "x"}, redis=REDIS), "labels.bad key: is not a valid label name"),
+    (_entry(labels={"tier": 1}, redis=REDIS), "labels.tier: must be a string (quote numbers"),
+    (_entry(labels={"tier": "a b"}, redis=REDIS), "labels.tier: 'a b' is not a valid label value"),
+    (_entry(timeout="soon", redis=REDIS), "timeout: must be a duration like 5s or 500ms, got 'soon'"),
+    (_entry(timeout=0, redis=REDIS), "timeout: must be between 1ms and 60s, got 0"),
+    (_entry(timeout="2m", redis=REDIS), "timeout: must be between 1ms and 60s, got '2m'"),
+    (_entry(timeout=True, redis=REDIS), "timeout: must be a duration like 5s or 500ms"),
+    (_entry(), "needs exactly one of rabbitmq, redis, sqs; has none"),
+    (_entry(redis=REDIS, sqs=SQS), "needs exactly one of rabbitmq, redis, sqs; has redis and sqs"),
     # rabbitmq
-    (_entry(rabbitmq="http://mq"), "queues[0] (backlog): rabbitmq: must be a mapping, got a string"),
-    (_entry(rabbitmq={"queue": "q"}), "queues[0] (backlog): rabbitmq.url: is required"),
-    (_entry(rabbitmq={**RABBIT, "url": "amqp://mq:5672"}), "rabbitmq.url: scheme must be http:// or https://; got 'amqp'"),
-    (_entry(rabbitmq={**RABBIT, "url": "http://:15672"}), "queues[0] (backlog): rabbitmq.url: has no host"),
-    (_entry(rabbitmq={**RABBIT, "url": "http://mq:99999"}), "queues[0] (backlog): rabbitmq.url: is not a valid URL"),
+    (_entry(rabbitmq="http://mq"), "rabbitmq: must be a mapping, got a string"),
+    (_entry(rabbitmq={"queue": "q"}), "rabbitmq.url: is required"),
+    (
+        _entry(rabbitmq={**RABBIT, "url": "amqp://mq:5672"}),
+        "rabbitmq.url: scheme must be http:// or https://; got 'amqp'",
+    ),
+    (_entry(rabbitmq={**RABBIT, "url": "http://:15672"}), "rabbitmq.url: has no host"),
+    (_entry(rabbitmq={**RABBIT, "url": "http://mq:99999"}), "rabbitmq.url: is not a valid URL"),
     (_entry(rabbitmq={**RABBIT, "url": "http://mq:15672?x=1"}), "rabbitmq.url: must not have a ?query"),
-    (_entry(rabbitmq={**RABBIT, "vhost": 1}), "queues[0] (backlog): rabbitmq.vhost: must be a string, got a number"),
-    (_entry(rabbitmq={"url": RABBIT["url"]}), "queues[0] (backlog): rabbitmq.queue: is required"),
+    (_entry(rabbitmq={**RABBIT, "vhost": 1}), "rabbitmq.vhost: must be a string, got a number"),
+    (_entry(rabbitmq={"url": RABBIT["url"]}), "rabbitmq.queue: is required"),
     (_entry(rabbitmq={**RABBIT, "count": "all"}), "rabbitmq.count: must be one of ready, unacked, total; got 'all'"),
-    (_entry(rabbitmq={**RABBIT, "qeue": "q"}), "queues[0] (backlog): rabbitmq.qeue: unknown field (did you mean 'queue'?)"),
+    (_entry(rabbitmq={**RABBIT, "qeue": "q"}), "rabbitmq.qeue: unknown field (did you mean 'queue'?)"),
     (
         _entry(rabbitmq={**RABBIT, "url": "http://u:p@mq:15672", "passwordFile": "/p"}),
-        "queues[0] (backlog): rabbitmq.passwordFile: the password is already given by rabbitmq.url; give it once",
+        "rabbitmq.passwordFile: the password is already given by rabbitmq.url; give it once",
     ),
     (
         _entry(rabbitmq={**RABBIT, "username": "a", "usernameFile": "/u"}),
@@ -166,31 +169,40 @@ BAD_ENTRIES: list[tuple[Any, str]] = [
     (_entry(rabbitmq={**RABBIT, "passwordEnv": "MY-PASS"}), "rabbitmq.passwordEnv: 'MY-PASS' is not an environment"),
     (_entry(rabbitmq={**RABBIT, "caFile": "/ca.pem"}), "rabbitmq.caFile: only applies to TLS URLs"),
     # redis
-    (_entry(redis={**REDIS, "url": "http://redis:6379"}), "redis.url: scheme must be redis:// or rediss://; got 'http'"),
+    (
+        _entry(redis={**REDIS, "url": "http://redis:6379"}),
+        "redis.url: scheme must be redis:// or rediss://; got 'http'",
+    ),
     (_entry(redis={**REDIS, "url": "redis://redis/zero"}), "redis.url: the path must be a database number like /0"),
-    (_entry(redis={**REDIS, "url": "redis://redis?password=x"}), "queues[0] (backlog): redis.url: must not have a ?query"),
-    (_entry(redis={"url": REDIS["url"]}), "queues[0] (backlog): redis: needs exactly one of list or stream"),
-    (_entry(redis={**REDIS, "stream": "s"}), "queues[0] (backlog): redis: needs exactly one of list or stream"),
-    (_entry(redis={**REDIS, "group": "g"}), "queues[0] (backlog): redis.group: only applies to a stream"),
+    (_entry(redis={**REDIS, "url": "redis://redis?password=x"}), "redis.url: must not have a ?query"),
+    (_entry(redis={"url": REDIS["url"]}), "redis: needs exactly one of list or stream"),
+    (_entry(redis={**REDIS, "stream": "s"}), "redis: needs exactly one of list or stream"),
+    (_entry(redis={**REDIS, "group": "g"}), "redis.group: only applies to a stream"),
     (_entry(redis={**REDIS, "count": "lag"}), "redis.count: only applies to a stream consumer group (set group)"),
     (
         _entry(redis={"url": REDIS["url"], "stream": "s", "group": "g", "count": "length"}),
-        "queues[0] (backlog): redis.count: must be one of pending, lag; got 'length'",
+        "redis.count: must be one of pending, lag; got 'length'",
     ),
-    (_entry(redis={**REDIS, "list": ""}), "queues[0] (backlog): redis.list: must not be empty"),
+    (_entry(redis={**REDIS, "list": ""}), "redis.list: must not be empty"),
     # sqs
-    (_entry(sqs={"region": "us-east-1"}), "queues[0] (backlog): sqs.queueUrl: is required"),
+    (_entry(sqs={"region": "us-east-1"}), "sqs.queueUrl: is required"),
     (_entry(sqs={"queueUrl": "https://sqs.us-east-1.amazonaws.com/orders"}), "sqs.queueUrl: must look like https://"),
-    (_entry(sqs={"queueUrl": "https://k:s@sqs.us-east-1.amazonaws.com/1/q"}), "sqs.queueUrl: must not carry credentials"),
+    (
+        _entry(sqs={"queueUrl": "https://k:s@sqs.us-east-1.amazonaws.com/1/q"}),
+        "sqs.queueUrl: must not carry credentials",
+    ),
     (
         _entry(sqs={"queueUrl": "http://localhost:4566/000000000000/q"}),
-        "queues[0] (backlog): sqs.region: is required: it cannot be read from the queue URL's host 'localhost'",
+        "sqs.region: is required: it cannot be read from the queue URL's host 'localhost'",
     ),
-    (_entry(sqs={**SQS, "region": "Europe"}), "queues[0] (backlog): sqs.region: 'Europe' is not an AWS region name"),
+    (_entry(sqs={**SQS, "region": "Europe"}), "sqs.region: 'Europe' is not an AWS region name"),
     (_entry(sqs={**SQS, "includeInFlight": "yes"}), "sqs.includeInFlight: must be true or false, got 'yes'"),
     (_entry(sqs={**SQS, "endpointUrl": "ftp://x"}), "sqs.endpointUrl: scheme must be https:// or http://; got 'ftp'"),
     (_entry(sqs={**SQS, "endpointUrl": "https://x/?a=1"}), "sqs.endpointUrl: must be a plain scheme://host"),
-    (_entry(sqs={**SQS, "includeInflight": True}), "sqs.includeInflight: unknown field (did you mean 'includeInFlight'?)"),
+    (
+        _entry(sqs={**SQS, "includeInflight": True}),
+        "sqs.includeInflight: unknown field (did you mean 'includeInFlight'?)",
+    ),
 ]
 
 
@@ -200,9 +212,10 @@ def test_bad_entry_is_refused_naming_entry_and_field(raw: Any, message: str) -> 
     good = _entry(name="first", redis=REDIS)
     with pytest.raises(QueueConfigError) as info:
         parse_queues([good, raw])  # the bad entry is the second one: its index must be 1
-    expected = message.replace("queues[0]", "queues[1]")
-    assert expected in str(info.value)
-    assert str(info.value).startswith("queues[1]")
+    name = raw.get("name") if isinstance(raw, dict) else None
+    entry = f"queues[1] ({name})" if isinstance(name, str) and name else "queues[1]"
+    assert str(info.value).startswith(f"{entry}: ")
+    assert message in str(info.value)
 
 
 def test_where_prefix_is_used_in_messages() -> None:
