@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(prometheus redis-server rabbitmq-server)
+# nginx + fcgiwrap serve git http-backend and openssh-server runs sshd for the Git source tests;
+# spawn-fcgi satisfies fcgiwrap's "systemd | spawn-fcgi" dependency without pulling in systemd.
+DEB_PACKAGES=(prometheus redis-server rabbitmq-server nginx fcgiwrap spawn-fcgi openssh-server)
 
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
