@@ -34,6 +34,8 @@ SUBSTITUTE_ANNOTATION = "gitopsd.dev/substitute"
 #: A document whose YAML aliases expand past this many values is refused: aliases cost nothing
 #: to parse but every copy is walked, serialised and sent (the "billion laughs" shape).
 MAX_VALUES = 1_000_000
+#: Deeper than any real object (CRD schemas reach ~40), and well inside Python's recursion limit.
+MAX_DEPTH = 200
 
 _REFERENCE = re.compile(r"\$(\$?)\{([^{}]*)\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -95,6 +97,8 @@ class _Walker:
             raise InvalidManifest(
                 self.origin, f"expands to more than {MAX_VALUES} values (YAML aliases repeating a large block?)"
             )
+        if len(path) > MAX_DEPTH:
+            raise InvalidManifest(self.origin, f"is nested more than {MAX_DEPTH} levels deep")
         if isinstance(value, str):
             return self.text(value, path) if self.enabled and "${" in value else value
         if isinstance(value, dict):
@@ -103,7 +107,9 @@ class _Walker:
                 path.append(key)
                 new_key = self.text(key, path) if self.enabled and isinstance(key, str) and "${" in key else key
                 if new_key in out:
-                    raise InvalidManifest(self.origin, f"key {new_key!r} at {_where(path)} is given twice")
+                    raise InvalidManifest(
+                        self.origin, f"key {key!r} in {_where(path[:-1])} becomes {new_key!r}, which is already a key"
+                    )
                 out[new_key] = self.walk(item, path)
                 path.pop()
             return out
