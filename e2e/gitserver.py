@@ -159,6 +159,7 @@ class GitHttpsServer:
     port: int = 0
     username: str = "gitops"
     password: str = field(default="", repr=False)
+    token: str = field(default="", repr=False)  # accepted as "Authorization: Bearer" under /bearer/
     ca_cert: bytes = b""  # PEM of the CA that signed the server certificate
     _procs: procs.ProcessSet = field(default_factory=procs.ProcessSet)
 
@@ -166,9 +167,13 @@ class GitHttpsServer:
     def repos(self) -> Path:
         return self.directory / "repos"
 
-    def url(self, name: str) -> str:
-        """The https URL of repository ``name`` (its bare directory is ``repos/NAME.git``)."""
-        return f"https://{HOST}:{self.port}/{name}.git"
+    def url(self, name: str, *, bearer: bool = False) -> str:
+        """The https URL of repository ``name`` (its bare directory is ``repos/NAME.git``).
+
+        With ``bearer`` the URL is under ``/bearer/``, where the server wants the token instead
+        of basic auth.
+        """
+        return f"https://{HOST}:{self.port}{'/bearer' if bearer else ''}/{name}.git"
 
     def new_repo(self, name: str) -> WorkRepo:
         """A new repository served here, with a work tree to commit to."""
@@ -181,6 +186,10 @@ class GitHttpsServer:
             "password": (self.password if password is None else password).encode(),
             "ca.crt": self.ca_cert,
         }
+
+    def bearer_secret_data(self, *, token: str | None = None) -> dict[str, bytes]:
+        """A Secret's data for the ``/bearer/`` URLs: bearerToken (or another one), ca.crt."""
+        return {"bearerToken": (self.token if token is None else token).encode(), "ca.crt": self.ca_cert}
 
     @property
     def access_log(self) -> Path:
@@ -195,7 +204,9 @@ def start_git_https(username: str = "gitops", timeout: float = 20.0) -> GitHttps
     """Start nginx and fcgiwrap; return once an authenticated request is served."""
     nginx, fcgiwrap, backend = _require(NGINX, "nginx"), _require(FCGIWRAP, "fcgiwrap"), _http_backend()
     directory = procs.private_dir("git-https")
-    server = GitHttpsServer(directory, procs.free_port(HOST), username, secrets.token_urlsafe(12))
+    server = GitHttpsServer(
+        directory, procs.free_port(HOST), username, secrets.token_urlsafe(12), secrets.token_urlsafe(16)
+    )
     try:
         for sub in ("repos", "logs", "tmp"):
             (directory / sub).mkdir()
@@ -207,7 +218,7 @@ def start_git_https(username: str = "gitops", timeout: float = 20.0) -> GitHttps
         (directory / "htpasswd").write_text(f"{username}:{{PLAIN}}{server.password}\n")
         socket_path = directory / "fcgiwrap.sock"
         (directory / "nginx.conf").write_text(
-            _nginx_conf(directory, server.port, crt_path, key_path, socket_path, backend)
+            _nginx_conf(directory, server.port, crt_path, key_path, socket_path, backend, server.token)
         )
         logs = directory / "logs"
         fcgi = server._procs.add(
@@ -228,11 +239,27 @@ def start_git_https(username: str = "gitops", timeout: float = 20.0) -> GitHttps
     return server
 
 
-def _nginx_conf(directory: Path, port: int, cert: Path, key: Path, socket_path: Path, backend: str) -> str:
+def _nginx_conf(directory: Path, port: int, cert: Path, key: Path, socket_path: Path, backend: str, token: str) -> str:
     # As root, nginx would hand requests to workers running as "nobody", who cannot read this
     # private directory; the workers run as the user that started the tests instead.
     user = "user root root;" if os.geteuid() == 0 else ""
     tmp = directory / "tmp"
+    cgi = "\n".join(
+        f"      fastcgi_param {name} {value};"
+        for name, value in {
+            "SCRIPT_FILENAME": backend,
+            "GIT_PROJECT_ROOT": f"{directory}/repos",
+            "GIT_HTTP_EXPORT_ALL": '""',
+            "QUERY_STRING": "$query_string",
+            "REQUEST_METHOD": "$request_method",
+            "CONTENT_TYPE": "$content_type",
+            "CONTENT_LENGTH": "$content_length",
+            "REMOTE_USER": "$remote_user",
+            "REMOTE_ADDR": "$remote_addr",
+            "SERVER_PROTOCOL": "$server_protocol",
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        }.items()
+    )
     return f"""
 {user}
 daemon off;
@@ -256,18 +283,18 @@ http {{
       auth_basic "git";
       auth_basic_user_file {directory}/htpasswd;
       fastcgi_pass unix:{socket_path};
-      fastcgi_param SCRIPT_FILENAME {backend};
-      fastcgi_param GIT_PROJECT_ROOT {directory}/repos;
-      fastcgi_param GIT_HTTP_EXPORT_ALL "";
       fastcgi_param PATH_INFO $uri;
-      fastcgi_param QUERY_STRING $query_string;
-      fastcgi_param REQUEST_METHOD $request_method;
-      fastcgi_param CONTENT_TYPE $content_type;
-      fastcgi_param CONTENT_LENGTH $content_length;
-      fastcgi_param REMOTE_USER $remote_user;
-      fastcgi_param REMOTE_ADDR $remote_addr;
-      fastcgi_param SERVER_PROTOCOL $server_protocol;
-      fastcgi_param PATH {os.environ.get("PATH", "/usr/bin:/bin")};
+{cgi}
+    }}
+    location ~ ^/bearer(/.*)$ {{
+      set $path_info $1;
+      if ($http_authorization != "Bearer {token}") {{
+        add_header WWW-Authenticate 'Bearer realm="git"' always;
+        return 401;
+      }}
+      fastcgi_pass unix:{socket_path};
+      fastcgi_param PATH_INFO $path_info;
+{cgi}
     }}
   }}
 }}

@@ -13,7 +13,7 @@ from types import FrameType
 
 import pytest
 
-from e2e import services, sqs
+from e2e import gitserver, services, sqs
 from e2e.binaries import Binaries, BinariesUnavailable, ensure_binaries
 from e2e.cluster import ClusterInfo, IPFamily, LocalCluster, new_cluster_dir
 from e2e.procs import log_tail, reap_stale_dirs
@@ -101,5 +101,21 @@ def redis_server() -> Iterator[services.Redis]:
 def sqs_server() -> Iterator[sqs.SQSServer]:
     """A real SQS-compatible server (moto) that checks SigV4 signatures, with an IAM user and an IRSA role."""
     server = sqs.start_sqs()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def git_https_server() -> Iterator[gitserver.GitHttpsServer]:
+    """git http-backend behind nginx: TLS from a test CA, basic auth (and a bearer-token path), loopback port."""
+    server = gitserver.start_git_https()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def git_ssh_server() -> Iterator[gitserver.GitSshServer]:
+    """sshd on a loopback port serving Git repositories to one test key, with its own host key."""
+    server = gitserver.start_git_ssh()
     yield server
     server.stop()

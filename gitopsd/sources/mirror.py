@@ -138,13 +138,13 @@ class Mirror:
 
     async def _fetch_all(self, access: Access) -> None:
         args = [*_QUIET, "fetch", "--quiet", "--no-tags", "--prune", "--no-write-fetch-head", "--no-recurse-submodules"]
-        await self._git_fetch([*args, "--", self.url.git_url, *_REFSPECS], access)
+        await self._git_fetch([*args, "--", access.url.git_url, *_REFSPECS], access)
 
     async def _fetch_one(self, sha: str, access: Access) -> None:
         args = [*_QUIET, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules"]
         with contextlib.suppress(errors.SourceError):
             # Fails when the server does not serve unadvertised commits, or has no such commit.
-            await self._git_fetch([*args, "--", self.url.git_url, sha], access)
+            await self._git_fetch([*args, "--", access.url.git_url, sha], access)
 
     async def _git_fetch(self, args: list[str], access: Access) -> None:
         async with self._fetch_lock:
@@ -154,12 +154,12 @@ class Mirror:
                 with access.open() as auth:
                     await self._runner.run(args, cwd=self.path, extra_env=auth.env, secrets=auth.secrets)
             except GitFailed as exc:
-                raise classify(exc, self.url, access.secret_name, "fetch") from None
+                raise classify(exc, access.url, access.secret_name, "fetch") from None
             finally:
                 elapsed = time.monotonic() - start
                 if self._on_fetch is not None:
-                    self._on_fetch(str(self.url), elapsed)
-            log.debug("git fetch", url=str(self.url), seconds=round(elapsed, 3))
+                    self._on_fetch(str(access.url), elapsed)
+            log.debug("git fetch", url=str(access.url), seconds=round(elapsed, 3))
 
     async def cancel(self) -> None:
         tasks = list(self._fetches.values())

@@ -92,7 +92,8 @@ def parse_url(url: str) -> GitURL:
             raise InvalidSourceURL(f"{text!r}: a file:// URL names a local path (file:///path)")
         if not parts.path.startswith("/"):
             raise InvalidSourceURL(f"{text!r}: a file:// URL needs an absolute path (file:///path)")
-        path = _normal_path(urllib.parse.unquote(parts.path))
+        # On disk "app" and "app.git" are two directories: only slashes are normalised.
+        path = re.sub(r"/+", "/", urllib.parse.unquote(parts.path)).rstrip("/") or "/"
         return GitURL("file", f"file://{path}", f"file://{path}", "", None)
     host = (parts.hostname or "").lower()
     if not host:
