@@ -3,8 +3,10 @@
 This module is the contract between the serving side (cache, routes) and the queue readers.
 The serving side only needs: parse the ``queues:`` section of the config, open one reader per
 entry, and ask it for the current backlog. How each broker is asked lives in the submodules:
-:mod:`.config` (validation), :mod:`.rabbitmq`, :mod:`.redis`, :mod:`.sqs` (+ :mod:`.aws` for
-credentials and signing), :mod:`.errors` (the exception tree).
+:mod:`.config` (validation; the field reference is its docstring) on :mod:`.fields`,
+:mod:`.rabbitmq`, :mod:`.redis`, :mod:`.sqs` (+ :mod:`.aws` for credentials and signing),
+:mod:`.secrets` (usernames/passwords from files and env), :mod:`.http` (one bounded HTTP
+exchange), :mod:`.errors` (the exception tree).
 
 Each ``read()`` is bounded by the entry's ``timeout`` (default 5 s) from start to value, makes
 one attempt (no retries: the caller refreshes on its own schedule), and either returns a

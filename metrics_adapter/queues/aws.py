@@ -5,7 +5,7 @@ shared credentials/config files and profiles, a web identity token file exchange
 STS AssumeRoleWithWebIdentity (EKS IRSA), container and instance metadata. Resolving and
 refreshing can block (file reads, an STS call), so it runs in a worker thread, and only when
 there is nothing cached or botocore says the cached credentials are about to expire; every
-other read signs with the cached frozen credentials on the event loop (a few microseconds).
+other read signs with the cached frozen credentials on the event loop (~0.1 ms).
 """
 
 from __future__ import annotations

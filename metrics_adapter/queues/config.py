@@ -5,17 +5,48 @@ naming the entry (index and name) and the field: a typo'd key, two brokers in on
 a vhost that is not a string, a count mode the broker does not have. Nothing here touches
 the network or the file system; secrets named by ``*File`` / ``*Env`` are read when a
 reader opens (see :mod:`metrics_adapter.queues.secrets`).
+
+An entry, every field (``*`` required)::
+
+    name*: orders_backlog          # the external metric; [A-Za-z_][A-Za-z0-9_.:-]*
+    namespace: shop                # served only in this namespace (default: every namespace)
+    labels: {queue: orders}        # metric labels, for metricLabelSelector; several entries may
+                                   #   share a name if their labels differ
+    timeout: 5s                    # bounds one read, credentials included (1ms..60s; default 5s)
+    # exactly one of:
+    rabbitmq:
+      url*: http://user:pass@rabbitmq:15672[/path-prefix]   # management API; https:// too
+      vhost: /                     # default /
+      queue*: orders
+      count: ready                 # ready (default) | unacked | total
+      caFile: /etc/ca.pem          # https only: trust this CA bundle instead of the system's
+      # credentials, each given at most once (URL userinfo counts as one source):
+      username: watcher | usernameFile: /path | usernameEnv: VAR
+      passwordFile: /path | passwordEnv: VAR
+    redis:
+      url*: redis://[user:pass@]redis:6379/0                # rediss:// for TLS; /N is the db
+      list: jobs                   # LLEN      - exactly one of list | stream
+      stream: events               # XLEN, or with group:
+      group: workers               # XINFO GROUPS: count pending (default) | lag (Redis 7+)
+      count: pending
+      caFile, username, usernameFile, usernameEnv, passwordFile, passwordEnv: as for rabbitmq
+    sqs:
+      queueUrl*: https://sqs.eu-west-1.amazonaws.com/123456789012/orders
+      region: eu-west-1            # default: read from an AWS queue URL's host
+      includeInFlight: false       # true: + ApproximateNumberOfMessagesNotVisible
+      endpointUrl: https://...     # where requests go (VPC endpoint, local server); default: the queue URL's origin
+      profile: team                # AWS profile; default: the SDK chain (env, files, IRSA, metadata)
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NoReturn, cast, get_args
-from urllib.parse import SplitResult, unquote, urlsplit
+from typing import Any, cast, get_args
+from urllib.parse import SplitResult, unquote
 
 from metrics_adapter.queues.errors import QueueConfigError
+from metrics_adapter.queues.fields import Entry, kind_of, origin, parse_duration
 from metrics_adapter.queues.model import (
     DEFAULT_TIMEOUT,
     QueueConfig,
@@ -40,10 +71,6 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DURATION = re.compile(r"(?:(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h))+")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_MAX_TIMEOUT = 60.0
 _AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 # sqs.us-east-1.amazonaws.com, sqs-fips.us-gov-west-1.amazonaws.com, sqs.cn-north-1.amazonaws.com.cn,
 # and the legacy us-west-2.queue.amazonaws.com; the bare queue.amazonaws.com is us-east-1.
@@ -53,117 +80,8 @@ _SQS_HOST_REGION = (
 )
 
 
-class _Entry:
-    """Field access for one entry that fails with the entry and field named."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def fail(self, field: str, problem: str) -> NoReturn:
-        prefix = f"{self.where}: {field}: " if field else f"{self.where}: "
-        raise QueueConfigError(prefix + problem)
-
-    def mapping(self, raw: Any, field: str) -> Mapping[str, Any]:
-        if not isinstance(raw, Mapping):
-            self.fail(field, f"must be a mapping, got {_kind_of(raw)}")
-        for key in raw:
-            if not isinstance(key, str):
-                self.fail(field, f"keys must be strings, got {key!r}")
-        return cast(Mapping[str, Any], raw)
-
-    def known_fields(self, raw: Mapping[str, Any], allowed: Sequence[str], prefix: str = "") -> None:
-        for key in raw:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(allowed)})"
-                self.fail(prefix + key, f"unknown field{hint}")
-
-    def string(self, raw: Mapping[str, Any], key: str, prefix: str = "", *, required: bool = False) -> str | None:
-        if key not in raw or raw[key] is None:
-            if required:
-                self.fail(prefix + key, "is required")
-            return None
-        value = raw[key]
-        if not isinstance(value, str):
-            self.fail(prefix + key, f"must be a string, got {_kind_of(value)}")
-        if not value:
-            self.fail(prefix + key, "must not be empty")
-        return value
-
-    def required(self, raw: Mapping[str, Any], key: str, prefix: str = "") -> str:
-        value = self.string(raw, key, prefix, required=True)
-        assert value is not None
-        return value
-
-    def choice(self, raw: Mapping[str, Any], key: str, choices: Sequence[str], default: str, prefix: str) -> str:
-        value = self.string(raw, key, prefix) or default
-        if value not in choices:
-            self.fail(prefix + key, f"must be one of {', '.join(choices)}; got {value!r}")
-        return value
-
-    def boolean(self, raw: Mapping[str, Any], key: str, prefix: str, default: bool) -> bool:
-        value = raw.get(key, default)
-        if not isinstance(value, bool):
-            self.fail(prefix + key, f"must be true or false, got {value!r}")
-        return value
-
-    def url(self, value: str, field: str, schemes: Sequence[str]) -> SplitResult:
-        try:
-            parts = urlsplit(value)
-            port = parts.port  # raises ValueError on a non-numeric or out-of-range port
-        except ValueError as exc:
-            self.fail(field, f"is not a valid URL: {exc}")
-        if parts.scheme not in schemes:
-            wanted = " or ".join(s + "://" for s in schemes)
-            self.fail(field, f"scheme must be {wanted}; got {parts.scheme or 'none'!r}")
-        if not parts.hostname:
-            self.fail(field, "has no host")
-        if port == 0:
-            self.fail(field, "port 0 is not a port")
-        if parts.fragment:
-            self.fail(field, "must not have a #fragment")
-        return parts
-
-
-_KIND_NAMES = {
-    dict: "a mapping",
-    list: "a list",
-    str: "a string",
-    bool: "a boolean",
-    int: "a number",
-    float: "a number",
-}
-
-
-def _kind_of(value: Any) -> str:
-    return _KIND_NAMES.get(type(value), "null" if value is None else f"a {type(value).__name__}")
-
-
-def _origin(parts: SplitResult, path: str = "") -> str:
-    """``scheme://host[:port]`` + path, without userinfo: safe for messages."""
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    port = f":{parts.port}" if parts.port is not None else ""
-    return f"{parts.scheme}://{host}{port}{path}"
-
-
-def parse_duration(entry: _Entry, raw: Any, field: str) -> float:
-    """Seconds from a number or a Go-style duration string ("500ms", "2s", "1m30s")."""
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        entry.fail(field, f"must be a duration like 5s or 500ms, got {_kind_of(raw)}")
-    if isinstance(raw, str):
-        if not _DURATION.fullmatch(raw):
-            entry.fail(field, f"must be a duration like 5s or 500ms, got {raw!r}")
-        seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(raw))
-    else:
-        seconds = float(raw)
-    if not 0.001 <= seconds <= _MAX_TIMEOUT:
-        entry.fail(field, f"must be between 1ms and {_MAX_TIMEOUT:.0f}s, got {raw!r}")
-    return seconds
-
-
 def _credentials(
-    entry: _Entry, raw: Mapping[str, Any], prefix: str, url: SplitResult
+    entry: Entry, raw: Mapping[str, Any], prefix: str, url: SplitResult
 ) -> tuple[SecretRef | None, SecretRef | None]:
     """Username and password from the URL's userinfo or exactly one of the ``*File`` / ``*Env`` fields."""
     users: list[SecretRef] = []
@@ -188,14 +106,14 @@ def _credentials(
     return (users[0] if users else None), (passwords[0] if passwords else None)
 
 
-def _ca_file(entry: _Entry, raw: Mapping[str, Any], prefix: str, tls: bool) -> str | None:
+def _ca_file(entry: Entry, raw: Mapping[str, Any], prefix: str, tls: bool) -> str | None:
     path = entry.string(raw, "caFile", prefix)
     if path is not None and not tls:
         entry.fail(prefix + "caFile", "only applies to TLS URLs (https:// or rediss://)")
     return path
 
 
-def _rabbitmq(entry: _Entry, raw: Any) -> tuple[RabbitMQSource, str, dict[str, Any]]:
+def _rabbitmq(entry: Entry, raw: Any) -> tuple[RabbitMQSource, str, dict[str, Any]]:
     p = "rabbitmq."
     spec = entry.mapping(raw, "rabbitmq")
     entry.known_fields(spec, _RABBITMQ_FIELDS, p)
@@ -206,7 +124,7 @@ def _rabbitmq(entry: _Entry, raw: Any) -> tuple[RabbitMQSource, str, dict[str, A
     queue = entry.required(spec, "queue", p)
     count = cast(RabbitMQCount, entry.choice(spec, "count", ("ready", "unacked", "total"), "ready", p))
     username, password = _credentials(entry, spec, p, parts)
-    base = _origin(parts, parts.path.rstrip("/"))
+    base = origin(parts, parts.path.rstrip("/"))
     source = RabbitMQSource(
         base_url=base,
         vhost=vhost,
@@ -220,7 +138,7 @@ def _rabbitmq(entry: _Entry, raw: Any) -> tuple[RabbitMQSource, str, dict[str, A
     return source, upstream, {"url": base, "vhost": vhost, "queue": queue, "count": count}
 
 
-def _redis(entry: _Entry, raw: Any) -> tuple[RedisSource, str, dict[str, Any]]:
+def _redis(entry: Entry, raw: Any) -> tuple[RedisSource, str, dict[str, Any]]:
     p = "redis."
     spec = entry.mapping(raw, "redis")
     entry.known_fields(spec, _REDIS_FIELDS, p)
@@ -256,17 +174,17 @@ def _redis(entry: _Entry, raw: Any) -> tuple[RedisSource, str, dict[str, Any]]:
         password=password,
         ca_file=_ca_file(entry, spec, p, tls),
     )
-    origin = _origin(parts, f"/{int(db_text)}")
+    address = origin(parts, f"/{int(db_text)}")
     what = f"list {key!r}" if lst is not None else f"stream {key!r}"
     if group is not None:
         what += f" group {group!r}"
-    settings: dict[str, Any] = {"url": origin, source.structure: key, "count": count}
+    settings: dict[str, Any] = {"url": address, source.structure: key, "count": count}
     if group is not None:
         settings["group"] = group
-    return source, f"redis {origin} {what}", settings
+    return source, f"redis {address} {what}", settings
 
 
-def _sqs(entry: _Entry, raw: Any) -> tuple[SQSSource, str, dict[str, Any]]:
+def _sqs(entry: Entry, raw: Any) -> tuple[SQSSource, str, dict[str, Any]]:
     p = "sqs."
     spec = entry.mapping(raw, "sqs")
     entry.known_fields(spec, _SQS_FIELDS, p)
@@ -292,9 +210,9 @@ def _sqs(entry: _Entry, raw: Any) -> tuple[SQSSource, str, dict[str, Any]]:
         ep = entry.url(endpoint, p + "endpointUrl", ("https", "http"))
         if ep.username or ep.password or ep.query:
             entry.fail(p + "endpointUrl", "must be a plain scheme://host[:port][/path] URL")
-        endpoint_url = _origin(ep, ep.path or "/")
+        endpoint_url = origin(ep, ep.path or "/")
     else:
-        endpoint_url = _origin(parts, "/")
+        endpoint_url = origin(parts, "/")
     source = SQSSource(
         queue_url=queue_url,
         region=region,
@@ -308,14 +226,14 @@ def _sqs(entry: _Entry, raw: Any) -> tuple[SQSSource, str, dict[str, Any]]:
     return source, f"sqs {queue_url}", settings
 
 
-_PARSERS: Mapping[QueueKind, Callable[[_Entry, Any], tuple[Any, str, dict[str, Any]]]] = {
+_PARSERS: Mapping[QueueKind, Callable[[Entry, Any], tuple[Any, str, dict[str, Any]]]] = {
     "rabbitmq": _rabbitmq,
     "redis": _redis,
     "sqs": _sqs,
 }
 
 
-def _labels(entry: _Entry, raw: Any) -> dict[str, str]:
+def _labels(entry: Entry, raw: Any) -> dict[str, str]:
     if raw is None:
         return {}
     labels = entry.mapping(raw, "labels")
@@ -335,7 +253,7 @@ def _labels(entry: _Entry, raw: Any) -> dict[str, str]:
 def parse_entry(raw: Any, index: int, where: str = "queues") -> QueueConfig:
     """One validated entry; ``index`` is its position, for messages."""
     name = raw.get("name") if isinstance(raw, Mapping) else None
-    entry = _Entry(f"{where}[{index}]" + (f" ({name})" if isinstance(name, str) and name else ""))
+    entry = Entry(f"{where}[{index}]" + (f" ({name})" if isinstance(name, str) and name else ""))
     spec = entry.mapping(raw, "")
     entry.known_fields(spec, _ENTRY_FIELDS)
     name = entry.required(spec, "name")
@@ -370,7 +288,7 @@ def parse_queues(raw: Sequence[Any] | None, *, where: str = "queues") -> list[Qu
     if raw is None:
         return []
     if isinstance(raw, str | bytes) or not isinstance(raw, Sequence):
-        raise QueueConfigError(f"{where}: must be a list of queue entries, got {_kind_of(raw)}")
+        raise QueueConfigError(f"{where}: must be a list of queue entries, got {kind_of(raw)}")
     entries = [parse_entry(item, i, where) for i, item in enumerate(raw)]
     seen: dict[tuple[str, str | None, tuple[tuple[str, str], ...]], str] = {}
     for entry in entries:

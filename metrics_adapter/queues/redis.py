@@ -4,6 +4,10 @@ pending count or lag (XINFO GROUPS), with redis-py's asyncio client.
 A list or stream that does not exist reads 0: Redis deletes a list when its last item is
 popped, so "missing" and "empty" are the same thing there. A consumer group has to exist;
 asking for one that does not is an error naming the groups that do. Lag needs Redis 7.
+
+redis-py rather than a hand-written RESP exchange: bench.queue_reads measures 0.19 ms per
+read through this reader against 0.07 ms for raw RESP on a socket; 0.1 ms per refresh buys
+TLS, ACL authentication, reconnection and error parsing we would otherwise own.
 """
 
 from __future__ import annotations
