@@ -1,0 +1,205 @@
+"""Run the real ``metrics-adapter`` program against a harness cluster, behind its aggregation layer.
+
+Tests and benches start the console script as a subprocess, with a serving certificate from
+the cluster CA (``aggregation.serving_cert``), the cluster's admin kubeconfig, and a config
+file; ``register`` creates the ExternalName Service and the three APIServices
+(custom.metrics.k8s.io v1beta1 + v1beta2, external.metrics.k8s.io v1beta1) that send the
+aggregator to it. A client for talking to the adapter directly, as the aggregator does (with
+the front-proxy client certificate and ``X-Remote-*`` headers), is included for tests that
+must bypass kube-apiserver.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from e2e import procs
+from e2e.aggregation import ServingCert, apiservice_objects, free_dual_port, serving_cert
+from e2e.cluster import ClusterInfo
+
+GROUP_VERSIONS = (
+    ("custom.metrics.k8s.io", "v1beta1"),
+    ("custom.metrics.k8s.io", "v1beta2"),
+    ("external.metrics.k8s.io", "v1beta1"),
+)
+SERVICE = "metrics-adapter"
+
+
+def adapter_binary() -> str:
+    """The installed console script next to the running interpreter."""
+    candidate = Path(sys.executable).with_name("metrics-adapter")
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("metrics-adapter")
+    if not found:
+        raise RuntimeError("metrics-adapter console script not found: pip install -e . first")
+    return found
+
+
+@dataclass(slots=True)
+class RunningAdapter:
+    port: int
+    directory: Path
+    cert: ServingCert
+    cluster: ClusterInfo
+    _procs: procs.ProcessSet = field(default_factory=procs.ProcessSet)
+
+    @property
+    def process(self) -> procs.Process:
+        return self._procs.procs[0]
+
+    @property
+    def log(self) -> Path:
+        return self.process.log
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self._procs.stop()
+
+    # -- talking to the adapter directly --------------------------------------------------------
+
+    def _ctx(self, client_cert: tuple[Path, Path] | None) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.cluster.ca_cert))
+        if client_cert is not None:
+            ctx.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
+        return ctx
+
+    def front_proxy_cert(self) -> tuple[Path, Path]:
+        pki = self.cluster.directory / "pki"
+        return pki / "front-proxy-client.crt", pki / "front-proxy-client.key"
+
+    def get(
+        self,
+        path: str,
+        *,
+        user: str | None = "kubernetes-admin",
+        groups: tuple[str, ...] = ("system:masters",),
+        client_cert: tuple[Path, Path] | None | str = "front-proxy",
+        headers: dict[str, str] | None = None,
+        host: str = "localhost",
+    ) -> tuple[int, Any]:
+        """GET ``path`` from the adapter itself; returns (status, decoded JSON or text)."""
+        cert = self.front_proxy_cert() if client_cert == "front-proxy" else client_cert
+        req = urllib.request.Request(f"https://{procs.url_host(host)}:{self.port}{path}")
+        if user is not None:
+            req.add_header("X-Remote-User", user)
+            for g in groups:
+                req.add_header("X-Remote-Group", g)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        ctx = self._ctx(cert if not isinstance(cert, str) else None)
+        ctx.check_hostname = host == "localhost"
+        try:
+            with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:  # noqa: S310 - loopback
+                status, body = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, body = exc.code, exc.read()
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, body.decode(errors="replace")
+
+
+def start_adapter(
+    cluster: ClusterInfo,
+    directory: Path,
+    config_text: str,
+    *,
+    prometheus_url: str | None,
+    extra_args: list[str] | None = None,
+    port: int | None = None,
+    wait_ready: bool = True,
+) -> RunningAdapter:
+    """Start ``metrics-adapter`` listening on localhost (both families); wait for /readyz."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.yaml").write_text(config_text)
+    port = port or free_dual_port()
+    cert = serving_cert(cluster, directory / "serving", SERVICE, "kube-system")
+    argv = [
+        adapter_binary(),
+        f"--config={directory / 'config.yaml'}",
+        f"--secure-port={port}",
+        "--bind-address=127.0.0.1",
+        "--bind-address=::1",
+        f"--tls-cert-file={cert.cert}",
+        f"--tls-private-key-file={cert.key}",
+        f"--kubeconfig={cluster.kubeconfig}",
+        *([f"--prometheus-url={prometheus_url}"] if prometheus_url else []),
+        *(extra_args or []),
+    ]
+    running = RunningAdapter(port, directory, cert, cluster)
+    running._procs.add(procs.start("metrics-adapter", argv, directory / "logs"))
+    if wait_ready:
+        ctx = ssl.create_default_context(cafile=str(cluster.ca_cert))
+        try:
+            procs.wait_until(
+                "metrics-adapter /readyz",
+                lambda: procs.http_ok(f"https://localhost:{port}/readyz", ctx),
+                timeout=60,
+                watch=[running.process],
+            )
+        except BaseException:
+            running.stop()
+            raise
+    return running
+
+
+def api_client(cluster: ClusterInfo) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(cluster.kubeconfig))
+
+
+def register(cluster: ClusterInfo, adapter: RunningAdapter, namespace: str = "kube-system") -> None:
+    """Point the three metrics APIServices at ``adapter`` (replacing earlier registrations)."""
+    api = api_client(cluster)
+    core, reg = client.CoreV1Api(api), client.ApiregistrationV1Api(api)
+    for group, version in GROUP_VERSIONS:
+        svc, apisvc = apiservice_objects(
+            group, version, adapter.port, adapter.cert.ca_bundle_b64, service=SERVICE, namespace=namespace
+        )
+        try:
+            core.create_namespaced_service(namespace, svc)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+            core.replace_namespaced_service(SERVICE, namespace, svc)
+        try:
+            reg.create_api_service(apisvc)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+            current = reg.read_api_service(apisvc["metadata"]["name"])
+            apisvc["metadata"]["resourceVersion"] = current.metadata.resource_version
+            reg.replace_api_service(apisvc["metadata"]["name"], apisvc)
+
+
+def unregister(cluster: ClusterInfo) -> None:
+    api = api_client(cluster)
+    reg = client.ApiregistrationV1Api(api)
+    for group, version in GROUP_VERSIONS:
+        try:
+            reg.delete_api_service(f"{version}.{group}")
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def available(cluster: ClusterInfo) -> bool:
+    """All three APIServices report Available=True."""
+    reg = client.ApiregistrationV1Api(api_client(cluster))
+    for group, version in GROUP_VERSIONS:
+        obj = reg.read_api_service(f"{version}.{group}")
+        if not any(c.type == "Available" and c.status == "True" for c in (obj.status.conditions or [])):
+            return False
+    return True

@@ -1,0 +1,1 @@
+"""prometheus-adapter's rule language: config loading, naming, resource mapping, query templates."""

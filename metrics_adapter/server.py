@@ -1,0 +1,265 @@
+"""The HTTP side: routes of the two metrics APIs, authentication and authorization, health, /metrics.
+
+One handler parses every path itself instead of using a router, because the APIs' paths are
+data: ``%2A`` is ``*``, resources may be group-qualified (``deployments.apps``), and a segment
+decoding to ``..`` or containing ``/`` must be refused rather than normalised away. Answers are
+always JSON (the HPA asks for protobuf first and accepts JSON); every error is a metav1.Status
+with the right code. ``/healthz``, ``/livez`` and ``/readyz`` are open; everything else is
+authenticated and authorized (``auth.py``) unless ``--insecure-skip-auth``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from metrics_adapter import api, openapi
+from metrics_adapter.auth import Auth, attributes_for
+from metrics_adapter.errors import AdapterError, BadRequest, NotFound
+from metrics_adapter.metrics import AdapterMetrics
+from metrics_adapter.provider import CustomRequest, ExternalRequest, Provider
+from metrics_adapter.selectors import Selector, SelectorError
+from metrics_adapter.selectors import parse as parse_selector
+
+log = structlog.get_logger("metrics_adapter.server")
+
+MAX_QUERY = 16384
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_HEALTH = ("healthz", "livez", "readyz")
+_JSON = "application/json"
+
+
+@dataclass(slots=True)
+class State:
+    provider: Provider
+    metrics: AdapterMetrics
+    auth: Auth | None  # None: --insecure-skip-auth
+    ready: Callable[[], tuple[bool, list[str]]]
+    always_allow: frozenset[str] = frozenset()
+    openapi_v2: tuple[bytes, str] = field(default_factory=openapi.v2)
+    openapi_v3: dict[str, tuple[bytes, str]] = field(default_factory=openapi.v3_groups)
+
+
+STATE = web.AppKey("state", State)
+
+
+def build_app(state: State) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[STATE] = state
+    app.router.add_route("*", "/{tail:.*}", _dispatch)
+    return app
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_cached(text: str, where: str) -> Selector:
+    return parse_selector(text, where=where)
+
+
+def _selector(text: str, where: str) -> Selector:
+    try:
+        return _parse_cached(text, where)
+    except SelectorError as exc:
+        raise BadRequest(str(exc)) from exc
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+    return web.Response(body=data, status=status, content_type=_JSON, headers=headers)
+
+
+def _segments(path: str) -> list[str]:
+    parts = path.split("/")[1:]
+    if parts and parts[-1] == "" and len(parts) > 1:
+        parts.pop()  # one trailing slash, as kube-apiserver tolerates
+    out = []
+    for raw in parts:
+        try:
+            seg = urllib.parse.unquote(raw, errors="strict")
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"path segment {raw!r} is not valid percent-encoded UTF-8") from exc
+        if seg in (".", "..") or "/" in seg or "\x00" in seg:
+            raise BadRequest(f"invalid path segment {raw!r}")
+        out.append(seg)
+    return out
+
+
+async def _dispatch(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    started = time.perf_counter()
+    route = "other"
+    try:
+        raw_path, _, query = request.raw_path.partition("?")
+        if len(query) > MAX_QUERY:
+            raise _TooLong(f"query string is {len(query)} bytes; at most {MAX_QUERY} are accepted")
+        segs = _segments(raw_path)
+        route = _route_name(segs)
+        if segs and segs[0] in _HEALTH:
+            return _health(state, segs)
+        if request.method not in ("GET", "HEAD"):
+            raise _MethodNotAllowed(f"{request.method} is not allowed: these APIs are read-only")
+        if state.auth is not None and raw_path not in state.always_allow:
+            peercert = request.transport.get_extra_info("peercert") if request.transport else None
+            user = await state.auth.authenticate(request.headers, lambda h: request.headers.getall(h, []), peercert)
+            await state.auth.authorize(user, attributes_for(segs, request.method, raw_path))
+        resp = await _route(state, request, segs, query)
+    except AdapterError as exc:
+        if exc.status >= 500:
+            log.warning("request failed", path=request.path, status=exc.status, error=exc.message)
+        resp = _json(api.status(exc.status, exc.message), exc.status)
+    except Exception:  # a bug: answer like an API server, keep serving
+        log.exception("internal error", path=request.path)
+        resp = _json(api.status(500, "internal error in metrics-adapter; see its log"), 500)
+    state.metrics.request_seconds.labels(route, str(resp.status)).observe(time.perf_counter() - started)
+    return resp
+
+
+class _TooLong(AdapterError):
+    status = 414
+
+
+class _MethodNotAllowed(AdapterError):
+    status = 405
+
+
+def _route_name(segs: list[str]) -> str:
+    """A low-cardinality route label for the latency histogram."""
+    if not segs or segs == [""]:
+        return "root"
+    if segs[0] in (*_HEALTH, "metrics", "openapi"):
+        return segs[0]
+    if len(segs) <= 3:
+        return "discovery"
+    if segs[1] == api.EXTERNAL_GROUP:
+        return "external"
+    if segs[1] == api.CUSTOM_GROUP:
+        if len(segs) >= 5 and segs[3] == "namespaces" and segs[5:6] == ["metrics"]:
+            return "custom-namespace"
+        if len(segs) >= 8 and segs[3] == "namespaces":
+            return "custom-namespaced-selector" if segs[6] == "*" else "custom-namespaced-object"
+        return "custom-cluster"
+    return "other"
+
+
+def _health(state: State, segs: list[str]) -> web.Response:
+    if segs[0] != "readyz":
+        return web.Response(text="ok")
+    ok, details = state.ready()
+    text = "\n".join(details) + ("\nreadyz check passed" if ok else "\nreadyz check failed")
+    return web.Response(text=text.strip() + "\n", status=200 if ok else 503)
+
+
+def _param(query: str, name: str) -> str | None:
+    values = urllib.parse.parse_qs(query, keep_blank_values=True).get(name)
+    return values[0] if values else None
+
+
+async def _route(state: State, request: web.Request, segs: list[str], query: str) -> web.StreamResponse:
+    p = state.provider
+    if not segs or segs == [""]:
+        return _json(
+            {
+                "paths": [
+                    "/apis",
+                    f"/apis/{api.CUSTOM_GROUP}",
+                    f"/apis/{api.EXTERNAL_GROUP}",
+                    "/healthz",
+                    "/livez",
+                    "/metrics",
+                    "/openapi/v2",
+                    "/openapi/v3",
+                    "/readyz",
+                ]
+            }
+        )
+    if segs == ["metrics"]:
+        return web.Response(body=state.metrics.exposition(), content_type="text/plain", charset="utf-8")
+    if segs[0] == "openapi":
+        return _openapi(state, request, segs)
+    if segs[0] != "apis":
+        raise NotFound(f"the server could not find the requested resource {request.path!r}")
+    groups = {api.CUSTOM_GROUP: api.CUSTOM_VERSIONS, api.EXTERNAL_GROUP: api.EXTERNAL_VERSIONS}
+    if len(segs) == 1:
+        return _json(api.api_group_list(groups))
+    group = segs[1]
+    if group not in groups:
+        raise NotFound(f"the server could not find the requested resource: API group {group!r} is not served here")
+    if len(segs) == 2:
+        return _json(api.api_group(group, groups[group]))
+    version = segs[2]
+    if version not in groups[group]:
+        raise NotFound(f"the server could not find the requested resource: {group}/{version} is not served here")
+    rest = segs[3:]
+    if not rest:
+        resources = p.custom_resources() if group == api.CUSTOM_GROUP else p.external_resources()
+        return _json(api.resource_list(group, version, resources))
+    for seg in rest:
+        if not seg or len(seg) > 512:
+            raise BadRequest(f"invalid path segment {seg[:40]!r}: empty or longer than 512 characters")
+    if group == api.EXTERNAL_GROUP:
+        if len(rest) != 3 or rest[0] != "namespaces":
+            raise NotFound(
+                f"the server could not find the requested resource: external metrics are at "
+                f"/apis/{group}/{version}/namespaces/NAMESPACE/METRIC"
+            )
+        ns = _namespace(rest[1])
+        sel_text = _param(query, "labelSelector")
+        selector = _selector(sel_text or "", "labelSelector")
+        mls = _param(query, "metricLabelSelector")
+        if mls:
+            extra = _selector(mls, "metricLabelSelector")
+            selector = Selector(tuple(sorted((*selector.requirements, *extra.requirements), key=lambda r: r.key)))
+        return _json(await p.external(ExternalRequest(ns, rest[2], selector)))
+    label_sel = _selector(_param(query, "labelSelector") or "", "labelSelector")
+    metric_sel = _selector(_param(query, "metricLabelSelector") or "", "metricLabelSelector")
+    v: api.CustomVersion = "v1beta2" if version == "v1beta2" else "v1beta1"
+    if len(rest) == 4 and rest[0] == "namespaces" and rest[2] == "metrics":
+        # metrics describing a namespace itself
+        ns = _namespace(rest[1])
+        req = CustomRequest(v, None, "namespaces", ns, rest[3], label_sel, metric_sel)
+    elif len(rest) == 5 and rest[0] == "namespaces":
+        req = CustomRequest(v, _namespace(rest[1]), rest[2], _name(rest[3]), rest[4], label_sel, metric_sel)
+    elif len(rest) == 3:
+        req = CustomRequest(v, None, rest[0], _name(rest[1]), rest[2], label_sel, metric_sel)
+    else:
+        raise NotFound(
+            "the server could not find the requested resource: custom metrics are at "
+            ".../namespaces/NS/RESOURCE/NAME/METRIC, .../RESOURCE/NAME/METRIC or .../namespaces/NS/metrics/METRIC"
+        )
+    return _json(await p.custom(req))
+
+
+def _namespace(ns: str) -> str:
+    if not _DNS_LABEL.match(ns):
+        raise BadRequest(f"invalid namespace {ns[:80]!r}: a DNS label (lower-case alphanumerics and '-', at most 63)")
+    return ns
+
+
+def _name(name: str) -> str:
+    if name != "*" and len(name) > 253:
+        raise BadRequest(f"invalid object name {name[:40]!r}…: longer than 253 characters")
+    return name
+
+
+def _openapi(state: State, request: web.Request, segs: list[str]) -> web.Response:
+    if segs == ["openapi", "v2"]:
+        data, etag = state.openapi_v2
+    elif segs == ["openapi", "v3"]:
+        return _json(openapi.v3_index(state.openapi_v3))
+    elif len(segs) >= 3 and segs[:2] == ["openapi", "v3"] and "/".join(segs[2:]) in state.openapi_v3:
+        data, etag = state.openapi_v3["/".join(segs[2:])]
+    else:
+        raise NotFound(f"no OpenAPI document at {request.path}")
+    quoted = f'"{etag}"'
+    headers = {"ETag": quoted, "Cache-Control": "no-cache, private"}
+    if request.headers.get("If-None-Match") == quoted:
+        return web.Response(status=304, headers=headers)
+    return _json(data, headers=headers)

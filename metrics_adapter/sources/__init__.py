@@ -1,0 +1,1 @@
+"""Upstreams whose values the adapter serves (Prometheus here; queue brokers in metrics_adapter.queues)."""
