@@ -68,10 +68,15 @@ class UnknownVariable(RenderError):
 class UnknownKind(RenderError):
     reason = "UnknownKind"
 
-    def __init__(self, origin: str, api_version: str, kind: str, hint: str = "") -> None:
+    def __init__(self, origin: str, api_version: str, kind: str, *, offline: bool = False, hint: str = "") -> None:
+        unknown = (
+            "it is not a built-in Kubernetes type (rendered without a cluster)"
+            if offline
+            else "the cluster does not serve it"
+        )
         super().__init__(
-            f"{origin}: unknown kind {kind} in {api_version}: the cluster does not serve it and no"
-            f" CustomResourceDefinition in this render defines it{hint}"
+            f"{origin}: unknown kind {kind} in {api_version}: {unknown} and no CustomResourceDefinition"
+            f" in this render defines it{hint}"
         )
         self.origin, self.api_version, self.kind = origin, api_version, kind
 

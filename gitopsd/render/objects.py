@@ -13,6 +13,7 @@ from typing import Any
 
 from gitopsd.model import Manifest, ObjectRef, Scopes
 from gitopsd.render.errors import DuplicateObject, InvalidManifest, MissingNamespace, UnknownKind
+from gitopsd.render.scopes import OfflineScopes
 
 _KUSTOMIZE_GROUP = "kustomize.config.k8s.io"
 
@@ -62,7 +63,7 @@ def place_namespace(
         hint = ""
         if api_version.startswith(f"{_KUSTOMIZE_GROUP}/"):
             hint = "; a kustomization is only built when it sits directly in spec.source.path"
-        raise UnknownKind(origin, api_version, kind, hint)
+        raise UnknownKind(origin, api_version, kind, offline=isinstance(scopes, OfflineScopes), hint=hint)
     meta = obj["metadata"]
     if not namespaced:
         meta.pop("namespace", None)

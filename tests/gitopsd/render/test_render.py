@@ -170,8 +170,14 @@ def test_unknown_kind_names_file_and_kind() -> None:
     )
     with pytest.raises(UnknownKind) as err:
         render(tree, options(), OFFLINE)
-    assert str(err.value).startswith("deploy/x.yaml#2: unknown kind Widget in example.com/v1")
+    assert str(err.value) == (
+        "deploy/x.yaml#2: unknown kind Widget in example.com/v1: it is not a built-in Kubernetes type (rendered"
+        " without a cluster) and no CustomResourceDefinition in this render defines it"
+    )
     assert (err.value.api_version, err.value.kind, err.value.reason) == ("example.com/v1", "Widget", "UnknownKind")
+    live = KnownScopes({("v1", "ConfigMap"): True})
+    with pytest.raises(UnknownKind, match=r"Widget in example\.com/v1: the cluster does not serve it and no Custom"):
+        render(tree, options(), live)
 
 
 def test_crd_version_not_listed_is_still_unknown() -> None:
