@@ -49,6 +49,13 @@ class Access:
     def secret_name(self) -> str | None:
         return self.creds.secret_name if self.creds else None
 
+    @property
+    def sends_credentials(self) -> bool:
+        """Whether a call presents any (password, token or key), to tell "refused" from "required"."""
+        if self.creds is not None and (self.creds.password or self.creds.bearer_token or self.creds.identity):
+            return True
+        return bool(self.url.password)
+
     def open(self) -> contextlib.AbstractContextManager[GitAuth]:
         return git_auth(self.url, self.creds, self.tmp_root, self.connect_timeout)
 

@@ -92,9 +92,7 @@ class Credentials:
             try:
                 x509.load_pem_x509_certificates(ca_cert)
             except ValueError:
-                raise InvalidCredentials(
-                    f"secret {secret_name!r}: key {ca_key!r} is not a PEM certificate"
-                ) from None
+                raise InvalidCredentials(f"secret {secret_name!r}: key {ca_key!r} is not a PEM certificate") from None
         return cls(
             secret_name=secret_name,
             username=username,
@@ -166,9 +164,7 @@ def _check_identity(raw: bytes, secret_name: str) -> None:
         else:
             serialization.load_pem_private_key(raw, password=None)
     except TypeError:
-        raise InvalidCredentials(
-            problem + "is passphrase-protected; use a key without a passphrase"
-        ) from None
+        raise InvalidCredentials(problem + "is passphrase-protected; use a key without a passphrase") from None
     except (ValueError, UnsupportedAlgorithm):
         raise InvalidCredentials(problem + "is not an ssh private key (OpenSSH or PEM format)") from None
 
@@ -182,4 +178,3 @@ def _check_known_hosts(raw: bytes, secret_name: str) -> None:
             f"secret {secret_name!r}: key {KNOWN_HOSTS!r} needs lines of 'HOST KEYTYPE KEY', "
             f"as ssh-keyscan prints{shown}"
         )
-

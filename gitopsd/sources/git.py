@@ -205,10 +205,14 @@ class GitSources:
         try:
             with access.open() as auth:
                 return await self._runner.run(
-                    ["-c", "protocol.version=2", *args], cwd=self._home, extra_env=auth.env, secrets=auth.secrets
+                    ["-c", "protocol.version=2", *args],
+                    cwd=self._home,
+                    extra_env=auth.env,
+                    secrets=auth.secrets,
+                    target=str(access.url),
                 )
         except GitFailed as exc:
-            raise classify(exc, access.url, access.secret_name, args[0]) from None
+            raise classify(exc, access, args[0]) from None
 
     async def _missing(self, source: SourceSpec, access: Access, remote: RemoteRefs) -> errors.RefNotFound:
         """The RefNotFound for ``source``, listing a few refs the remote does have (error path only)."""

@@ -30,7 +30,8 @@ from typing import IO
 
 from gitopsd.errors import truncate
 from gitopsd.sources import errors
-from gitopsd.sources.urls import GitURL, redact
+from gitopsd.sources.auth import Access
+from gitopsd.sources.urls import redact
 
 GIT = "git"
 # Variables of the host passed on to git: the program path and proxy settings a site needs.
@@ -99,8 +100,9 @@ class GitRunner:
         secrets: Sequence[str] = (),
         input: bytes | None = None,
         timeout: float | None = None,
+        target: str = "",
     ) -> bytes:
-        """Run ``git ARGS``; return stdout, raise ``GitFailed`` or ``errors.GitTimeout``."""
+        """Run ``git ARGS``; return stdout, raise ``GitFailed`` or ``errors.GitTimeout`` (naming ``target``)."""
         if self.closed:
             raise errors.SourceError("the Git source cache is closed")
         limit = timeout or self.timeout
@@ -120,7 +122,7 @@ class GitRunner:
             out, err = await asyncio.wait_for(proc.communicate(input), limit)
         except TimeoutError:
             await self._kill_async(proc)
-            raise errors.GitTimeout(f"git {args[0]} did not finish within {limit:g}s and was stopped") from None
+            raise errors.GitTimeout(_timed_out(args, target, limit)) from None
         except BaseException:  # cancelled: the caller gave up, so must the process
             await asyncio.shield(self._kill_async(proc))
             raise
@@ -166,7 +168,7 @@ class GitRunner:
             out, err = popen.communicate(input, timeout=limit)
         except subprocess.TimeoutExpired:
             self._kill_sync(popen)
-            raise errors.GitTimeout(f"git {args[0]} did not finish within {limit:g}s and was stopped") from None
+            raise errors.GitTimeout(_timed_out(args, "", limit)) from None
         except BaseException:
             self._kill_sync(popen)
             raise
@@ -201,6 +203,20 @@ class GitRunner:
             return len(self._async_live) + len(self._sync_live)
 
 
+def _timed_out(args: Sequence[str], target: str, limit: float) -> str:
+    verb, skip = "", False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "-c":
+            skip = True
+        elif not arg.startswith("-"):
+            verb = arg
+            break
+    where = f" {redact(target)}" if target else ""
+    return f"git {verb}{where} did not finish within {limit:g}s and was stopped (is the server up and answering?)"
+
+
 # -- classifying git's complaints ----------------------------------------------------------
 
 _AUTH = re.compile(
@@ -233,8 +249,9 @@ def _detail(stderr: str) -> str:
     return truncate("; ".join(useful), 240) or "no message"
 
 
-def classify(failure: GitFailed, url: GitURL, secret_name: str | None, action: str) -> errors.SourceError:
+def classify(failure: GitFailed, access: Access, action: str) -> errors.SourceError:
     """Turn a failed remote git call into the ``SourceError`` that says what to fix."""
+    url, secret_name = access.url, access.secret_name
     where = redact(str(url))
     stderr = failure.stderr
     detail = _detail(stderr)
@@ -257,8 +274,10 @@ def classify(failure: GitFailed, url: GitURL, secret_name: str | None, action: s
     if _AUTH.search(stderr):
         if url.scheme == "ssh":
             why = f"refused the ssh key in key 'identity' of {from_secret}"
+        elif access.sends_credentials:
+            why = f"refused the credentials in {from_secret}" if secret_name else "refused the credentials in the URL"
         elif secret_name:
-            why = f"refused the credentials in {from_secret}"
+            why = f"requires credentials: add username/password or bearerToken to {from_secret}"
         else:
             why = "requires credentials: set spec.source.secretRef to a secret with username/password or bearerToken"
         return errors.GitAuthenticationFailed(f"{where}: the server {why}")

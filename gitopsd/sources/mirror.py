@@ -152,9 +152,11 @@ class Mirror:
             self.fetch_count += 1
             try:
                 with access.open() as auth:
-                    await self._runner.run(args, cwd=self.path, extra_env=auth.env, secrets=auth.secrets)
+                    await self._runner.run(
+                        args, cwd=self.path, extra_env=auth.env, secrets=auth.secrets, target=str(access.url)
+                    )
             except GitFailed as exc:
-                raise classify(exc, access.url, access.secret_name, "fetch") from None
+                raise classify(exc, access, "fetch") from None
             finally:
                 elapsed = time.monotonic() - start
                 if self._on_fetch is not None:
@@ -168,4 +170,3 @@ class Mirror:
         for task in tasks:
             with contextlib.suppress(BaseException):  # closing: the fetch's outcome no longer matters
                 await task
-
