@@ -37,6 +37,8 @@ from gitopsd.sources.urls import GitURL, parse_url
 from gitopsd.spec import SourceSpec
 
 _RUN_PREFIX = "run-"
+# A ref nobody asked about for this long (a spec moved to another branch) leaves the query.
+_PATTERN_TTL = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,7 @@ class SourceStats:
 class _Remote:
     """ls-remote state of one URL with one set of credentials."""
 
-    known: set[str] = field(default_factory=set)  # every pattern any caller asked for
+    known: dict[str, float] = field(default_factory=dict)  # pattern -> when a caller last asked for it
     result: RemoteRefs | None = None
     running: asyncio.Task[RemoteRefs] | None = None
     running_patterns: set[str] = field(default_factory=set)
@@ -73,7 +75,7 @@ class GitSources:
         on_fetch: Callable[[str, float], None] | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir).resolve()
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # mirrors hold private repositories
         _reap_stale_runs(self.cache_dir)
         self._run_dir = self.cache_dir / f"{_RUN_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._home = self._run_dir / "home"
@@ -175,12 +177,14 @@ class GitSources:
 
     async def _ls_remote(self, access: Access, needed: frozenset[str], max_age: float) -> RemoteRefs:
         state = self._remotes.setdefault((access.url.key, access.fingerprint), _Remote())
-        state.known |= needed
+        now = time.monotonic()
+        state.known.update(dict.fromkeys(needed, now))
         result = state.result
-        if result is not None and needed <= result.patterns and time.monotonic() - result.taken_at <= max_age:
+        if result is not None and needed <= result.patterns and now - result.taken_at <= max_age:
             return result
         task = state.running
         if task is None or not (state.batch_open or needed <= state.running_patterns):
+            state.known = {p: t for p, t in state.known.items() if now - t <= _PATTERN_TTL}
             state.running_patterns = set(state.known)
             state.batch_open = True
             task = asyncio.ensure_future(self._query(state, access))

@@ -66,7 +66,10 @@ class Mirror:
             if not (self.path / "HEAD").exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = self.path.with_name(self.path.name + f".init-{time.monotonic_ns()}")
-                await self._runner.run(["init", "--quiet", "--bare", str(tmp)], cwd=self.path.parent)
+                try:
+                    await self._runner.run(["init", "--quiet", "--bare", str(tmp)], cwd=self.path.parent)
+                except GitFailed as exc:
+                    raise errors.SourceError(f"cannot create the mirror of {self.url} in {tmp}: {exc.stderr}") from None
                 try:
                     tmp.rename(self.path)  # atomic: a half-made mirror never has the final name
                 except OSError:

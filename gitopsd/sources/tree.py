@@ -8,7 +8,9 @@ bounded (least recently used first), but an export stays while any tree that han
 alive, so a kustomize build never loses its files halfway.
 
 Both trees skip symbolic links and submodules in ``files()``: manifests are regular files,
-and following a link could read outside the repository.
+and following a link could read outside the repository. The export is what ``git archive``
+gives: like a release tarball it honours ``export-ignore`` in the commit's ``.gitattributes``,
+and links pointing outside the tree are left out.
 """
 
 from __future__ import annotations
@@ -168,7 +170,10 @@ class GitTree:
             return {}
         wanted = list(dict.fromkeys(blobs.values()))
         request = "".join(f"{sha}\n" for sha in wanted).encode()
-        out = self._runner.run_sync(["cat-file", "--batch"], cwd=self.mirror, input=request)
+        try:
+            out = self._runner.run_sync(["cat-file", "--batch"], cwd=self.mirror, input=request)
+        except GitFailed as exc:
+            raise errors.SourceError(f"reading files of {self._label} failed: {exc.stderr.strip()}") from None
         contents: dict[str, bytes] = {}
         pos = 0
         for sha in wanted:

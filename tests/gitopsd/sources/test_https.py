@@ -68,8 +68,10 @@ async def test_bearer_token(sources: GitSources, git_https_server: GitHttpsServe
     assert_secret_free(str(info.value), "not-the-token", git_https_server.token)
 
 
-async def test_password_in_the_url(sources: GitSources, git_https_server: GitHttpsServer, https_repo: WorkRepo) -> None:
-    """user:password@ in the URL works (a CA-only secret), and the password shows nowhere."""
+async def test_password_in_the_url(
+    sources: GitSources, git_https_server: GitHttpsServer, https_repo: WorkRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """user:password@ in the URL works (a CA-only secret), and the password shows nowhere, logs included."""
     creds = Credentials.from_secret({"ca.crt": git_https_server.ca_cert}, "git-ca")
     url = git_https_server.url("shop").replace(
         "https://", f"https://{git_https_server.username}:{git_https_server.password}@"
@@ -82,6 +84,8 @@ async def test_password_in_the_url(sources: GitSources, git_https_server: GitHtt
     with pytest.raises(GitAuthenticationFailed) as info:
         await sources.resolve(source(bad), creds)
     assert_secret_free(str(info.value), "wrong-password-123", git_https_server.password)
+    logged = capsys.readouterr()
+    assert_secret_free(logged.out + logged.err, "wrong-password-123", git_https_server.password)
 
 
 async def test_wrong_password(sources: GitSources, git_https_server: GitHttpsServer, https_repo: WorkRepo) -> None:
