@@ -34,8 +34,20 @@ from gitopsd.sources.auth import Access
 from gitopsd.sources.urls import redact
 
 GIT = "git"
-# Variables of the host passed on to git: the program path and proxy settings a site needs.
-_PASSED_ON = ("PATH", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+# Variables of the host passed on to git: the program path, the default CA store and proxy settings
+# a site needs (not GIT_SSL_CAINFO: it would override the CA a secret names).
+_PASSED_ON = (
+    "PATH",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+)
 
 
 class GitFailed(Exception):
@@ -106,16 +118,19 @@ class GitRunner:
         if self.closed:
             raise errors.SourceError("the Git source cache is closed")
         limit = timeout or self.timeout
-        proc = await asyncio.create_subprocess_exec(
-            GIT,
-            *args,
-            cwd=cwd,
-            env=self.env(extra_env),
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                GIT,
+                *args,
+                cwd=cwd,
+                env=self.env(extra_env),
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise _not_installed(exc, cwd) from None
         with self._lock:
             self._async_live.add(proc)
         try:
@@ -153,15 +168,18 @@ class GitRunner:
         if self.closed:
             raise errors.SourceError("the Git source cache is closed")
         limit = timeout or self.timeout
-        popen = subprocess.Popen(
-            [GIT, *args],
-            cwd=cwd,
-            env=self.env(),
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=stdout if stdout is not None else subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        try:
+            popen = subprocess.Popen(
+                [GIT, *args],
+                cwd=cwd,
+                env=self.env(),
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=stdout if stdout is not None else subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise _not_installed(exc, cwd) from None
         with self._lock:
             self._sync_live.add(popen)
         try:
@@ -201,6 +219,12 @@ class GitRunner:
     def live_count(self) -> int:
         with self._lock:
             return len(self._async_live) + len(self._sync_live)
+
+
+def _not_installed(exc: FileNotFoundError, cwd: Path) -> errors.SourceError:
+    if exc.filename and Path(str(exc.filename)) == cwd:
+        return errors.SourceError(f"the directory {cwd} is gone (was the source cache removed?)")
+    return errors.SourceError("git is not installed (no 'git' on PATH); gitopsd runs git to read sources")
 
 
 def _timed_out(args: Sequence[str], target: str, limit: float) -> str:

@@ -249,3 +249,19 @@ async def test_many_calls_keep_file_descriptors_flat(sources: GitSources, remote
         await round_trip()
     assert open_fds() <= before
     assert git_children() == []
+
+
+async def test_host_git_configuration_does_not_leak_in(
+    tmp_path: Path, remote: WorkRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's ~/.gitconfig (here: a URL rewrite) and git variables of the host do not reach our git calls."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text(f'[url "file:///nonexistent/"]\n\tinsteadOf = {remote.file_url}\n')
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_SSL_CAINFO", "/nonexistent/ca.pem")
+    monkeypatch.setenv("GIT_DIR", "/nonexistent/.git")
+    async with GitSources(tmp_path / "cache") as sources:
+        main = spec(remote, "branch", "main", "deploy/prod")
+        tree = await sources.tree(main, None, await sources.resolve(main, None))
+        assert tree.files("deploy/prod") == {"deploy/prod/app.yaml": b"env: prod\nversion: 2\n"}
