@@ -391,6 +391,8 @@ def start_git_ssh(timeout: float = 20.0) -> GitSshServer:
                     f"AllowUsers {user}",
                     "AcceptEnv GIT_PROTOCOL",
                     "PrintMotd no",
+                    "PrintLastLog no",
+                    "UseDNS no",
                     "MaxStartups 64:30:128",
                     "LogLevel VERBOSE",
                     "",
