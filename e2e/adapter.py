@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
-
 from e2e import procs
 from e2e.aggregation import ServingCert, apiservice_objects, free_dual_port, serving_cert
 from e2e.cluster import ClusterInfo
@@ -86,7 +84,7 @@ class RunningAdapter:
         *,
         user: str | None = "kubernetes-admin",
         groups: tuple[str, ...] = ("system:masters",),
-        client_cert: tuple[Path, Path] | None | str = "front-proxy",
+        client_cert: tuple[Path, Path] | str | None = "front-proxy",
         headers: dict[str, str] | None = None,
         host: str = "localhost",
     ) -> tuple[int, Any]:
@@ -156,50 +154,44 @@ def start_adapter(
     return running
 
 
-def api_client(cluster: ClusterInfo) -> client.ApiClient:
-    return config.new_client_from_config(config_file=str(cluster.kubeconfig))
+def _admin(cluster: ClusterInfo, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Call the cluster's API as admin; 404 gives None. PATCH bodies are server-side apply."""
+    ctx = ssl.create_default_context(cafile=str(cluster.ca_cert))
+    ctx.load_cert_chain(str(cluster.admin_cert), str(cluster.admin_key))
+    data = json.dumps(body).encode() if body is not None else None
+    query = "?fieldManager=e2e-adapter&force=true" if method == "PATCH" else ""
+    req = urllib.request.Request(cluster.api_url + path + query, data=data, method=method)  # noqa: S310
+    req.add_header("Content-Type", "application/apply-patch+yaml" if method == "PATCH" else "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=20, context=ctx) as resp:  # noqa: S310 - loopback
+            result: dict[str, Any] = json.loads(resp.read() or b"{}")
+            return result
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise RuntimeError(f"{method} {path}: HTTP {exc.code}: {exc.read()[:500]!r}") from exc
 
 
 def register(cluster: ClusterInfo, adapter: RunningAdapter, namespace: str = "kube-system") -> None:
     """Point the three metrics APIServices at ``adapter`` (replacing earlier registrations)."""
-    api = api_client(cluster)
-    core, reg = client.CoreV1Api(api), client.ApiregistrationV1Api(api)
     for group, version in GROUP_VERSIONS:
         svc, apisvc = apiservice_objects(
             group, version, adapter.port, adapter.cert.ca_bundle_b64, service=SERVICE, namespace=namespace
         )
-        try:
-            core.create_namespaced_service(namespace, svc)
-        except client.ApiException as exc:
-            if exc.status != 409:
-                raise
-            core.replace_namespaced_service(SERVICE, namespace, svc)
-        try:
-            reg.create_api_service(apisvc)
-        except client.ApiException as exc:
-            if exc.status != 409:
-                raise
-            current = reg.read_api_service(apisvc["metadata"]["name"])
-            apisvc["metadata"]["resourceVersion"] = current.metadata.resource_version
-            reg.replace_api_service(apisvc["metadata"]["name"], apisvc)
+        _admin(cluster, "PATCH", f"/api/v1/namespaces/{namespace}/services/{SERVICE}", svc)
+        _admin(cluster, "PATCH", f"/apis/apiregistration.k8s.io/v1/apiservices/{version}.{group}", apisvc)
 
 
 def unregister(cluster: ClusterInfo) -> None:
-    api = api_client(cluster)
-    reg = client.ApiregistrationV1Api(api)
     for group, version in GROUP_VERSIONS:
-        try:
-            reg.delete_api_service(f"{version}.{group}")
-        except client.ApiException as exc:
-            if exc.status != 404:
-                raise
+        _admin(cluster, "DELETE", f"/apis/apiregistration.k8s.io/v1/apiservices/{version}.{group}")
 
 
 def available(cluster: ClusterInfo) -> bool:
     """All three APIServices report Available=True."""
-    reg = client.ApiregistrationV1Api(api_client(cluster))
     for group, version in GROUP_VERSIONS:
-        obj = reg.read_api_service(f"{version}.{group}")
-        if not any(c.type == "Available" and c.status == "True" for c in (obj.status.conditions or [])):
+        obj = _admin(cluster, "GET", f"/apis/apiregistration.k8s.io/v1/apiservices/{version}.{group}") or {}
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        if not any(c.get("type") == "Available" and c.get("status") == "True" for c in conditions):
             return False
     return True

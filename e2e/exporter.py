@@ -53,7 +53,8 @@ class Exporter:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        server_cls = type("Server", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server_cls = type("Server", (ThreadingHTTPServer,), {"address_family": family})
         self._server = server_cls((host, self.port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="e2e-exporter", daemon=True)
 

@@ -123,6 +123,15 @@ def attributes_for(segments: Sequence[str], method: str, raw_path: str) -> Attri
     return Attributes(verb, "", group, version, parts[0], sub, name, namespace)
 
 
+def _with_authenticated(groups: tuple[str, ...]) -> tuple[str, ...]:
+    """Every authenticated user is in system:authenticated, as kube-apiserver's authenticator chain adds it.
+
+    RBAC's default discovery and OpenAPI rules are granted to that group; the aggregator fetches
+    /openapi/v2 as ``system:aggregator`` without sending it.
+    """
+    return groups if "system:authenticated" in groups else (*groups, "system:authenticated")
+
+
 def _cn(peercert: Mapping[str, Any] | None) -> str | None:
     if not peercert:
         return None
@@ -180,7 +189,7 @@ class Auth:
                     if name.lower().startswith(prefix.lower()):
                         key = urllib.parse.unquote(name[len(prefix) :]).lower()
                         extra.setdefault(key, []).extend(getall(name))
-            return UserInfo(user, groups, tuple(sorted((k, tuple(v)) for k, v in extra.items())))
+            return UserInfo(user, _with_authenticated(groups), tuple(sorted((k, tuple(v)) for k, v in extra.items())))
         authz = headers.get("Authorization", "")
         if authz[:7].lower() == "bearer " and authz[7:].strip():
             return await self._token(authz[7:].strip())

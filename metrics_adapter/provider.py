@@ -229,7 +229,9 @@ class Provider:
         memo = self._memo.get(req)
         if memo is not None and memo[0] == fingerprint:
             return memo[1]
-        items = [api.ExternalItem(req.metric, s.labels, s.timestamp, s.value) for s in served.value.samples]
+        # Prometheus returns series in no particular order; sorted, the answer is stable.
+        samples = sorted(served.value.samples, key=lambda s: sorted(s.labels.items()))
+        items = [api.ExternalItem(req.metric, s.labels, s.timestamp, s.value) for s in samples]
         return self._remember(req, fingerprint, api.external_list(items))
 
     async def _queue_metric(self, req: ExternalRequest, bindings: list[QueueBinding]) -> bytes:
