@@ -6,8 +6,7 @@
 - :func:`start_git_ssh`: Debian's sshd on a loopback port in the foreground, with its own host
   key and an ``authorized_keys`` holding a fresh client key; it logs in the user running the
   tests (root in CI, hence ``StrictModes no`` for key files under /tmp and ``UsePAM no``).
-- :class:`WorkRepo`: a work tree that commits, branches, tags and pushes to a bare repository,
-  the way a developer would, so tests change a remote and watch gitopsd notice.
+- repositories are :class:`e2e.gitrepo.WorkRepo` clones pushing to bare repositories here.
 
 The programs come from Debian packages (``nginx``, ``fcgiwrap``, ``openssh-server``;
 ``scripts/setup.sh`` installs them). Each server has a private directory and free ports, and
@@ -22,7 +21,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,17 +28,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from e2e import pki, procs
+from e2e.gitrepo import WorkRepo, git_env
 
 NGINX = "/usr/sbin/nginx"
 FCGIWRAP = "/usr/sbin/fcgiwrap"
 SSHD = "/usr/sbin/sshd"  # sshd re-executes itself and insists on an absolute path
 HOST = "127.0.0.1"
-
-_GIT_IDENTITY = (
-    "-c", "user.name=gitopsd e2e", "-c", "user.email=e2e@gitopsd.invalid",
-    "-c", "commit.gpgSign=false", "-c", "tag.gpgSign=false", "-c", "init.defaultBranch=main",
-)  # fmt: skip
-
 
 class GitServerUnavailable(RuntimeError):
     """A server program is not installed."""
@@ -55,97 +48,6 @@ def _require(path: str, package: str) -> str:
 def _http_backend() -> str:
     exec_path = subprocess.run(["git", "--exec-path"], capture_output=True, text=True, check=True).stdout.strip()
     return _require(os.path.join(exec_path, "git-http-backend"), "git")
-
-
-def _git_env(home: Path) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_TERMINAL_PROMPT": "0",
-        "LC_ALL": "C",
-    }
-
-
-def init_bare(path: Path) -> Path:
-    """A new empty bare repository at ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", *_GIT_IDENTITY, "init", "--quiet", "--bare", str(path)], check=True, capture_output=True)
-    return path
-
-
-@dataclass(slots=True)
-class WorkRepo:
-    """A clone of ``bare`` where tests commit and push, like a developer."""
-
-    work: Path
-    bare: Path
-
-    @classmethod
-    def create(cls, bare: Path, work: Path) -> WorkRepo:
-        """A new bare repository and an empty work tree whose ``origin`` is it."""
-        init_bare(bare)
-        work.mkdir(parents=True)
-        repo = cls(work, bare)
-        repo.git("init", "--quiet", "-b", "main")
-        repo.git("remote", "add", "origin", str(bare))
-        return repo
-
-    def git(self, *args: str) -> str:
-        result = subprocess.run(
-            ["git", *_GIT_IDENTITY, *args],
-            cwd=self.work,
-            env=_git_env(self.work),
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"git {' '.join(args)} failed in {self.work}: {result.stderr.strip()}")
-        return result.stdout.strip()
-
-    def commit(self, files: Mapping[str, str | bytes | None], message: str = "change", *, push: bool = True) -> str:
-        """Write ``files`` (None deletes one), commit on the current branch, push it; return the commit id."""
-        for name, content in files.items():
-            path = self.work / name
-            if content is None:
-                path.unlink()
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(content)
-        self.git("add", "--all")
-        self.git("commit", "--quiet", "--allow-empty", "-m", message)
-        if push:
-            self.git("push", "--quiet", "origin", "HEAD")
-        return self.head()
-
-    def head(self) -> str:
-        return self.git("rev-parse", "HEAD")
-
-    def branch(self, name: str, *, push: bool = True) -> None:
-        """Create ``name`` at HEAD and switch to it."""
-        self.git("switch", "--quiet", "-c", name)
-        if push:
-            self.git("push", "--quiet", "origin", name)
-
-    def switch(self, name: str) -> None:
-        self.git("switch", "--quiet", name)
-
-    def tag(self, name: str, *, message: str | None = None, ref: str = "HEAD", push: bool = True) -> str:
-        """A lightweight tag, or an annotated one with ``message``; returns the commit it names."""
-        self.git("tag", *(["-a", "-m", message] if message else []), name, ref)
-        if push:
-            self.git("push", "--quiet", "origin", f"refs/tags/{name}")
-        return self.git("rev-parse", f"{name}^{{commit}}")
-
-    def delete_remote(self, ref: str) -> None:
-        self.git("push", "--quiet", "origin", f":{ref}")
-
-    @property
-    def file_url(self) -> str:
-        return f"file://{self.bare}"
 
 
 # -- https ---------------------------------------------------------------------------------
@@ -210,7 +112,7 @@ def start_git_https(username: str = "gitops", timeout: float = 20.0) -> GitHttps
     try:
         for sub in ("repos", "logs", "tmp"):
             (directory / sub).mkdir()
-        ca_cert, ca_key = pki._ca("gitopsd-e2e-git-ca")
+        ca_cert, ca_key = pki.new_ca("gitopsd-e2e-git-ca")
         cert, key = pki.issue(ca_cert, ca_key, "git-https", server=True, dns=("localhost",), ips=(HOST,))
         crt_path, key_path = pki.write_pair(directory, "server", cert, key)
         server.ca_cert = ca_cert.public_bytes(serialization.Encoding.PEM)
@@ -222,7 +124,7 @@ def start_git_https(username: str = "gitops", timeout: float = 20.0) -> GitHttps
         )
         logs = directory / "logs"
         fcgi = server._procs.add(
-            procs.start("fcgiwrap", [fcgiwrap, "-c", "4", "-s", f"unix:{socket_path}"], logs, env=_git_env(directory))
+            procs.start("fcgiwrap", [fcgiwrap, "-c", "4", "-s", f"unix:{socket_path}"], logs, env=git_env(directory))
         )
         procs.wait_until("fcgiwrap socket", socket_path.exists, timeout=timeout, watch=[fcgi])
         web = server._procs.add(

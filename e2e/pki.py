@@ -59,7 +59,7 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def _ca(cn: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def new_ca(cn: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = _key()
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -150,7 +150,7 @@ def write_pair(
 def generate(directory: Path, service_ip: str) -> ClusterPKI:
     """Create the whole PKI for one cluster in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    ca_cert, ca_key = _ca("gitopsd-e2e-ca")
+    ca_cert, ca_key = new_ca("gitopsd-e2e-ca")
     ca_crt_path, ca_key_path = write_pair(directory, "ca", ca_cert, ca_key)
 
     api_cert, api_key = issue(
@@ -180,7 +180,7 @@ def generate(directory: Path, service_ip: str) -> ClusterPKI:
         sa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
 
-    fp_ca_cert, fp_ca_key = _ca("gitopsd-e2e-front-proxy-ca")
+    fp_ca_cert, fp_ca_key = new_ca("gitopsd-e2e-front-proxy-ca")
     fp_ca_path, _ = write_pair(directory, "front-proxy-ca", fp_ca_cert, fp_ca_key)
     fp_cert, fp_key = issue(fp_ca_cert, fp_ca_key, "front-proxy-client", client=True)
     fp_crt_path, fp_key_path = write_pair(directory, "front-proxy-client", fp_cert, fp_key)

@@ -74,7 +74,11 @@ class Daemon:
         self.kube = kube
         self.settings = settings
         self.metrics = metrics or Metrics()
-        self.sources = sources or GitSources(settings.cache_dir / "git", timeout=settings.git_timeout)
+        self.sources = sources or GitSources(
+            settings.cache_dir / "git",
+            timeout=settings.git_timeout,
+            on_fetch=lambda url, seconds: self.metrics.git_fetch_duration.labels(url).observe(seconds),
+        )
         self.reconciler = Reconciler(kube, self.sources, EventRecorder(kube), self.metrics)
         self._objects: dict[str, dict[str, Any]] = {}
         self._due: list[tuple[float, str]] = []  # heap; stale entries skipped

@@ -32,8 +32,8 @@ class Metrics:
         )
         self.git_fetch_duration = Histogram(
             "gitopsd_git_fetch_duration_seconds",
-            "Time to resolve a source revision and make its tree available.",
-            ["environment"],
+            "Time of one fetch into a repository's mirror (one per new commit, shared by its Environments).",
+            ["repository"],
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
@@ -69,7 +69,6 @@ class Metrics:
         """Drop the series of a deleted Environment."""
         for metric in (
             self.reconcile_duration,
-            self.git_fetch_duration,
             self.objects_pruned,
             self.drift_corrected,
             self.ready,

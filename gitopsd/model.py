@@ -90,7 +90,7 @@ class Manifest:
     """One rendered object and where it came from, for messages that name the file."""
 
     obj: dict[str, Any]
-    origin: str  # e.g. "deploy/prod/web.yaml" or "deploy/prod/web.yaml (document 2)"
+    origin: str  # e.g. "deploy/prod/web.yaml", or "deploy/prod/all.yaml#2" for a second document
 
     @property
     def ref(self) -> ObjectRef:

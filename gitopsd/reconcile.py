@@ -36,27 +36,25 @@ from gitopsd.kube.discovery import Resource
 from gitopsd.metrics import Metrics
 from gitopsd.model import Manifest, Revision
 from gitopsd.render import RenderOptions, render
+from gitopsd.render.errors import UnknownKind
 from gitopsd.sources import Credentials, GitSources
 from gitopsd.spec import API_VERSION, KIND, Environment
 
 SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
 
-#: Reasons that need a person (a new commit, a spec or Secret change): Stalled.
-STALLED_REASONS = frozenset(
+#: Reasons that may pass by themselves: the Environment keeps Reconciling (retrying) rather
+#: than Stalled. Everything else (bad spec, credentials, manifests, ownership...) needs a
+#: person: a new commit, or a spec or Secret change.
+TRANSIENT_REASONS = frozenset(
     {
-        "InvalidSpec",
-        "GitAuthenticationFailed",
-        "GitHostKeyUnknown",
-        "GitCredentialsInvalid",
-        "RefNotFound",
-        "PathNotFound",
-        "DryRunFailed",
-        "OwnershipConflict",
-        "FieldConflict",
-        "UnknownKind",
-        "Invalid",
-        "Forbidden",
-        "SecretNotFound",
+        "GitUnreachable",
+        "GitTimeout",
+        "GitOperationFailed",
+        "KubernetesUnreachable",
+        "KubernetesError",
+        "KustomizeTimeout",
+        "Conflict",
+        "HealthCheckFailed",
     }
 )
 
@@ -146,7 +144,6 @@ class Reconciler:
     ) -> Outcome:
         env = state.env
         spec, now = env.spec, environments.now_rfc3339()
-        fetch_started = time.monotonic()
         creds = await self._credentials(env)
         revision = await self.sources.resolve(spec.source, creds, max_age=0.0 if fresh else self.ls_remote_max_age)
         new_revision = str(revision) != env.status.get("lastAppliedRevision")
@@ -158,7 +155,6 @@ class Reconciler:
                 state, status.progressing(state.status, env.generation, str(revision), f"Applying {revision}", now)
             )
         manifests = await self._render(env, revision, creds)
-        self.metrics.git_fetch_duration.labels(env.key).observe(time.monotonic() - fetch_started)
 
         previous = Inventory.from_status(env.status.get("inventory") or {})
         memo = self._memos.setdefault(env.uid, ApplyMemo())
@@ -221,7 +217,12 @@ class Reconciler:
             target_namespace=env.spec.target_namespace,
             kustomize_timeout=self.kustomize_timeout,
         )
-        manifests = await asyncio.to_thread(render, tree, options, self.kube.discovery.scopes())
+        try:
+            manifests = await asyncio.to_thread(render, tree, options, self.kube.discovery.scopes())
+        except UnknownKind:
+            # Maybe a CRD established since discovery was cached: look once more, then believe it.
+            await self.kube.discovery.refresh(force=False)
+            manifests = await asyncio.to_thread(render, tree, options, self.kube.discovery.scopes())
         self._renders[env.uid] = _Cached(key, manifests)
         return manifests
 
@@ -229,7 +230,7 @@ class Reconciler:
 
     async def _fail(self, state: _State, exc: GitopsdError, requested_at: str | None) -> Outcome:
         env = state.env
-        stalled = exc.reason in STALLED_REASONS
+        stalled = exc.reason not in TRANSIENT_REASONS
         new_status = status.failed(
             state.status, env.generation, exc.reason, exc.message, environments.now_rfc3339(), stalled=stalled
         )

@@ -138,7 +138,7 @@ def parse_spec(raw: Any) -> EnvironmentSpec:
     spec = _mapping(raw, "", required=True)
     source = _parse_source(_mapping(spec.get("source"), "source", required=True))
     target_ns = _optional_str(spec, "targetNamespace")
-    if target_ns is not None and not _DNS_LABEL.match(target_ns):
+    if target_ns is not None and (len(target_ns) > 63 or not _DNS_LABEL.match(target_ns)):
         raise SpecError("targetNamespace", f"{target_ns!r} is not a valid namespace name")
     interval = parse_duration(spec.get("interval", "1m"), "interval")
     if interval < 1:
@@ -173,7 +173,7 @@ def _parse_source(raw: Mapping[str, Any]) -> SourceSpec:
     url = url.strip()
     if not re.match(r"^(https?|ssh|file)://", url) and not re.match(r"^[\w.-]+@[\w.-]+:", url):
         raise SpecError("source.url", f"{_redact(url)!r} is not a Git URL (https://, ssh://, git@host:path or file://)")
-    given = [k for k in REF_KINDS if raw.get(k) not in (None, "")]
+    given = [k for k in REF_KINDS if raw.get(k) is not None and str(raw.get(k)).strip() != ""]
     if len(given) != 1:
         got = f" (got {', '.join(given)})" if given else ""
         raise SpecError("source", f"give exactly one of branch, tag, semver, commit{got}")
@@ -194,8 +194,8 @@ def _parse_source(raw: Mapping[str, Any]) -> SourceSpec:
     if kind in ("branch", "tag") and (ref.startswith("-") or ".." in ref or any(c in ref for c in " ~^:?*[\\")):
         raise SpecError(f"source.{kind}", f"{ref!r} is not a valid Git ref name")
     secret = _mapping(raw.get("secretRef"), "source.secretRef")
-    secret_name = secret.get("name") if secret else None
-    if secret and (not isinstance(secret_name, str) or not secret_name):
+    secret_name = secret.get("name") if "secretRef" in raw else None
+    if "secretRef" in raw and (not isinstance(secret_name, str) or not secret_name):
         raise SpecError("source.secretRef.name", "is required when secretRef is given")
     path = normalise_path(raw.get("path", ""))
     return SourceSpec(url=url, ref_kind=kind, ref=ref, path=path, secret_name=secret_name)

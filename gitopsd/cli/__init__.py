@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from gitopsd import __version__
 from gitopsd.cli import diff, get, render, run, sync
 from gitopsd.cli.common import CliError
 from gitopsd.errors import GitopsdError
 
-Handler = Callable[[argparse.Namespace], Awaitable[int]]
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 def build_parser() -> argparse.ArgumentParser:

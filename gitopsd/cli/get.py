@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -49,7 +49,7 @@ def _as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "items": items}
 
 
-def rows(items: list[Mapping[str, Any]], *, wide: bool = False, all_namespaces: bool = False) -> list[list[str]]:
+def rows(items: Sequence[Mapping[str, Any]], *, wide: bool = False, all_namespaces: bool = False) -> list[list[str]]:
     header = ["NAME", "READY", "REVISION", "RELEASE", "HELD", "AGE", "STATUS"]
     if wide:
         header[6:6] = ["SOURCE", "REF", "PATH", "INTERVAL", "SUSPENDED"]

@@ -44,7 +44,9 @@ def deployment(name: str, replicas: int, pod_labels: dict[str, str] | None = Non
     }
 
 
-def kubectl(cluster: ClusterInfo | Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    cluster: ClusterInfo | Path, *args: str, timeout: float = 60, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run kubectl against a cluster or a kubeconfig file (``$KUBECTL`` or the one on PATH)."""
     kubeconfig = cluster if isinstance(cluster, Path) else cluster.kubeconfig
     binary = os.environ.get("KUBECTL") or shutil.which("kubectl")
@@ -52,6 +54,7 @@ def kubectl(cluster: ClusterInfo | Path, *args: str, timeout: float = 60) -> sub
         raise RuntimeError("kubectl not found: install it or set KUBECTL")
     return subprocess.run(
         [binary, f"--kubeconfig={kubeconfig}", *args],
+        input=input,
         capture_output=True,
         text=True,
         timeout=timeout,

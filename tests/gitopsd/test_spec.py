@@ -30,14 +30,12 @@ def test_minimal_branch_spec_gets_defaults() -> None:
         ({"branch": "a..b"}, "spec.source.branch", "not a valid Git ref name"),
         ({"semver": ">=1.0 <<2"}, "spec.source.semver", "not a valid version range"),
         ({"branch": "main", "path": "../../etc"}, "spec.source.path", "outside the repository"),
-        ({"branch": "main", "secretRef": {}}, "", "must be an object"),
+        ({"branch": "main", "secretRef": {}}, "spec.source.secretRef.name", "is required"),
+        ({"branch": "  "}, "spec.source", "exactly one of"),
     ],
 )
 def test_bad_source_names_the_field(source: dict[str, Any], field: str, words: str) -> None:
     """Each bad source is refused with a message naming the field."""
-    if source.get("secretRef") == {}:
-        source = {"branch": "main", "secretRef": {"name": ""}}
-        field, words = "spec.source.secretRef.name", "is required"
     with pytest.raises(SpecError) as err:
         parse_spec(_spec(**source))
     assert str(err.value).startswith(field)
@@ -52,6 +50,7 @@ def test_bad_source_names_the_field(source: dict[str, Any], field: str, words: s
         ({"wait": {"timeout": 5}}, "spec.wait.timeout: must be a duration"),
         ({"prune": "yes"}, "spec.prune: must be true or false"),
         ({"targetNamespace": "Shop_Prod"}, "spec.targetNamespace: 'Shop_Prod' is not a valid namespace name"),
+        ({"targetNamespace": "a" * 64}, "spec.targetNamespace: 'a"),
         ({"substitute": {"GITOPSD_REVISION": "x"}}, "spec.substitute.GITOPSD_REVISION: names starting with GITOPSD_"),
         ({"substitute": {"REPLICAS": 3}}, "spec.substitute.REPLICAS: must be a string"),
         ({"substitute": {"1X": "a"}}, "spec.substitute.1X: names are letters"),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.gitserver import WorkRepo
+from e2e.gitrepo import WorkRepo
 from gitopsd.sources import GitSources
 
 

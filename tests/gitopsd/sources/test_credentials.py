@@ -12,7 +12,7 @@ from gitopsd.sources import Credentials, InvalidCredentials, parse_url
 
 IDENTITY, PUBLIC = new_ssh_key()
 KNOWN_HOSTS = f"[127.0.0.1]:2222 {PUBLIC}\n".encode()
-CA, _ = pki._ca("test-ca")
+CA, _ = pki.new_ca("test-ca")
 CA_PEM = CA.public_bytes(serialization.Encoding.PEM)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.gitserver import WorkRepo
+from e2e.gitrepo import WorkRepo
 from gitopsd.model import Revision
 from gitopsd.sources import GitSources, GitTimeout, GitUnreachable, PathNotFound, RefNotFound, SourceError
 from gitopsd.spec import SourceSpec

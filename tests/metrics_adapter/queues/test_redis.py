@@ -201,7 +201,7 @@ def redis_tls() -> Iterator[tuple[str, Path]]:
     directory = procs.private_dir("redis-tls")
     processes = procs.ProcessSet()
     try:
-        ca_cert, ca_key = pki._ca("e2e-redis-ca")
+        ca_cert, ca_key = pki.new_ca("e2e-redis-ca")
         cert, key = pki.issue(ca_cert, ca_key, "redis", server=True, ips=("127.0.0.1",))
         crt_path, key_path = pki.write_pair(directory, "redis", cert, key)
         ca_path, _ = pki.write_pair(directory, "ca", ca_cert, ca_key)
