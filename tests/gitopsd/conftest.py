@@ -121,3 +121,67 @@ def condition(env: dict[str, Any], type_: str) -> dict[str, Any]:
         if cond.get("type") == type_:
             return dict(cond)
     return {}
+
+
+def secret(name: str, namespace: str, data: dict[str, bytes]) -> dict[str, Any]:
+    """A Secret manifest holding ``data`` (base64-encoded as the API wants)."""
+    import base64
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+    }
+
+
+def env_object(cluster: ClusterInfo, namespace: str, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = get_json(cluster, "environments.gitopsd.dev", name, "-n", namespace)
+    return result
+
+
+def wait_ready(cluster: ClusterInfo, namespace: str, name: str, *, revision: str | None = None) -> dict[str, Any]:
+    """Wait until Ready=True (at ``revision`` when given, e.g. ``main@sha1:...``)."""
+
+    def check() -> dict[str, Any] | None:
+        env = env_object(cluster, namespace, name)
+        st = env.get("status") or {}
+        ok = condition(env, "Ready").get("status") == "True"
+        if ok and (revision is None or st.get("lastAppliedRevision") == revision):
+            return env
+        return None
+
+    result: dict[str, Any] = wait_for(f"{namespace}/{name} Ready" + (f" at {revision}" if revision else ""), check)
+    return result
+
+
+def wait_reason(cluster: ClusterInfo, namespace: str, name: str, reason: str, timeout: float = 60) -> dict[str, Any]:
+    """Wait until Ready=False with ``reason``; return the Ready condition."""
+
+    def check() -> dict[str, Any] | None:
+        ready = condition(env_object(cluster, namespace, name), "Ready")
+        return ready if ready.get("status") == "False" and ready.get("reason") == reason else None
+
+    result: dict[str, Any] = wait_for(f"{namespace}/{name} Ready=False reason {reason}", check, timeout=timeout)
+    return result
+
+
+def versions(cluster: ClusterInfo, namespace: str, kinds: str = "deployments,services,configmaps") -> dict[str, str]:
+    """kind/name → resourceVersion of gitopsd-managed objects in ``namespace`` (to prove nothing was written)."""
+    items = get_json(cluster, kinds, "-n", namespace, "-l", "gitopsd.dev/environment")["items"]
+    return {f"{i['kind']}/{i['metadata']['name']}": i["metadata"]["resourceVersion"] for i in items}
+
+
+def gitopsd_cli(cluster: ClusterInfo | None, *args: str, timeout: float = 120) -> Any:
+    """Run the ``gitopsd`` command (``python -m gitopsd``) against ``cluster``; returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    kube = [f"--kubeconfig={cluster.kubeconfig}"] if cluster is not None else []
+    return subprocess.run(
+        [sys.executable, "-m", "gitopsd", *args, *kube],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
