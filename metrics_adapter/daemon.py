@@ -196,7 +196,15 @@ async def start(adapter: Adapter) -> list[str]:
         ready=adapter.ready,
         always_allow=opts.always_allow,
     )
-    runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False)
+    # Request lines up to 64 KiB reach the handler, which refuses long queries with a 414
+    # Status; beyond that aiohttp's parser answers a plain 400 itself.
+    runner = web.AppRunner(
+        build_app(state),
+        access_log=None,
+        handle_signals=False,
+        max_line_size=65536,
+        max_field_size=16384,
+    )
     await runner.setup()
     adapter.runner = runner
     hosts: list[str | None] = list(opts.bind) or [None]
