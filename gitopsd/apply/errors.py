@@ -14,7 +14,7 @@
 
 Every error that concerns objects carries them as ``rejections`` (all of them, not just the
 first) and a message naming file, object and the server's reason. ``inventory`` is set when
-some objects were written before the failure (stage-1 CRDs and Namespaces, or the stages before
+some objects were written before the failure (stage-0 CRDs and Namespaces, or the stages before
 a failed write): the caller records it so those objects stay tracked and prunable.
 """
 
@@ -118,7 +118,7 @@ def rejected(rejections: Sequence[Rejection], total: int, *, inventory: Inventor
         cls = OwnershipConflict
     elif kinds == {FieldConflict.reason}:
         cls = FieldConflict
-    written = "stage-1 CRDs and Namespaces were applied, nothing else" if inventory is not None else "nothing applied"
+    written = "only the CRDs and Namespaces of this bundle were applied" if inventory is not None else "nothing applied"
     noun = "object" if total == 1 else "objects"
     headline = f"{len(rejections)} of {total} {noun} refused, {written}"
     return cls(describe(rejections, headline), rejections=rejections, inventory=inventory)
