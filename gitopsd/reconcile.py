@@ -28,7 +28,16 @@ from typing import Any, Literal
 import structlog
 
 from gitopsd import environments, status
-from gitopsd.apply import Applier, ApplyMemo, ApplyOptions, HealthReport, Inventory, SyncResult
+from gitopsd.apply import (
+    EMPTY_RENDER,
+    Applier,
+    ApplyMemo,
+    ApplyOptions,
+    HealthReport,
+    Inventory,
+    PruneFailed,
+    SyncResult,
+)
 from gitopsd.errors import GitopsdError
 from gitopsd.events import EventRecorder
 from gitopsd.kube import Kube, KubeError, NotFound
@@ -159,7 +168,21 @@ class Reconciler:
         previous = Inventory.from_status(env.status.get("inventory") or {})
         memo = self._memos.setdefault(env.uid, ApplyMemo())
         options = ApplyOptions(owner=env.key, prune=spec.prune, allow_empty=spec.allow_empty, force=spec.force)
-        result = await self.applier.sync(manifests, previous, options, memo)
+        try:
+            result = await self.applier.sync(manifests, previous, options, memo)
+        except PruneFailed as exc:
+            # Everything else was applied: record that, and say what could not be deleted.
+            inventory = exc.result.inventory.to_status()
+            new_status = status.failed(
+                state.status, env.generation, exc.reason, exc.message, now,
+                stalled=True, attempted=str(revision), applied=str(revision), inventory=inventory,
+            )  # fmt: skip
+            await self._warn_once(env, exc.reason, exc.message)
+            await self._write_status(state, status.handled(new_status, requested_at))
+            return Outcome("failed", revision, error=exc)
+        if result.empty_render:
+            hint = "set spec.allowEmpty to prune everything"
+            raise GitopsdError(f"{revision}: {EMPTY_RENDER}; {hint}", reason="EmptyRender")
         changed, pruned, drift = _counts(result)
         touched = bool(changed or pruned or drift)
         for action, n in _actions(result).items():
@@ -173,7 +196,7 @@ class Reconciler:
             # Nothing moved since a failed health check: look once, don't wait the whole timeout again.
             timeout = spec.wait_timeout if (touched or new_revision or spec_changed) else 0.0
             progress(f"waiting up to {timeout:.0f}s for {len(result.inventory.entries)} objects to become ready")
-            health = await self.applier.wait(result.inventory, timeout)
+            health = await self.applier.wait(result.inventory, timeout, owner=env.key)
 
         inventory = result.inventory.to_status()
         if health is not None and not health.healthy:

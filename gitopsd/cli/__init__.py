@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from gitopsd import __version__
+from gitopsd import log as logging_setup
 from gitopsd.cli import diff, get, render, run, sync
 from gitopsd.cli.common import CliError
 from gitopsd.errors import GitopsdError
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
+    # structlog would print to stdout by default, mixing log lines into output such as
+    # `render`'s YAML: logs go to stderr, quiet unless something is wrong (`run` sets its own).
+    logging_setup.configure("warning")
     try:
         return asyncio.run(handler(args))
     except CliError as exc:

@@ -23,6 +23,7 @@ def add_parser(sub: Any) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
+    namespace: str | None
     async with kube_from(args) as kube:
         if args.name:
             namespace = namespace_of(args)
