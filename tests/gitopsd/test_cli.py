@@ -102,7 +102,7 @@ def test_cli_steers_the_daemon_and_drift_is_reverted(
 
 def test_render_path_needs_no_cluster(tmp_path: Path) -> None:
     """``render --path`` renders a local directory with substitutions and no kubeconfig at all."""
-    (tmp_path / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {r: \"${REGION}\"}\n")
+    (tmp_path / "cm.yaml").write_text('apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {r: "${REGION}"}\n')
     (tmp_path / "ns.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n")
     (tmp_path / "README.md").write_text("not a manifest\n")
     out = gitopsd_cli(
