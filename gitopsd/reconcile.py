@@ -42,11 +42,12 @@ from gitopsd.errors import GitopsdError
 from gitopsd.events import EventRecorder
 from gitopsd.kube import Kube, KubeError, NotFound
 from gitopsd.kube.discovery import Resource
+from gitopsd.lifecycle import Announcer, EventType, LifecycleEvent, NullAnnouncer
 from gitopsd.metrics import Metrics
 from gitopsd.model import Manifest, Revision
 from gitopsd.render import RenderOptions, render
 from gitopsd.render.errors import UnknownKind
-from gitopsd.sources import Credentials, GitSources
+from gitopsd.sources import Credentials, GitSources, redact
 from gitopsd.spec import API_VERSION, KIND, Environment
 
 SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
@@ -110,6 +111,7 @@ class Reconciler:
     metrics: Metrics = field(default_factory=Metrics)
     kustomize_timeout: float = 60.0
     ls_remote_max_age: float = 1.0
+    announcer: Announcer = field(default_factory=NullAnnouncer)
     applier: Applier = field(init=False)
     _memos: dict[str, ApplyMemo] = field(default_factory=dict, init=False)
     _renders: dict[str, _Cached] = field(default_factory=dict, init=False)
@@ -159,6 +161,8 @@ class Reconciler:
         spec_changed = env.generation != env.status.get("observedGeneration")
         was_ready = status.is_true(env.status, status.READY)
         if new_revision or spec_changed:
+            if str(revision) != env.status.get("lastAttemptedRevision") or spec_changed:
+                self._announce(env, "deploy.started", revision, "Progressing", f"Deploying {revision}")
             progress(f"applying {revision}")
             await self._write_status(
                 state, status.progressing(state.status, env.generation, str(revision), f"Applying {revision}", now)
@@ -177,7 +181,8 @@ class Reconciler:
                 state.status, env.generation, exc.reason, exc.message, now,
                 stalled=True, attempted=str(revision), applied=str(revision), inventory=inventory,
             )  # fmt: skip
-            await self._warn_once(env, exc.reason, exc.message)
+            if await self._warn_once(env, exc.reason, exc.message):
+                self._announce(env, "deploy.failed", revision, exc.reason, exc.message)
             await self._write_status(state, status.handled(new_status, requested_at))
             return Outcome("failed", revision, error=exc)
         if result.empty_render:
@@ -205,7 +210,8 @@ class Reconciler:
                 state.status, env.generation, "HealthCheckFailed", message, now,
                 stalled=False, attempted=str(revision), applied=str(revision), inventory=inventory,
             )  # fmt: skip
-            await self._warn_once(env, "HealthCheckFailed", message)
+            if await self._warn_once(env, "HealthCheckFailed", message):
+                self._announce(env, "health.failed", revision, "HealthCheckFailed", message)
             await self._write_status(state, status.handled(new_status, requested_at))
             return Outcome("failed", revision, changed, pruned, drift, health=health, error=None)
 
@@ -214,6 +220,8 @@ class Reconciler:
             message += f"; corrected drift in {_drift_names(result)}"
         new_status = status.succeeded(state.status, env.generation, str(revision), inventory, message, now)
         await self._write_status(state, status.handled(new_status, requested_at))
+        if new_revision or spec_changed or not was_ready:
+            self._announce(env, "deploy.succeeded", revision, "ReconciliationSucceeded", message)
         if touched:
             summary = f"{revision}: {changed} changed, {pruned} pruned"
             await self.recorder.record(_involved(env), "Normal", "ReconciliationSucceeded", f"Applied {summary}")
@@ -257,18 +265,41 @@ class Reconciler:
         new_status = status.failed(
             state.status, env.generation, exc.reason, exc.message, environments.now_rfc3339(), stalled=stalled
         )
-        await self._warn_once(env, exc.reason, exc.message)
+        if await self._warn_once(env, exc.reason, exc.message):
+            self._announce(env, "deploy.failed", None, exc.reason, exc.message)
         try:
             await self._write_status(state, status.handled(new_status, requested_at))
         except KubeError as write_error:
             log.warning("status not written", environment=env.key, error=str(write_error))
         return Outcome("failed", error=exc)
 
-    async def _warn_once(self, env: Environment, reason: str, message: str) -> None:
+    async def _warn_once(self, env: Environment, reason: str, message: str) -> bool:
+        """Post a Warning Event unless Ready already said exactly this; True when posted (a transition)."""
         old = status.condition(env.status, status.READY)
         if old and old.get("reason") == reason and old.get("message") == message:
-            return
+            return False
         await self.recorder.record(_involved(env), "Warning", reason, message)
+        return True
+
+    def _announce(
+        self, env: Environment, type_: EventType, revision: Revision | None, reason: str, message: str
+    ) -> None:
+        previous = env.status.get("lastAppliedRevision")
+        self.announcer.announce(
+            LifecycleEvent(
+                type=type_,
+                namespace=env.namespace,
+                environment=env.name,
+                uid=env.uid,
+                revision=str(revision) if revision else env.status.get("lastAttemptedRevision"),
+                previous_revision=str(previous) if previous else None,
+                reason=reason,
+                message=message,
+                time=environments.now_rfc3339(),
+                source_url=redact(env.spec.source.url),
+                release=env.status.get("release"),
+            )
+        )
 
     async def _write_status(self, state: _State, new_status: dict[str, Any]) -> None:
         if new_status == state.status:
