@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from gitopsd.errors import SpecError
+from gitopsd.freeze import Window, parse_windows
 from gitopsd.model import Revision
 
 GROUP = "gitopsd.dev"
@@ -81,6 +82,11 @@ class EnvironmentSpec:
     suspend: bool = False
     force: bool = False
     substitute: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: Release records kept (oldest removed first; never the current or the last healthy one).
+    history_limit: int = 10
+    #: Restore the last healthy release when a new one fails its health gate (and hold it).
+    rollback_auto: bool = False
+    freeze: tuple[Window, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +169,17 @@ def parse_spec(raw: Any) -> EnvironmentSpec:
         suspend=_bool(spec, "suspend", False),
         force=_bool(spec, "force", False),
         substitute=MappingProxyType({str(k): str(v) for k, v in substitute.items()}),
+        history_limit=_history_limit(spec),
+        rollback_auto=_bool(_mapping(spec.get("rollback"), "rollback"), "auto", False, "rollback.auto"),
+        freeze=parse_windows(spec.get("freeze")),
     )
+
+
+def _history_limit(spec: Mapping[str, Any]) -> int:
+    value = spec.get("historyLimit", 10)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+        raise SpecError("historyLimit", f"must be a whole number from 1 to 100 (got {value!r})")
+    return value
 
 
 def _parse_source(raw: Mapping[str, Any]) -> SourceSpec:
@@ -243,8 +259,8 @@ def _optional_str(spec: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
-def _bool(spec: Mapping[str, Any], key: str, default: bool) -> bool:
+def _bool(spec: Mapping[str, Any], key: str, default: bool, field_name: str | None = None) -> bool:
     value = spec.get(key, default)
     if not isinstance(value, bool):
-        raise SpecError(key, f"must be true or false (got {value!r})")
+        raise SpecError(field_name or key, f"must be true or false (got {value!r})")
     return value
