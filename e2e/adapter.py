@@ -174,11 +174,13 @@ def _admin(cluster: ClusterInfo, method: str, path: str, body: dict[str, Any] | 
 
 def register(cluster: ClusterInfo, adapter: RunningAdapter, namespace: str = "kube-system") -> None:
     """Point the three metrics APIServices at ``adapter`` (replacing earlier registrations)."""
-    for group, version in GROUP_VERSIONS:
+    for i, (group, version) in enumerate(GROUP_VERSIONS):
         svc, apisvc = apiservice_objects(
             group, version, adapter.port, adapter.cert.ca_bundle_b64, service=SERVICE, namespace=namespace
         )
-        _admin(cluster, "PATCH", f"/api/v1/namespaces/{namespace}/services/{SERVICE}", svc)
+        if i == 0:  # replaced, not applied: applying would merge the new port into the old one's list
+            _admin(cluster, "DELETE", f"/api/v1/namespaces/{namespace}/services/{SERVICE}")
+            _admin(cluster, "POST", f"/api/v1/namespaces/{namespace}/services", svc)
         _admin(cluster, "PATCH", f"/apis/apiregistration.k8s.io/v1/apiservices/{version}.{group}", apisvc)
 
 

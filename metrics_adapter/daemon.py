@@ -34,7 +34,7 @@ from metrics_adapter.metrics import AdapterMetrics
 from metrics_adapter.provider import Provider, QueueBinding
 from metrics_adapter.queues import QueueConfigError, open_reader
 from metrics_adapter.rules.config import Config
-from metrics_adapter.server import State, build_app
+from metrics_adapter.server import State, build_server
 from metrics_adapter.sources.prometheus import PrometheusClient, PrometheusSettings
 from metrics_adapter.tls import ServerTLS, ServingFiles
 
@@ -114,7 +114,7 @@ class Adapter:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     auth_loaded: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    runner: web.AppRunner | None = None
+    runner: web.BaseRunner | None = None
 
     def ready(self) -> tuple[bool, list[str]]:
         checks = [("resource discovery", True), ("front-proxy authentication", self.auth is None or self.auth_loaded)]
@@ -198,12 +198,9 @@ async def start(adapter: Adapter) -> list[str]:
     )
     # Request lines up to 64 KiB reach the handler, which refuses long queries with a 414
     # Status; beyond that aiohttp's parser answers a plain 400 itself.
-    runner = web.AppRunner(
-        build_app(state),
-        access_log=None,
+    runner = web.ServerRunner(
+        build_server(state, max_line_size=65536, max_field_size=16384, access_log=None),
         handle_signals=False,
-        max_line_size=65536,
-        max_field_size=16384,
     )
     await runner.setup()
     adapter.runner = runner

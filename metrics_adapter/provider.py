@@ -21,10 +21,11 @@ from metrics_adapter import api
 from metrics_adapter.cache import Served, Source, ValueCache
 from metrics_adapter.catalog import Catalog
 from metrics_adapter.errors import AdapterError, BadRequest, NotFound, Unavailable, UpstreamError
-from metrics_adapter.kube.mapper import ResourceInfo, UnknownResource
+from metrics_adapter.kube.mapper import Mapper, ResourceInfo, UnknownResource
 from metrics_adapter.kube.objects import ObjectIndex
 from metrics_adapter.queues import QueueConfig, QueueError, QueueReader, QueueSample
 from metrics_adapter.rules.query import QueryError, custom_query, external_query
+from metrics_adapter.rules.registry import CustomMetric, Snapshot
 from metrics_adapter.rules.resources import NoLabel
 from metrics_adapter.selectors import Selector
 from metrics_adapter.sources.prometheus import PrometheusClient, QueryResult, Sample
@@ -48,6 +49,18 @@ class ExternalRequest:
     namespace: str
     metric: str
     selector: Selector
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How a request maps to a query, valid for one registry snapshot and resource list."""
+
+    snapshot: Snapshot
+    mapper: Mapper
+    info: ResourceInfo
+    metric: CustomMetric
+    query: str
+    label: str
 
 
 @dataclass(slots=True)
@@ -85,6 +98,7 @@ class Provider:
         for q in queues or []:
             self.queues.setdefault(q.config.name, []).append(q)
         self._memo: dict[Hashable, tuple[Hashable, bytes]] = {}
+        self._plans: dict[Hashable, _Plan] = {}
         self._by_label: dict[tuple[str, int], dict[str, Sample]] = {}
 
     # -- discovery ---------------------------------------------------------------------------
@@ -118,6 +132,48 @@ class Provider:
         snap = self.catalog.snapshot
         if snap is None:
             raise self._not_discovered()
+        key = (req.namespace, req.resource, req.metric, req.metric_selector)
+        plan = self._plans.get(key)
+        if plan is None or plan.snapshot is not snap or plan.mapper is not self.catalog.mapper:
+            plan = self._plan(req, snap)
+            if len(self._plans) > _MEMO_LIMIT:
+                self._plans.clear()
+            self._plans[key] = plan
+        info, metric, query, label = plan.info, plan.metric, plan.query, plan.label
+        served = await self._prom_value(query)
+        if served.value.kind != "vector":
+            raise AdapterError(
+                f"{metric.rule.where}.metricsQuery returned a {served.value.kind}; "
+                f"it must return a vector with the {label!r} label"
+            )
+        values = self._values_by(label, query, served)
+        if req.name != "*":
+            fingerprint: Hashable = (query, served.version)
+            names = [req.name] if req.name in values else []
+            if not names:
+                raise NotFound(
+                    f"the server could not find the metric {req.metric} for {info.group_resource} {req.name}"
+                )
+        else:
+            if self.objects is None:
+                raise Unavailable("kubernetes", "no cluster connection to list objects for a label selector")
+            gen, selected = await self.objects.names(info, req.namespace, req.label_selector)
+            fingerprint = (query, served.version, gen)
+            names = [n for n in selected if n in values]
+        memo = self._memo.get(req)
+        if memo is not None and memo[0] == fingerprint:
+            return memo[1]
+        selector = req.metric_selector.to_label_selector()
+        items = [
+            api.CustomItem(
+                self._reference(info, req.namespace, n), req.metric, values[n].timestamp, values[n].value, selector
+            )
+            for n in names
+        ]
+        return self._remember(req, fingerprint, api.custom_list(req.version, items))
+
+    def _plan(self, req: CustomRequest, snap: Snapshot) -> _Plan:
+        """Resolve resource and metric and build the query (raises NotFound / BadRequest)."""
         try:
             info = self.catalog.mapper.parse_group_resource(req.resource)
         except UnknownResource as exc:
@@ -145,38 +201,7 @@ class Provider:
             raise BadRequest(str(exc)) from exc
         except NoLabel as exc:
             raise AdapterError(str(exc)) from exc
-        served = await self._prom_value(query)
-        if served.value.kind != "vector":
-            raise AdapterError(
-                f"{metric.rule.where}.metricsQuery returned a {served.value.kind}; "
-                f"it must return a vector with the {conv.label_for(info)!r} label"
-            )
-        label = conv.label_for(info)
-        values = self._values_by(label, query, served)
-        if req.name != "*":
-            fingerprint: Hashable = (query, served.version)
-            names = [req.name] if req.name in values else []
-            if not names:
-                raise NotFound(
-                    f"the server could not find the metric {req.metric} for {info.group_resource} {req.name}"
-                )
-        else:
-            if self.objects is None:
-                raise Unavailable("kubernetes", "no cluster connection to list objects for a label selector")
-            gen, selected = await self.objects.names(info, req.namespace, req.label_selector)
-            fingerprint = (query, served.version, gen)
-            names = [n for n in selected if n in values]
-        memo = self._memo.get(req)
-        if memo is not None and memo[0] == fingerprint:
-            return memo[1]
-        selector = req.metric_selector.to_label_selector()
-        items = [
-            api.CustomItem(
-                self._reference(info, req.namespace, n), req.metric, values[n].timestamp, values[n].value, selector
-            )
-            for n in names
-        ]
-        return self._remember(req, fingerprint, api.custom_list(req.version, items))
+        return _Plan(snap, self.catalog.mapper, info, metric, query, conv.label_for(info))
 
     def _values_by(self, label: str, query: str, served: Served[QueryResult]) -> dict[str, Sample]:
         key = (label + "\x00" + query, served.version)

@@ -10,11 +10,13 @@ authenticated and authorized (``auth.py``) unless ``--insecure-skip-auth``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
 import time
 import urllib.parse
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,16 +49,22 @@ class State:
     always_allow: frozenset[str] = frozenset()
     openapi_v2: tuple[bytes, str] = field(default_factory=openapi.v2)
     openapi_v3: dict[str, tuple[bytes, str]] = field(default_factory=openapi.v3_groups)
+    _children: dict[tuple[str, int], Any] = field(default_factory=dict)
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        child = self._children.get((route, status))
+        if child is None:  # binding label values costs a lock and a lookup: do it once per pair
+            child = self._children[(route, status)] = self.metrics.request_seconds.labels(route, str(status))
+        child.observe(seconds)
 
 
-STATE = web.AppKey("state", State)
+def build_server(state: State, **kwargs: Any) -> web.Server:
+    """A low-level aiohttp server: every path goes to one handler, so no router or middleware runs."""
 
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        return await _dispatch(state, request)
 
-def build_app(state: State) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
-    app[STATE] = state
-    app.router.add_route("*", "/{tail:.*}", _dispatch)
-    return app
+    return web.Server(handler, **kwargs)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -82,6 +90,11 @@ def _segments(path: str) -> list[str]:
         parts.pop()  # one trailing slash, as kube-apiserver tolerates
     out = []
     for raw in parts:
+        if "%" not in raw:
+            if raw in (".", ".."):
+                raise BadRequest(f"invalid path segment {raw!r}")
+            out.append(raw)
+            continue
         try:
             seg = urllib.parse.unquote(raw, errors="strict")
         except UnicodeDecodeError as exc:
@@ -92,8 +105,23 @@ def _segments(path: str) -> list[str]:
     return out
 
 
-async def _dispatch(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
+# Per connection: the identity its client certificate proves (decoding the certificate on
+# every request would cost more than the rest of a cached answer).
+_PEERS: weakref.WeakKeyDictionary[asyncio.BaseTransport, Any] = weakref.WeakKeyDictionary()
+
+
+def _peercert(request: web.BaseRequest) -> Any:
+    transport = request.transport
+    if transport is None:
+        return None
+    try:
+        return _PEERS[transport]
+    except KeyError:
+        cert = _PEERS[transport] = transport.get_extra_info("peercert")
+        return cert
+
+
+async def _dispatch(state: State, request: web.BaseRequest) -> web.StreamResponse:
     started = time.perf_counter()
     route = "other"
     try:
@@ -107,10 +135,10 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
             raise _MethodNotAllowed(f"{request.method} is not allowed: these APIs are read-only")
         if state.auth is not None and raw_path not in state.always_allow:
-            peercert = request.transport.get_extra_info("peercert") if request.transport else None
-            user = await state.auth.authenticate(request.headers, lambda h: request.headers.getall(h, []), peercert)
+            headers = request.headers
+            user = await state.auth.authenticate(headers, lambda h: headers.getall(h, []), _peercert(request))
             await state.auth.authorize(user, attributes_for(segs, request.method, raw_path))
-        resp = await _route(state, request, segs, query)
+        resp = await _route(state, request, segs, _query(query))
     except AdapterError as exc:
         if exc.status >= 500:
             log.warning("request failed", path=request.path, status=exc.status, error=exc.message)
@@ -118,7 +146,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     except Exception:  # a bug: answer like an API server, keep serving
         log.exception("internal error", path=request.path)
         resp = _json(api.status(500, "internal error in metrics-adapter; see its log"), 500)
-    state.metrics.request_seconds.labels(route, str(resp.status)).observe(time.perf_counter() - started)
+    state.observe(route, resp.status, time.perf_counter() - started)
     return resp
 
 
@@ -157,12 +185,16 @@ def _health(state: State, segs: list[str]) -> web.Response:
     return web.Response(text=text.strip() + "\n", status=200 if ok else 503)
 
 
-def _param(query: str, name: str) -> str | None:
-    values = urllib.parse.parse_qs(query, keep_blank_values=True).get(name)
-    return values[0] if values else None
+def _query(query: str) -> dict[str, str]:
+    """Query parameters, first value of each (as kube-apiserver reads list options)."""
+    params: dict[str, str] = {}
+    if query:
+        for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True):
+            params.setdefault(k, v)
+    return params
 
 
-async def _route(state: State, request: web.Request, segs: list[str], query: str) -> web.StreamResponse:
+async def _route(state: State, request: web.BaseRequest, segs: list[str], params: dict[str, str]) -> web.StreamResponse:
     p = state.provider
     if not segs or segs == [""]:
         return _json(
@@ -211,15 +243,14 @@ async def _route(state: State, request: web.Request, segs: list[str], query: str
                 f"/apis/{group}/{version}/namespaces/NAMESPACE/METRIC"
             )
         ns = _namespace(rest[1])
-        sel_text = _param(query, "labelSelector")
-        selector = _selector(sel_text or "", "labelSelector")
-        mls = _param(query, "metricLabelSelector")
+        selector = _selector(params.get("labelSelector", ""), "labelSelector")
+        mls = params.get("metricLabelSelector")
         if mls:
             extra = _selector(mls, "metricLabelSelector")
             selector = Selector(tuple(sorted((*selector.requirements, *extra.requirements), key=lambda r: r.key)))
         return _json(await p.external(ExternalRequest(ns, rest[2], selector)))
-    label_sel = _selector(_param(query, "labelSelector") or "", "labelSelector")
-    metric_sel = _selector(_param(query, "metricLabelSelector") or "", "metricLabelSelector")
+    label_sel = _selector(params.get("labelSelector", ""), "labelSelector")
+    metric_sel = _selector(params.get("metricLabelSelector", ""), "metricLabelSelector")
     v: api.CustomVersion = "v1beta2" if version == "v1beta2" else "v1beta1"
     if len(rest) == 4 and rest[0] == "namespaces" and rest[2] == "metrics":
         # metrics describing a namespace itself
@@ -249,7 +280,7 @@ def _name(name: str) -> str:
     return name
 
 
-def _openapi(state: State, request: web.Request, segs: list[str]) -> web.Response:
+def _openapi(state: State, request: web.BaseRequest, segs: list[str]) -> web.Response:
     if segs == ["openapi", "v2"]:
         data, etag = state.openapi_v2
     elif segs == ["openapi", "v3"]:

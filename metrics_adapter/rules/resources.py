@@ -37,6 +37,7 @@ class ResourceConverter:
     where: str
     _extract: re.Pattern[str] | None = field(default=None, init=False)
     _label_cache: dict[str, ResourceInfo | None] = field(default_factory=dict, init=False)
+    _labels: dict[tuple[str, str], str] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if self.spec.template is not None:
@@ -58,6 +59,7 @@ class ResourceConverter:
     def reset(self) -> None:
         """Forget label resolutions after the cluster's resources changed."""
         self._label_cache.clear()
+        self._labels.clear()
 
     def resource_for_label(self, label: str) -> ResourceInfo | None:
         if label in self._label_cache:
@@ -96,6 +98,13 @@ class ResourceConverter:
 
     def label_for(self, info: ResourceInfo) -> str:
         """The Prometheus label holding names of ``info`` objects."""
+        key = (info.group, info.resource)
+        label = self._labels.get(key)
+        if label is None:
+            label = self._labels[key] = self._label_for(info)
+        return label
+
+    def _label_for(self, info: ResourceInfo) -> str:
         m = self.mapper()
         for label, ref in self.spec.overrides.items():
             try:

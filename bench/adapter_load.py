@@ -1,0 +1,356 @@
+"""Served latency, throughput and upstream load of metrics-adapter, with same-run baselines.
+
+Sets up a local cluster (10 kwok nodes) with 1000 pods in 100 Deployments, a Prometheus with
+one series per pod and a queue series, and the real ``metrics-adapter`` program. A Go load
+generator (``bench.adapter_loadgen``) then asks the adapter directly, as the aggregator does
+(front-proxy certificate + ``X-Remote-User``), so the figures are the adapter's own:
+
+- latency at a fixed rate (default 700 req/s, the load of 10 000 HPAs at the default 15 s
+  period) and the closed-loop throughput ceiling, for ``pods/*`` with an HPA-like selector
+  (10 of the 1000 pods), for ``pods/*`` over all 1000 pods, and for an external metric;
+- upstream Prometheus queries per minute as simulated HPAs (each with its own selector,
+  asking every 15 s) grow from 10 to 10 000, read from Prometheus's own request counter.
+
+Baselines measured in the same run: a static aiohttp TLS handler returning a same-size body
+(the floor for a Python server on this machine), and, with ``--compare``, prometheus-adapter
+v0.12.0 itself (``bench.adapter_promadapter`` builds it) with the same Prometheus, config and load.
+
+    .venv/bin/python -m bench.adapter_load [--rate 700] [--seconds 20] [--compare]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench import adapter_loadgen as loadgen
+from bench.adapter_promadapter import ensure_prometheus_adapter
+from e2e import procs, services
+from e2e.adapter import start_adapter
+from e2e.aggregation import free_dual_port, serving_cert
+from e2e.binaries import ensure_binaries
+from e2e.cluster import ClusterInfo, LocalCluster, new_cluster_dir
+from e2e.exporter import Exporter
+
+NS = "bench"
+GROUPS = 100
+CONFIG = """
+rules:
+- seriesQuery: '{__name__="bench_inflight",namespace!="",pod!=""}'
+  resources: {overrides: {namespace: {resource: namespace}, pod: {resource: pod}}}
+  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)
+externalRules:
+- seriesQuery: '{__name__="bench_queue",queue!=""}'
+  resources: {namespaced: false}
+  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (queue)
+"""
+CM = f"/apis/custom.metrics.k8s.io/v1beta1/namespaces/{NS}/pods/*/bench_inflight"
+EM = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NS}/bench_queue?labelSelector=queue%3Dorders"
+
+
+def log(msg: str) -> None:
+    print(f"[bench.adapter_load] {msg}", file=sys.stderr, flush=True)
+
+
+def _admin(cluster: ClusterInfo, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    ctx = ssl.create_default_context(cafile=str(cluster.ca_cert))
+    ctx.load_cert_chain(str(cluster.admin_cert), str(cluster.admin_key))
+    req = urllib.request.Request(  # noqa: S310 - loopback
+        cluster.api_url + path, data=json.dumps(body).encode() if body else None, method=method
+    )
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=60, context=ctx) as resp:  # noqa: S310
+        return json.loads(resp.read())
+
+
+def make_pods(cluster: ClusterInfo, groups: int, per_group: int) -> list[str]:
+    """``groups`` Deployments of ``per_group`` pods (label app=gN) in the bench namespace; their pod names."""
+    _admin(cluster, "POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
+    for g in range(groups):
+        labels = {"app": f"g{g}"}
+        _admin(
+            cluster,
+            "POST",
+            f"/apis/apps/v1/namespaces/{NS}/deployments",
+            {
+                "metadata": {"name": f"g{g}"},
+                "spec": {
+                    "replicas": per_group,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
+                    },
+                },
+            },
+        )
+    want = groups * per_group
+
+    def names() -> list[str] | None:
+        items = _admin(cluster, "GET", f"/api/v1/namespaces/{NS}/pods")["items"]
+        return sorted(p["metadata"]["name"] for p in items) if len(items) >= want else None
+
+    found = procs.wait_until(f"{want} pods", names, timeout=600, interval=2)
+    assert found is not None
+    return found
+
+
+def prometheus_queries(prom: services.Prometheus) -> int:
+    """Prometheus's own count of /api/v1/query calls."""
+    with urllib.request.urlopen(f"{prom.url}/metrics", timeout=10) as resp:  # noqa: S310 - loopback
+        text = resp.read().decode()
+    m = re.search(r'prometheus_http_requests_total\{code="200",handler="/api/v1/query"\} (\d+)', text)
+    return int(m.group(1)) if m else 0
+
+
+STATIC_SERVER = """
+import ssl, sys
+from aiohttp import web
+port, cert, key, size = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+body = b'{"items":[' + b'0' * max(0, size - 12) + b']}'
+async def h(request):
+    return web.Response(body=body, content_type="application/json")
+app = web.Application()
+app.router.add_get("/{tail:.*}", h)
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(cert, key)
+web.run_app(app, host="127.0.0.1", port=port, ssl_context=ctx, access_log=None, print=None)
+"""
+
+
+@contextmanager
+def static_server(cert: Path, key: Path, size: int) -> Iterator[int]:
+    port = procs.free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STATIC_SERVER, str(port), str(cert), str(key), str(size)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        procs.wait_until("static server", lambda: procs.http_ok(f"https://127.0.0.1:{port}/x", ctx), timeout=30)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def hpa_paths(n: int) -> list[str]:
+    """``n`` HPAs in one namespace, each with its own selector over one Deployment's 10 pods."""
+    return [f"{CM}?labelSelector=app%3Dg{i % GROUPS}%2Chpa+notin+%28h{i}%29" for i in range(n)]
+
+
+def measure_latency(target: loadgen.Target, rate: float, seconds: float) -> dict[str, dict[str, Any]]:
+    scenarios = {
+        "pods_selector_10_of_1000": hpa_paths(1000),
+        "pods_all_1000": [f"{CM}?labelSelector=app"],
+        "external_metric": [EM],
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for name, paths in scenarios.items():
+        loadgen.run(target, paths, rate=min(rate, 200), duration=3)  # warm the caches
+        fixed = loadgen.run(target, paths, rate=rate, duration=seconds, concurrency=64)
+        ceiling = loadgen.run(target, paths, duration=min(seconds, 10), concurrency=32)
+        out[name] = {
+            "at_rate": {k: fixed[k] for k in ("rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "bytes_mean")},
+            "throughput_rps": round(ceiling["rps"], 1),
+            "throughput_p99_ms": ceiling["p99_ms"],
+            "errors": fixed["errors"] + ceiling["errors"],
+            "first_error": fixed.get("first_error") or ceiling.get("first_error"),
+        }
+        log(f"{name}: {json.dumps(out[name])}")
+    return out
+
+
+def measure_upstream(
+    target: loadgen.Target, prom: services.Prometheus, steps: list[int], seconds: float, period: float = 15.0
+) -> list[dict[str, Any]]:
+    rows = []
+    for n in steps:
+        paths = hpa_paths(n)
+        before = prometheus_queries(prom)
+        res = loadgen.run(target, paths, rate=n / period, duration=seconds, concurrency=64)
+        after = prometheus_queries(prom)
+        per_minute = (after - before) * 60.0 / seconds
+        rows.append(
+            {
+                "hpas": n,
+                "requests_per_s": round(res["rps"], 1),
+                "upstream_queries_per_min": round(per_minute, 1),
+                "p99_ms": res["p99_ms"],
+                "errors": res["errors"],
+            }
+        )
+        log(f"{n} HPAs: {rows[-1]}")
+    return rows
+
+
+def ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=700.0)
+    parser.add_argument("--seconds", type=float, default=20.0, help="per latency scenario")
+    parser.add_argument("--step-seconds", type=float, default=30.0, help="per HPA-count step")
+    parser.add_argument("--hpa-steps", default="10,100,1000,10000")
+    parser.add_argument("--pods-per-group", type=int, default=10)
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also measure prometheus-adapter v0.12.0 (built once through bench.adapter_promadapter)",
+    )
+    args = parser.parse_args()
+    steps = [int(s) for s in args.hpa_steps.split(",")]
+    ensure_binaries()
+    loadgen.ensure_loadgen()
+    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "rate": args.rate}
+    with ExitStack() as stack:
+        log("starting cluster (10 kwok nodes), Prometheus, exporter")
+        cluster = LocalCluster(new_cluster_dir("bench-adapter"), "ipv4", nodes=10)
+        info = cluster.start()
+        stack.callback(cluster.stop, remove=True)
+        prom = services.start_prometheus(scrape_interval="5s")
+        stack.callback(prom.stop)
+        pods = make_pods(info, GROUPS, args.pods_per_group)
+        log(f"{len(pods)} pods")
+        exporter = Exporter().start()
+        stack.callback(exporter.stop)
+        for i, pod in enumerate(pods):
+            exporter.set("bench_inflight", {"namespace": NS, "pod": pod}, i % 50)
+        exporter.set("bench_queue", {"queue": "orders"}, 42)
+        prom.add_target("bench", exporter.address)
+        procs.wait_until("series scraped", lambda: prom.query("bench_queue"), timeout=60)
+        tmp = Path(tempfile.mkdtemp(prefix="bench-adapter-"))
+        adapter = start_adapter(
+            info, tmp / "ours", CONFIG, prometheus_url=prom.url, extra_args=["--metrics-relist-interval=30s"]
+        )
+        stack.callback(adapter.stop)
+        cert, key = adapter.front_proxy_cert()
+        headers = (
+            "X-Remote-User: system:serviceaccount:kube-system:horizontal-pod-autoscaler",
+            "X-Remote-Group: system:serviceaccounts",
+        )
+        ours = loadgen.Target(f"https://localhost:{adapter.port}", info.ca_cert, cert, key, headers)
+        _wait_served(ours)
+        # The simulated HPAs ask as the real HPA controller's service account, which RBAC allows.
+        log("measuring metrics-adapter")
+        report["metrics_adapter"] = {
+            "latency": measure_latency(ours, args.rate, args.seconds),
+            "upstream_by_hpas": measure_upstream(ours, prom, steps, args.step_seconds),
+        }
+        sizes = {k: v["at_rate"]["bytes_mean"] for k, v in report["metrics_adapter"]["latency"].items()}
+        log("measuring the static aiohttp baseline")
+        base_rows: dict[str, Any] = {}
+        for name, size in sizes.items():
+            with static_server(adapter.cert.cert, adapter.cert.key, int(size)) as port:
+                t = loadgen.Target(f"https://localhost:{port}", info.ca_cert)
+                fixed = loadgen.run(t, ["/x"], rate=args.rate, duration=args.seconds, concurrency=64)
+                ceiling = loadgen.run(t, ["/x"], duration=min(args.seconds, 10), concurrency=32)
+                base_rows[name] = {
+                    "p99_ms": fixed["p99_ms"],
+                    "p50_ms": fixed["p50_ms"],
+                    "throughput_rps": ceiling["rps"],
+                }
+        report["baseline_static_aiohttp"] = base_rows
+        report["ratios_vs_static"] = {
+            name: {
+                "p99": ratio(
+                    report["metrics_adapter"]["latency"][name]["at_rate"]["p99_ms"], base_rows[name]["p99_ms"]
+                ),
+                "throughput": ratio(
+                    report["metrics_adapter"]["latency"][name]["throughput_rps"], base_rows[name]["throughput_rps"]
+                ),
+            }
+            for name in base_rows
+        }
+        if args.compare:
+            adapter.stop()  # one server at a time on this 2-core machine
+            report["prometheus_adapter"] = compare_prometheus_adapter(args, info, prom, tmp / "theirs", steps, headers)
+            ours_lat, theirs_lat = report["metrics_adapter"]["latency"], report["prometheus_adapter"]["latency"]
+            report["ratios_vs_prometheus_adapter"] = {
+                name: {
+                    "throughput_ours_over_theirs": ratio(
+                        ours_lat[name]["throughput_rps"], theirs_lat[name]["throughput_rps"]
+                    ),
+                    "p99_ours_over_theirs": ratio(
+                        ours_lat[name]["at_rate"]["p99_ms"], theirs_lat[name]["at_rate"]["p99_ms"]
+                    ),
+                }
+                for name in theirs_lat
+            }
+    goal = report["metrics_adapter"]["latency"]["pods_selector_10_of_1000"]["at_rate"]
+    report["goal_p99_under_10ms_at_rate"] = goal["p99_ms"] < 10 and goal["rps"] >= args.rate * 0.95
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _wait_served(target: loadgen.Target) -> None:
+    def ok() -> bool:
+        r = loadgen.run(target, [hpa_paths(1)[0], EM], duration=1, concurrency=2)
+        return bool(r["errors"] == 0 and r["requests"] > 0)
+
+    procs.wait_until("adapter serving the bench metrics", ok, timeout=120, interval=1)
+
+
+def compare_prometheus_adapter(
+    args: argparse.Namespace,
+    info: ClusterInfo,
+    prom: services.Prometheus,
+    directory: Path,
+    steps: list[int],
+    headers: tuple[str, ...],
+) -> dict[str, Any]:
+    """The same measurements against prometheus-adapter (same Prometheus, config, load)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.yaml").write_text(CONFIG)
+    port = free_dual_port()
+    cert = serving_cert(info, directory / "serving", "prometheus-adapter", "kube-system")
+    argv = [
+        str(ensure_prometheus_adapter()),
+        f"--config={directory / 'config.yaml'}",
+        f"--prometheus-url={prom.url}",
+        f"--secure-port={port}",
+        "--bind-address=127.0.0.1",
+        f"--tls-cert-file={cert.cert}",
+        f"--tls-private-key-file={cert.key}",
+        f"--lister-kubeconfig={info.kubeconfig}",
+        f"--authentication-kubeconfig={info.kubeconfig}",
+        f"--authorization-kubeconfig={info.kubeconfig}",
+        "--metrics-relist-interval=30s",
+        "--v=0",
+    ]
+    proc = procs.start("prometheus-adapter", argv, directory / "logs")
+    try:
+        pcert, pkey = (
+            info.directory / "pki" / "front-proxy-client.crt",
+            info.directory / "pki" / "front-proxy-client.key",
+        )
+        theirs = loadgen.Target(f"https://localhost:{port}", info.ca_cert, pcert, pkey, headers)
+        _wait_served(theirs)
+        log("measuring prometheus-adapter")
+        return {
+            "latency": measure_latency(theirs, args.rate, args.seconds),
+            "upstream_by_hpas": measure_upstream(theirs, prom, steps, args.step_seconds),
+        }
+    finally:
+        procs.kill_group(proc.pid)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
