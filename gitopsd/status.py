@@ -5,6 +5,7 @@
 - ``Reconciling``: present (True) while a new revision or spec is being applied or retried.
 - ``Stalled``: present (True) when progress needs a person: a bad spec, bad credentials, a
   manifest the cluster rejects. A new commit or spec change clears it.
+- ``Frozen``: present (True) while a new revision waits for a freeze window to close.
 
 A condition's ``lastTransitionTime`` moves only when its status flips, so a reconcile that
 changes nothing produces an identical status, which is then not written at all.
@@ -59,7 +60,7 @@ def remove_condition(status: Status, type_: str) -> None:
 
 
 def _ordered(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rank = {READY: 0, RECONCILING: 1, STALLED: 2}
+    rank = {READY: 0, RECONCILING: 1, STALLED: 2, "Frozen": 3}
     return sorted(conditions, key=lambda c: (rank.get(c.get("type", ""), 9), c.get("type", "")))
 
 
@@ -128,4 +129,69 @@ def handled(old: Mapping[str, Any], requested_at: str | None) -> Status:
     status: Status = dict(old)
     if requested_at:
         status["lastHandledReconcileAt"] = requested_at
+    return status
+
+
+# -- releases: release number, short history, holds, freezes, handled requests -----------------
+
+FROZEN = "Frozen"
+
+
+def with_release(old: Mapping[str, Any], number: int | None, history: list[dict[str, Any]]) -> Status:
+    """``status.release`` (the current release) and ``status.history`` (newest first)."""
+    status: Status = dict(old)
+    if number is not None:
+        status["release"] = number
+    status["history"] = history
+    return status
+
+
+def with_inventory(old: Mapping[str, Any], inventory: Mapping[str, Any]) -> Status:
+    status: Status = dict(old)
+    status["inventory"] = dict(inventory)
+    return status
+
+
+def held(old: Mapping[str, Any], hold: Mapping[str, Any]) -> Status:
+    """Hold a revision back: ``{revision, reason, release, since[, by, message]}``."""
+    status: Status = dict(old)
+    status["held"] = dict(hold)
+    return status
+
+
+def unheld(old: Mapping[str, Any]) -> Status:
+    status: Status = dict(old)
+    status.pop("held", None)
+    return status
+
+
+def frozen(old: Mapping[str, Any], message: str, generation: int, now: str) -> Status:
+    """The ``Frozen`` condition: a new revision waits for a freeze window to close."""
+    status: Status = dict(old)
+    set_condition(status, FROZEN, True, "FreezeWindow", message, generation, now)
+    return status
+
+
+def unfrozen(old: Mapping[str, Any]) -> Status:
+    status: Status = dict(old)
+    if condition(status, FROZEN) is not None:
+        remove_condition(status, FROZEN)
+    return status
+
+
+def rollback_handled(
+    old: Mapping[str, Any], token: str, result: str, message: str, release: int | None, now: str
+) -> Status:
+    """``lastHandledRollback``: what became of the rollback request ``token`` (Succeeded, Failed, Refused)."""
+    status: Status = dict(old)
+    entry: dict[str, Any] = {"token": token, "result": result, "message": message, "time": now}
+    if release is not None:
+        entry["release"] = release
+    status["lastHandledRollback"] = entry
+    return status
+
+
+def resume_handled(old: Mapping[str, Any], token: str) -> Status:
+    status: Status = dict(old)
+    status["lastHandledResume"] = token
     return status

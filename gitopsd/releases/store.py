@@ -1,0 +1,146 @@
+"""The release records of an Environment in the cluster: list, read, write, mark, delete.
+
+Listing asks for metadata only (``PartialObjectMetadataList``, as ``kubectl get -o name``
+does): the record's facts are in its labels and annotations, so neither ``history`` nor the
+daemon's bookkeeping downloads bundles; a bundle is read only to restore it.
+
+A head Secret is *created* (POST), never overwritten: two writers that picked the same number
+cannot both succeed, so a number is never used twice. Parts are written with server-side
+apply before their head (a rewrite after a crash is harmless: the same bytes), and a reader
+checks every part against the head's digest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitopsd.kube import Conflict, Kube, NotFound, Resource
+from gitopsd.model import FIELD_MANAGER, Manifest
+from gitopsd.releases.record import (
+    LABEL_ENVIRONMENT,
+    LABEL_PART,
+    Owner,
+    Release,
+    ReleaseError,
+    ReleaseInfo,
+    decode,
+    encode,
+    info_of,
+    part_name,
+    result_patch,
+    secret_name,
+)
+
+SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
+_METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+
+
+class RecordExists(ReleaseError):
+    """Another writer created this release number first."""
+
+    reason = "ReleaseExists"
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Every head Secret of an Environment: the valid records, and the ones that fail the checks."""
+
+    records: dict[int, ReleaseInfo] = field(default_factory=dict)
+    invalid: dict[str, ReleaseError] = field(default_factory=dict)  # Secret name → why
+
+    def numbers(self) -> list[int]:
+        return sorted(self.records)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What writing one record cost."""
+
+    info: ReleaseInfo
+    bytes: int  # compressed bundle bytes stored
+    requests: int
+
+
+class ReleaseStore:
+    def __init__(self, kube: Kube, *, field_manager: str = FIELD_MANAGER) -> None:
+        self.kube = kube
+        self.field_manager = field_manager
+
+    async def list(self, owner: Owner) -> Listing:
+        """The records of ``owner`` (metadata only, one request)."""
+        listing = Listing()
+        path = SECRETS.path(owner.namespace)
+        cont: str | None = None
+        while True:
+            page = await self.kube.request(
+                "GET",
+                path,
+                params={"labelSelector": f"{LABEL_ENVIRONMENT}={owner.name},!{LABEL_PART}", "limit": 500,
+                        "continue": cont},
+                accept=_METADATA_ONLY,
+            )  # fmt: skip
+            for item in page.get("items") or []:
+                name = str((item.get("metadata") or {}).get("name") or "")
+                try:
+                    info = info_of(owner, item)
+                except ReleaseError as exc:
+                    listing.invalid[name] = exc
+                    continue
+                listing.records[info.number] = info
+            cont = (page.get("metadata") or {}).get("continue")
+            if not cont:
+                return listing
+
+    async def read(self, owner: Owner, number: int) -> Release:
+        """The whole record ``number``, checked (type, labels, owner, digest of every part)."""
+        try:
+            head = await self.kube.get(SECRETS.path(owner.namespace, secret_name(owner.name, number)))
+        except NotFound:
+            raise ReleaseError(f"release {number} of {owner.key} does not exist", reason="ReleaseNotFound") from None
+        info = info_of(owner, head)
+        parts: dict[int, dict[str, Any]] = {}
+        for index in range(1, info.parts):
+            try:
+                parts[index] = await self.kube.get(SECRETS.path(owner.namespace, part_name(owner.name, number, index)))
+            except NotFound:
+                continue  # decode names the missing part
+        return decode(owner, head, parts)
+
+    async def write(self, owner: Owner, info: ReleaseInfo, manifests: Sequence[Manifest]) -> Written:
+        """Write a new record: parts first, then the head (created, so a number is never taken twice).
+
+        Raises ``RecordExists`` when the head exists already, ``ReleaseError`` when too large.
+        """
+        info, secrets = encode(owner, info, manifests)
+        *parts, head = secrets
+        for part in parts:
+            meta = part["metadata"]
+            await self.kube.apply(
+                SECRETS.path(owner.namespace, meta["name"]), part, field_manager=self.field_manager, force=True
+            )
+        try:
+            await self.kube.create(SECRETS.path(owner.namespace), head)
+        except Conflict:
+            raise RecordExists(
+                f"release {info.number} of {owner.key} was recorded by another writer", reason="ReleaseExists"
+            ) from None
+        return Written(info, info.size, len(secrets))
+
+    async def mark(self, owner: Owner, info: ReleaseInfo) -> None:
+        """Record ``info``'s verdict (result, reason, finished-at) on its head."""
+        await self.kube.patch(
+            SECRETS.path(owner.namespace, secret_name(owner.name, info.number)),
+            result_patch(info),
+            field_manager=self.field_manager,
+        )
+
+    async def delete(self, owner: Owner, info: ReleaseInfo) -> None:
+        """Delete a record: the head first (so no reader sees a head without its parts), then the parts."""
+        names = [secret_name(owner.name, info.number)]
+        names += [part_name(owner.name, info.number, i) for i in range(1, info.parts)]
+        for name in names:
+            with contextlib.suppress(NotFound):
+                await self.kube.delete(SECRETS.path(owner.namespace, name))
