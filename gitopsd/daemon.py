@@ -36,6 +36,7 @@ from gitopsd.events import EventRecorder
 from gitopsd.kube import Gone, Kube, KubeError
 from gitopsd.metrics import Metrics
 from gitopsd.reconcile import Reconciler
+from gitopsd.releases import requests
 from gitopsd.sources import GitSources
 from gitopsd.spec import parse_duration, parse_environment
 
@@ -194,7 +195,12 @@ class Daemon:
             return
         meta, old_meta = obj.get("metadata") or {}, old.get("metadata") or {}
         requested = (meta.get("annotations") or {}).get(environments.REQUESTED_AT)
-        if requested and requested != (old_meta.get("annotations") or {}).get(environments.REQUESTED_AT):
+        rollback = requests.token_of(meta.get("annotations"), requests.ROLLBACK)
+        if rollback and rollback != requests.token_of(old_meta.get("annotations"), requests.ROLLBACK):
+            # A rollback request preempts a sync in flight (see gitopsd.rollback).
+            self.reconciler.preempt(str(meta.get("uid") or ""))
+            self._enqueue(key)
+        elif requested and requested != (old_meta.get("annotations") or {}).get(environments.REQUESTED_AT):
             self._fresh.add(key)
             self._enqueue(key)
         elif meta.get("generation") != old_meta.get("generation"):

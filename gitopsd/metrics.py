@@ -61,6 +61,12 @@ class Metrics:
         self.inventory_objects = Gauge(
             "gitopsd_inventory_objects", "Objects in the Environment's inventory.", ["environment"], registry=r
         )
+        self.rollbacks = Counter(
+            "gitopsd_rollbacks_total",
+            "Rollbacks carried out, by reason (HealthCheckFailed for automatic ones, Manual).",
+            ["environment", "reason"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "gitopsd_work_queue_depth", "Environments waiting for a worker.", registry=r
         )

@@ -1,13 +1,25 @@
-"""One sync of one Environment: resolve → fetch → render → dry-run → apply → prune → health → status.
+"""One reconcile of one Environment: resolve → render → release → apply → prune → health → status.
 
-The engine parts do the work (``sources``, ``render``, ``apply``, ``health``); this module
-decides what to do with their answers and tells the world: status conditions, Events,
-metrics and one summary log line per reconcile.
+The engine parts do the work (``sources``, ``render``, ``apply``, ``health``, ``releases``);
+this module decides *what* the cluster should run and tells the world: status conditions,
+Events, metrics and one summary log line per reconcile. In order, a reconcile:
+
+1. carries out a pending rollback request (``rollback``), or one a crash interrupted;
+2. clears a hold on ``gitopsd resume``;
+3. resolves the source revision. A **held** revision is not applied: the current release is
+   kept (re-applied from its record, so drift is still corrected). When the source moves to
+   another revision the hold is lifted by itself;
+4. renders it. The same revision and rendered digest as the current release: the current
+   release is kept up (drift, health). Anything else is a **new release** — unless a **freeze
+   window** is open (``freeze``; ``gitopsd sync --force-freeze`` overrides once, with an Event),
+   in which case the current release is kept and status says until when;
+5. a new release is recorded before anything is applied, then applied (``rollout``); with
+   ``rollback.auto``, one that fails its health gate is rolled back at once.
 
 Steady state is cheap by design: the revision comes from ``ls-remote`` (no fetch), the render
-of an unchanged commit and spec is reused from memory, the applier's memo skips dry-runs of
-objects that did not move, and an unchanged status is not written. Such a reconcile makes no
-write to the cluster.
+of an unchanged commit and spec is reused from memory (with its digest), the records are read
+once per Environment per process, the applier's memo skips dry-runs of objects that did not
+move, and an unchanged status is not written. Such a reconcile makes no write to the cluster.
 
 Failure classes: an error that only a person can fix (bad spec or credentials, a manifest the
 cluster rejects, a render error) makes the Environment ``Stalled``; one that may pass by
@@ -23,21 +35,13 @@ import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import structlog
 
-from gitopsd import environments, status
-from gitopsd.apply import (
-    EMPTY_RENDER,
-    Applier,
-    ApplyMemo,
-    ApplyOptions,
-    HealthReport,
-    Inventory,
-    PruneFailed,
-    SyncResult,
-)
+from gitopsd import environments, freeze, rollback, rollout, status
+from gitopsd.apply import EMPTY_RENDER, Applier, ApplyMemo, HealthReport, Inventory
 from gitopsd.errors import GitopsdError
 from gitopsd.events import EventRecorder
 from gitopsd.kube import Kube, KubeError, NotFound
@@ -45,10 +49,12 @@ from gitopsd.kube.discovery import Resource
 from gitopsd.lifecycle import Announcer, EventType, LifecycleEvent, NullAnnouncer
 from gitopsd.metrics import Metrics
 from gitopsd.model import Manifest, Revision
+from gitopsd.releases import Ledger, Ledgers, Owner, ReleaseInfo, ReleaseStore, Result, digest_of
+from gitopsd.releases import requests as asks
 from gitopsd.render import RenderOptions, render
 from gitopsd.render.errors import UnknownKind
 from gitopsd.sources import Credentials, GitSources, redact
-from gitopsd.spec import API_VERSION, KIND, Environment
+from gitopsd.spec import API_VERSION, KIND, Environment, parse_environment
 
 SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
 
@@ -68,7 +74,7 @@ TRANSIENT_REASONS = frozenset(
     }
 )
 
-Result = Literal["applied", "unchanged", "failed", "suspended"]
+Result_ = Literal["applied", "unchanged", "failed", "suspended", "preempted"]
 log = structlog.get_logger("gitopsd.reconcile")
 
 
@@ -76,7 +82,7 @@ log = structlog.get_logger("gitopsd.reconcile")
 class Outcome:
     """What one reconcile did, for the daemon, the CLI and the summary log line."""
 
-    result: Result
+    result: Result_
     revision: Revision | None = None
     changed: int = 0
     pruned: int = 0
@@ -85,6 +91,9 @@ class Outcome:
     error: GitopsdError | None = None
     health: HealthReport | None = None
     status: dict[str, Any] = field(default_factory=dict)  # the Environment's status after this reconcile
+    release: int | None = None  # the current release afterwards
+    verdict: str | None = None  # that release's result (Healthy, Failed, ...)
+    message: str = ""
 
 
 @dataclass(slots=True)
@@ -99,6 +108,7 @@ class _State:
 class _Cached:
     key: tuple[str, int]
     manifests: list[Manifest]
+    digest: str
 
 
 @dataclass(slots=True)
@@ -112,18 +122,36 @@ class Reconciler:
     kustomize_timeout: float = 60.0
     ls_remote_max_age: float = 1.0
     announcer: Announcer = field(default_factory=NullAnnouncer)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # freeze windows are read against it
     applier: Applier = field(init=False)
+    ledgers: Ledgers = field(init=False)
     _memos: dict[str, ApplyMemo] = field(default_factory=dict, init=False)
     _renders: dict[str, _Cached] = field(default_factory=dict, init=False)
+    _inflight: dict[str, tuple[asyncio.Task[Outcome], str]] = field(default_factory=dict, init=False)
+    _preempted: set[str] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.applier = Applier(self.kube)
+        self.ledgers = Ledgers(ReleaseStore(self.kube))
 
     def forget(self, env: Environment) -> None:
         """Drop what is remembered about a deleted Environment."""
         self._memos.pop(env.uid, None)
         self._renders.pop(env.uid, None)
+        self.ledgers.forget(env.uid)
         self.metrics.forget(env.key)
+
+    def preempt(self, uid: str) -> bool:
+        """Cancel the sync in flight for Environment ``uid``: a rollback request has arrived.
+
+        A rollback in flight is not preempted (a second request waits, and the CLI refuses it).
+        """
+        entry = self._inflight.get(uid)
+        if entry is None or entry[1] != "sync" or entry[0].done():
+            return False
+        self._preempted.add(uid)
+        entry[0].cancel()
+        return True
 
     async def reconcile(
         self,
@@ -133,111 +161,211 @@ class Reconciler:
         fresh: bool = False,
         on_progress: Callable[[str], None] | None = None,
     ) -> Outcome:
-        """Bring the cluster to the Environment's source revision and record the result."""
+        """Bring the cluster to what the Environment asks for and record the result."""
         started = time.monotonic()
         state = _State(env, dict(env.status))
-        if env.spec.suspend:
-            await self._write_status(state, status.handled(state.status, requested_at))
-            outcome = Outcome("suspended")
-        else:
-            try:
-                outcome = await self._sync(state, requested_at, fresh, on_progress or (lambda _msg: None))
-            except GitopsdError as exc:
-                outcome = await self._fail(state, exc, requested_at)
+        progress = on_progress or (lambda _msg: None)
+        try:
+            if env.spec.suspend:
+                outcome = await self._suspended(state, requested_at)
+            else:
+                outcome = await self._guarded(state, requested_at, fresh, progress)
+        except GitopsdError as exc:
+            outcome = await self._fail(state, exc, requested_at)
         outcome = Outcome(**{**_fields(outcome), "duration": time.monotonic() - started, "status": state.status})
         self._report(env, outcome)
         return outcome
 
-    # -- the happy path --------------------------------------------------------------------
+    async def _suspended(self, state: _State, requested_at: str | None) -> Outcome:
+        request = asks.pending_rollback(state.env.annotations, state.status)
+        if request is not None:
+            name = state.env.name
+            refused = GitopsdError(f"{state.env.namespace}/{name} is suspended: run 'gitopsd resume {name}' first")
+            await rollback.refuse(self, state, request, refused)
+        await self._write_status(state, status.handled(state.status, requested_at))
+        return Outcome("suspended")
+
+    async def _guarded(
+        self, state: _State, requested_at: str | None, fresh: bool, progress: Callable[[str], None]
+    ) -> Outcome:
+        """Run the reconcile as a task a rollback request can preempt (see ``preempt``)."""
+        uid = state.env.uid
+        kind = "rollback" if asks.pending_rollback(state.env.annotations, state.status) else "sync"
+        task = asyncio.create_task(self._run(state, requested_at, fresh, progress))
+        self._inflight[uid] = (task, kind)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if uid in self._preempted and task.cancelled() and not (me is not None and me.cancelling()):
+                log.info("sync preempted by a rollback request", environment=state.env.key)
+                return Outcome("preempted")
+            raise
+        finally:
+            self._inflight.pop(uid, None)
+            self._preempted.discard(uid)
+
+    async def _run(
+        self, state: _State, requested_at: str | None, fresh: bool, progress: Callable[[str], None]
+    ) -> Outcome:
+        env = state.env
+        request = asks.pending_rollback(env.annotations, state.status)
+        if request is not None:
+            # Status as the server has it now: a preempted sync may have written it a moment ago.
+            state.env = env = parse_environment(await environments.get(self.kube, env.namespace, env.name))
+            state.status = dict(env.status)
+        ledger = await self.ledgers.of(_owner(env))
+        if request is not None:
+            return await rollback.requested(self, state, ledger, request, progress)
+        leftover = ledger.leftover(state.status)
+        if leftover is not None and leftover.is_rollback:
+            return await rollback.resume_leftover(self, state, ledger, leftover, progress)
+        resume = asks.pending_resume(env.annotations, state.status)
+        if resume is not None:
+            await self._resume(state, resume)
+        return await self._sync(state, ledger, requested_at, fresh, progress)
+
+    async def _sync_again(self, state: _State, progress: Callable[[str], None]) -> Outcome:
+        ledger = await self.ledgers.of(_owner(state.env))
+        return await self._sync(state, ledger, None, False, progress)
+
+    # -- the source path -------------------------------------------------------------------
 
     async def _sync(
-        self, state: _State, requested_at: str | None, fresh: bool, progress: Callable[[str], None]
+        self,
+        state: _State,
+        ledger: Ledger,
+        requested_at: str | None,
+        fresh: bool,
+        progress: Callable[[str], None],
     ) -> Outcome:
         env = state.env
         spec, now = env.spec, environments.now_rfc3339()
         creds = await self._credentials(env)
         revision = await self.sources.resolve(spec.source, creds, max_age=0.0 if fresh else self.ls_remote_max_age)
-        new_revision = str(revision) != env.status.get("lastAppliedRevision")
-        spec_changed = env.generation != env.status.get("observedGeneration")
-        was_ready = status.is_true(env.status, status.READY)
-        if new_revision or spec_changed:
-            if str(revision) != env.status.get("lastAttemptedRevision") or spec_changed:
-                self._announce(env, "deploy.started", revision, "Progressing", f"Deploying {revision}")
-            progress(f"applying {revision}")
-            await self._write_status(
-                state, status.progressing(state.status, env.generation, str(revision), f"Applying {revision}", now)
+        current = ledger.current(state.status)
+        held = state.status.get("held") or {}
+        if held.get("revision") == str(revision):
+            return await self._keep(
+                state, ledger, current, requested_at, progress, note=rollback.held_note(state.status)
             )
-        manifests = await self._render(env, revision, creds)
+        if held:
+            message = f"the source moved to {revision}: the hold on {held.get('revision')} is lifted"
+            state.status = status.unheld(state.status)
+            self._announce(env, "resumed", revision, "SourceMoved", message)
+        manifests, digest = await self._render(env, revision, creds)
+        if not manifests and not spec.allow_empty:
+            raise GitopsdError(
+                f"{revision}: {EMPTY_RENDER}; set spec.allowEmpty to prune everything", reason="EmptyRender"
+            )
+        same = current is not None and current.revision == str(revision) and current.digest == digest
+        spec_changed = env.generation != state.status.get("observedGeneration")
+        if same and current is not None:
+            if current.result is Result.PENDING:
+                progress(f"resuming release {current.number} ({revision})")
+            step = rollout.Step(
+                manifests, str(revision), current, fresh=current.result is Result.PENDING or spec_changed
+            )
+            return await self._gate(state, ledger, step, requested_at, progress)
 
-        previous = Inventory.from_status(env.status.get("inventory") or {})
-        memo = self._memos.setdefault(env.uid, ApplyMemo())
-        options = ApplyOptions(owner=env.key, prune=spec.prune, allow_empty=spec.allow_empty, force=spec.force)
-        try:
-            result = await self.applier.sync(manifests, previous, options, memo)
-        except PruneFailed as exc:
-            # Everything else was applied: record that, and say what could not be deleted.
-            inventory = exc.result.inventory.to_status()
+        frozen = freeze.active(spec.freeze, self.clock())
+        forced = asks.forced_freeze(env.annotations, requested_at) if frozen else None
+        if frozen is not None and forced is None:
+            message = f"{revision} waits: {frozen.message}"
+            if status.condition(state.status, status.FROZEN) is None or (
+                (status.condition(state.status, status.FROZEN) or {}).get("message") != message
+            ):
+                self._announce(env, "freeze.blocked", revision, "FreezeWindow", message)
+            state.status = status.frozen(state.status, message, env.generation, now)
+            return await self._keep(state, ledger, current, requested_at, progress, note=f"; {message}")
+        if frozen is not None and forced is not None:
+            text = f"Deploy of {revision} forced by {forced.by} during a freeze: {frozen.message}"
+            await self.recorder.record(involved(env), "Warning", "FreezeOverridden", text)
+
+        if str(revision) != state.status.get("lastAttemptedRevision") or spec_changed:
+            self._announce(env, "deploy.started", revision, "Progressing", f"Deploying {revision}")
+        wanted = ReleaseInfo(0, str(revision), digest, now, Result.PENDING)
+        info = await ledger.begin(state.status, wanted, manifests, replaces=Result.SUPERSEDED)
+        progress(f"applying {revision} as release {info.number}")
+        previous = Inventory.from_status(state.status.get("inventory") or {})
+        new_status = status.progressing(
+            state.status, env.generation, str(revision), f"Applying {revision} as release {info.number}", now
+        )
+        new_status = status.with_inventory(new_status, rollout.superset(previous, manifests))
+        new_status = status.with_release(status.unfrozen(new_status), info.number, ledger.history())
+        await self._write_status(state, new_status)
+        step = rollout.Step(manifests, str(revision), info, fresh=True)
+        return await self._gate(state, ledger, step, requested_at, progress)
+
+    async def _gate(
+        self,
+        state: _State,
+        ledger: Ledger,
+        step: rollout.Step,
+        requested_at: str | None,
+        progress: Callable[[str], None],
+    ) -> Outcome:
+        """Roll the step out; with ``rollback.auto``, restore the last Healthy release if it failed its gate."""
+        state.status = status.unfrozen(state.status)
+        outcome = await rollout.run(self, state, ledger, step, requested_at, progress)
+        release = ledger.records.get(step.release.number, step.release)
+        if (
+            state.env.spec.rollback_auto
+            and outcome.health is not None
+            and not outcome.health.healthy
+            and release.result is Result.FAILED
+            and not release.is_rollback
+        ):
+            progress(f"release {release.number} failed its health gate: rolling back")
+            return await rollback.automatic(self, state, ledger, release, progress)
+        return outcome
+
+    async def _keep(
+        self,
+        state: _State,
+        ledger: Ledger,
+        current: ReleaseInfo | None,
+        requested_at: str | None,
+        progress: Callable[[str], None],
+        *,
+        note: str,
+    ) -> Outcome:
+        """Keep the current release up (drift, health) while the source revision waits (held or frozen)."""
+        env = state.env
+        if current is None:
+            message = "Nothing deployed yet" + note
             new_status = status.failed(
-                state.status, env.generation, exc.reason, exc.message, now,
-                stalled=True, attempted=str(revision), applied=str(revision), inventory=inventory,
-            )  # fmt: skip
-            if await self._warn_once(env, exc.reason, exc.message):
-                self._announce(env, "deploy.failed", revision, exc.reason, exc.message)
+                state.status, env.generation, "NothingDeployed", message, environments.now_rfc3339(), stalled=False
+            )
             await self._write_status(state, status.handled(new_status, requested_at))
-            return Outcome("failed", revision, error=exc)
-        if result.empty_render:
-            hint = "set spec.allowEmpty to prune everything"
-            raise GitopsdError(f"{revision}: {EMPTY_RENDER}; {hint}", reason="EmptyRender")
-        changed, pruned, drift = _counts(result)
-        touched = bool(changed or pruned or drift)
-        for action, n in _actions(result).items():
-            self.metrics.objects_applied.labels(env.key, action).inc(n)
-        self.metrics.objects_pruned.labels(env.key).inc(pruned)
-        self.metrics.drift_corrected.labels(env.key).inc(drift)
-        self.metrics.inventory_objects.labels(env.key).set(len(result.inventory.entries))
+            return Outcome("unchanged", message=message)
+        manifests = await ledger.bundle(current.number)
+        ledger.keep_bundle_of(current.number)
+        fresh = current.result is Result.PENDING
+        reason = "RevisionHeld" if state.status.get("held") else "ReconciliationSucceeded"
+        step = rollout.Step(manifests, current.revision, current, fresh=fresh, note=note, ready_reason=reason)
+        return await rollout.run(self, state, ledger, step, requested_at, progress)
 
-        health: HealthReport | None = None
-        if spec.wait_timeout > 0 and (touched or new_revision or spec_changed or not was_ready):
-            # Nothing moved since a failed health check: look once, don't wait the whole timeout again.
-            timeout = spec.wait_timeout if (touched or new_revision or spec_changed) else 0.0
-            progress(f"waiting up to {timeout:.0f}s for {len(result.inventory.entries)} objects to become ready")
-            health = await self.applier.wait(result.inventory, timeout, owner=env.key)
-
-        inventory = result.inventory.to_status()
-        if health is not None and not health.healthy:
-            message = f"Health check failed for {revision}: {health.message}"
-            new_status = status.failed(
-                state.status, env.generation, "HealthCheckFailed", message, now,
-                stalled=False, attempted=str(revision), applied=str(revision), inventory=inventory,
-            )  # fmt: skip
-            if await self._warn_once(env, "HealthCheckFailed", message):
-                self._announce(env, "health.failed", revision, "HealthCheckFailed", message)
-            await self._write_status(state, status.handled(new_status, requested_at))
-            return Outcome("failed", revision, changed, pruned, drift, health=health, error=None)
-
-        message = f"Applied revision: {revision}"
-        if drift:
-            message += f"; corrected drift in {_drift_names(result)}"
-        new_status = status.succeeded(state.status, env.generation, str(revision), inventory, message, now)
-        await self._write_status(state, status.handled(new_status, requested_at))
-        if new_revision or spec_changed or not was_ready:
-            self._announce(env, "deploy.succeeded", revision, "ReconciliationSucceeded", message)
-        if touched:
-            summary = f"{revision}: {changed} changed, {pruned} pruned"
-            await self.recorder.record(_involved(env), "Normal", "ReconciliationSucceeded", f"Applied {summary}")
-        if drift:
-            restored = f"Restored what was changed by hand: {_drift_names(result)}"
-            await self.recorder.record(_involved(env), "Warning", "DriftCorrected", restored)
-        return Outcome("applied" if touched else "unchanged", revision, changed, pruned, drift, health=health)
+    async def _resume(self, state: _State, request: asks.Request) -> None:
+        """``gitopsd resume``: lift a hold (the held revision is tried again as a new release)."""
+        held = state.status.get("held") or {}
+        new_status = status.resume_handled(status.unheld(state.status), request.token)
+        await self._write_status(state, new_status)
+        if held.get("revision"):
+            message = f"hold on {held['revision']} lifted by {request.by}"
+            await self.recorder.record(involved(state.env), "Normal", "Resumed", message)
+            self._announce(state.env, "resumed", _parse(str(held["revision"])), "Resumed", message)
 
     async def _credentials(self, env: Environment) -> Credentials | None:
         return await load_credentials(self.kube, env)
 
-    async def _render(self, env: Environment, revision: Revision, creds: Credentials | None) -> list[Manifest]:
+    async def _render(
+        self, env: Environment, revision: Revision, creds: Credentials | None
+    ) -> tuple[list[Manifest], str]:
         key = (revision.commit, env.generation)
         cached = self._renders.get(env.uid)
         if cached is not None and cached.key == key:
-            return cached.manifests
+            return cached.manifests, cached.digest
         tree = await self.sources.tree(env.spec.source, creds, revision)
         await self.kube.discovery.ensure()
         options = RenderOptions(
@@ -254,8 +382,9 @@ class Reconciler:
             # Maybe a CRD established since discovery was cached: look once more, then believe it.
             await self.kube.discovery.refresh(force=False)
             manifests = await asyncio.to_thread(render, tree, options, self.kube.discovery.scopes())
-        self._renders[env.uid] = _Cached(key, manifests)
-        return manifests
+        digest = await asyncio.to_thread(digest_of, manifests)
+        self._renders[env.uid] = _Cached(key, manifests, digest)
+        return manifests, digest
 
     # -- failures --------------------------------------------------------------------------
 
@@ -278,7 +407,7 @@ class Reconciler:
         old = status.condition(env.status, status.READY)
         if old and old.get("reason") == reason and old.get("message") == message:
             return False
-        await self.recorder.record(_involved(env), "Warning", reason, message)
+        await self.recorder.record(involved(env), "Warning", reason, message)
         return True
 
     def _announce(
@@ -302,10 +431,12 @@ class Reconciler:
         )
 
     async def _write_status(self, state: _State, new_status: dict[str, Any]) -> None:
-        if new_status == state.status:
+        if new_status == dict(state.env.status):  # what was last written (or read)
+            state.status = new_status
             return
         await environments.write_status(self.kube, state.env.namespace, state.env.name, new_status)
         state.status = new_status
+        state.env = _with_status(state.env, new_status)
 
     def _report(self, env: Environment, outcome: Outcome) -> None:
         self.metrics.reconcile_duration.labels(env.key).observe(outcome.duration)
@@ -313,6 +444,7 @@ class Reconciler:
         fields: dict[str, Any] = {
             "environment": env.key,
             "revision": str(outcome.revision) if outcome.revision else None,
+            "release": outcome.release,
             "result": outcome.result,
             "changed": outcome.changed,
             "pruned": outcome.pruned,
@@ -342,7 +474,8 @@ async def load_credentials(kube: Kube, env: Environment) -> Credentials | None:
     return Credentials.from_secret(data, f"{env.namespace}/{name}")
 
 
-def _involved(env: Environment) -> dict[str, Any]:
+def involved(env: Environment) -> dict[str, Any]:
+    """The Environment as an Event's involvedObject."""
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -350,18 +483,23 @@ def _involved(env: Environment) -> dict[str, Any]:
     }
 
 
+def _owner(env: Environment) -> Owner:
+    return Owner(env.namespace, env.name, env.uid)
+
+
+def _with_status(env: Environment, new_status: dict[str, Any]) -> Environment:
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    return replace(env, status=MappingProxyType(dict(new_status)))
+
+
+def _parse(text: str) -> Revision | None:
+    try:
+        return Revision.parse(text)
+    except ValueError:
+        return None
+
+
 def _fields(outcome: Outcome) -> dict[str, Any]:
     return {name: getattr(outcome, name) for name in Outcome.__dataclass_fields__}
-
-
-def _counts(result: SyncResult) -> tuple[int, int, int]:
-    return result.changed_count, result.pruned_count, result.drift_count
-
-
-def _actions(result: SyncResult) -> dict[str, int]:
-    return result.action_counts()
-
-
-def _drift_names(result: SyncResult) -> str:
-    names = [str(ref) for ref in result.drifted()]
-    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")

@@ -1,0 +1,209 @@
+"""Bring the cluster to one release: apply its bundle, gate on health, record the verdict, report.
+
+Every path of a reconcile ends here, whatever chose the bundle: a new Git revision, the current
+release kept while a revision is held or frozen, or a rollback restoring an older release.
+The release's record is already written (``ledger.begin``, steps 1-3 of the write order); this
+module does steps 4-8: the all-or-nothing apply, the health gate, the verdict on the record,
+status, Events, metrics and lifecycle announcements. A rollback release that gets its verdict
+here is reported as a rollback (Event, ``gitopsd_rollbacks_total``, ``rollback.performed``),
+whichever path finished it, so one interrupted by a crash is still reported once it completes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gitopsd import environments, status
+from gitopsd.apply import (
+    EMPTY_RENDER,
+    ApplyError,
+    ApplyMemo,
+    ApplyOptions,
+    HealthReport,
+    Inventory,
+    InventoryEntry,
+    PruneFailed,
+    SyncResult,
+)
+from gitopsd.errors import GitopsdError
+from gitopsd.model import Manifest, Revision
+from gitopsd.releases import Ledger, ReleaseInfo, Result
+
+if TYPE_CHECKING:
+    from gitopsd.reconcile import Outcome, Reconciler, _State
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What to bring the cluster to: ``release``'s bundle (``manifests``) at ``revision``."""
+
+    manifests: Sequence[Manifest]
+    revision: str
+    release: ReleaseInfo
+    #: A release being deployed (new, or resumed after a crash): wait the whole health timeout.
+    fresh: bool
+    #: Said after the Ready message: why the source revision is not the one applied (held, frozen).
+    note: str = ""
+    ready_reason: str = "ReconciliationSucceeded"
+
+
+def superset(previous: Inventory, manifests: Sequence[Manifest]) -> dict[str, Any]:
+    """Write-order step 3: the inventory covering everything an interrupted apply may have created."""
+    return previous.with_entries(InventoryEntry.of(m.obj) for m in manifests).to_status()
+
+
+async def run(
+    rec: Reconciler,
+    state: _State,
+    ledger: Ledger,
+    step: Step,
+    requested_at: str | None,
+    progress: Callable[[str], None],
+) -> Outcome:
+    from gitopsd.reconcile import Outcome
+
+    env = state.env
+    spec, now = env.spec, environments.now_rfc3339()
+    was_ready = status.is_true(state.status, status.READY)
+    revision = _revision(step.revision)
+    previous = Inventory.from_status(state.status.get("inventory") or {})
+    memo = rec._memos.setdefault(env.uid, ApplyMemo())
+    options = ApplyOptions(owner=env.key, prune=spec.prune, allow_empty=spec.allow_empty, force=spec.force)
+    release = step.release
+    try:
+        result = await rec.applier.sync(step.manifests, previous, options, memo)
+    except PruneFailed as exc:
+        # Everything else was applied: record that, and say what could not be deleted.
+        release = await _verdict(rec, state, ledger, release, Result.FAILED, exc.reason, now)
+        new_status = status.failed(
+            state.status, env.generation, exc.reason, exc.message, now,
+            stalled=True, attempted=step.revision, applied=step.revision,
+            inventory=exc.result.inventory.to_status(),
+        )  # fmt: skip
+        if await rec._warn_once(env, exc.reason, exc.message):
+            rec._announce(env, "deploy.failed", revision, exc.reason, exc.message)
+        await rec._write_status(state, status.handled(new_status, requested_at))
+        return Outcome("failed", revision, error=exc, release=release.number)
+    except ApplyError as exc:
+        if exc.inventory is not None:
+            state.status = status.with_inventory(state.status, exc.inventory.to_status())
+        await _verdict(rec, state, ledger, release, Result.FAILED, exc.reason, now)
+        raise
+    if result.empty_render:
+        raise GitopsdError(
+            f"{step.revision}: {EMPTY_RENDER}; set spec.allowEmpty to prune everything", reason="EmptyRender"
+        )
+    changed, pruned, drift = result.changed_count, result.pruned_count, result.drift_count
+    touched = bool(changed or pruned or drift)
+    for action, n in result.action_counts().items():
+        rec.metrics.objects_applied.labels(env.key, action).inc(n)
+    rec.metrics.objects_pruned.labels(env.key).inc(pruned)
+    rec.metrics.drift_corrected.labels(env.key).inc(drift)
+    rec.metrics.inventory_objects.labels(env.key).set(len(result.inventory.entries))
+
+    health: HealthReport | None = None
+    if spec.wait_timeout > 0 and (touched or step.fresh or not was_ready):
+        # Nothing moved since a failed health check: look once, don't wait the whole timeout again.
+        timeout = spec.wait_timeout if (touched or step.fresh) else 0.0
+        progress(f"waiting up to {timeout:.0f}s for {len(result.inventory.entries)} objects to become ready")
+        health = await rec.applier.wait(result.inventory, timeout, owner=env.key)
+
+    inventory = result.inventory.to_status()
+    label = _label(release)
+    if health is not None and not health.healthy:
+        release = await _verdict(rec, state, ledger, release, Result.FAILED, "HealthCheckFailed", now)
+        message = f"Health check failed for {step.revision}{label}: {health.message}"
+        new_status = status.failed(
+            state.status, env.generation, "HealthCheckFailed", message, now,
+            stalled=False, attempted=step.revision, applied=step.revision, inventory=inventory,
+        )  # fmt: skip
+        if await rec._warn_once(env, "HealthCheckFailed", message):
+            rec._announce(env, "health.failed", revision, "HealthCheckFailed", message)
+        await rec._write_status(state, status.handled(new_status, requested_at))
+        return Outcome("failed", revision, changed, pruned, drift, health=health, release=release.number,
+                       verdict=str(release.result), message=message)  # fmt: skip
+
+    release = await _verdict(rec, state, ledger, release, Result.HEALTHY, None, now)
+    message = f"Applied revision: {step.revision}{label}"
+    if drift:
+        message += f"; corrected drift in {_drift_names(result)}"
+    message += step.note
+    new_status = status.succeeded(state.status, env.generation, step.revision, inventory, message, now)
+    if step.ready_reason != "ReconciliationSucceeded":
+        status.set_condition(new_status, status.READY, True, step.ready_reason, message, env.generation, now)
+    await rec._write_status(state, status.handled(new_status, requested_at))
+    await _prune_records(rec, state, ledger)
+    if step.fresh or not was_ready:
+        rec._announce(env, "deploy.succeeded", revision, "ReconciliationSucceeded", message)
+    if touched:
+        summary = f"{step.revision}{label}: {changed} changed, {pruned} pruned"
+        await rec.recorder.record(_involved(env), "Normal", "ReconciliationSucceeded", f"Applied {summary}")
+    if drift:
+        restored = f"Restored what was changed by hand: {_drift_names(result)}"
+        await rec.recorder.record(_involved(env), "Warning", "DriftCorrected", restored)
+    return Outcome("applied" if touched else "unchanged", revision, changed, pruned, drift, health=health,
+                   release=release.number, verdict=str(release.result), message=message)  # fmt: skip
+
+
+async def _verdict(
+    rec: Reconciler, state: _State, ledger: Ledger, release: ReleaseInfo, result: Result, reason: str | None, now: str
+) -> ReleaseInfo:
+    """Write-order step 6: a Pending release gets its verdict (a Failed one may still turn Healthy)."""
+    if release.result is not Result.PENDING and not (release.result is Result.FAILED and result is Result.HEALTHY):
+        return release
+    settled = await ledger.settle(release, result, now, reason)
+    state.status = status.with_release(state.status, None, ledger.history())
+    if settled.is_rollback and release.result is Result.PENDING:
+        await report_rollback(rec, state, settled)
+    return settled
+
+
+async def _prune_records(rec: Reconciler, state: _State, ledger: Ledger) -> None:
+    """Write-order step 8, once status is written."""
+    removed = await ledger.prune(state.env.spec.history_limit, state.status)
+    if removed:
+        await rec._write_status(state, status.with_release(state.status, None, ledger.history()))
+
+
+async def report_rollback(rec: Reconciler, state: _State, release: ReleaseInfo) -> None:
+    """A rollback release has its verdict: tell people (Event, metric, lifecycle events)."""
+    env = state.env
+    auto = release.trigger.startswith("auto")
+    reason = release.trigger.partition(":")[2] if auto else "Manual"
+    rec.metrics.rollbacks.labels(env.key, reason).inc()
+    held = state.status.get("held") or {}
+    text = f"Rolled back to release {release.restored_from} ({release.revision}) as release {release.number}"
+    text += f", {'automatically after ' + reason if auto else 'as requested by ' + release.applied_by}"
+    text += f": {release.result}"
+    if held.get("revision"):
+        text += f"; holding {held['revision']}"
+    await rec.recorder.record(_involved(env), "Warning" if auto else "Normal", "RolledBack", text)
+    rec._announce(env, "rollback.performed", _revision(release.revision), reason, text)
+    if held.get("revision"):
+        rec._announce(env, "revision.held", _revision(str(held["revision"])), str(held.get("reason", reason)), text)
+
+
+def _label(release: ReleaseInfo) -> str:
+    if release.is_rollback:
+        return f" (release {release.number}: {release.note})"
+    return f" (release {release.number})"
+
+
+def _revision(text: str) -> Revision | None:
+    try:
+        return Revision.parse(text)
+    except ValueError:
+        return None
+
+
+def _drift_names(result: SyncResult) -> str:
+    names = [str(ref) for ref in result.drifted()]
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _involved(env: Any) -> dict[str, Any]:
+    from gitopsd.reconcile import involved
+
+    return involved(env)
