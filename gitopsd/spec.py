@@ -18,6 +18,7 @@ from typing import Any, Literal
 from gitopsd.errors import SpecError
 from gitopsd.freeze import Window, parse_windows
 from gitopsd.model import Revision
+from gitopsd.notify.subscriptions import Subscription, parse_subscriptions
 
 GROUP = "gitopsd.dev"
 VERSION = "v1alpha1"
@@ -87,6 +88,8 @@ class EnvironmentSpec:
     #: Restore the last healthy release when a new one fails its health gate (and hold it).
     rollback_auto: bool = False
     freeze: tuple[Window, ...] = ()
+    #: Who hears about this Environment's lifecycle events (spec.notify).
+    notify: tuple[Subscription, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +175,7 @@ def parse_spec(raw: Any) -> EnvironmentSpec:
         history_limit=_history_limit(spec),
         rollback_auto=_bool(_mapping(spec.get("rollback"), "rollback"), "auto", False, "rollback.auto"),
         freeze=parse_windows(spec.get("freeze")),
+        notify=parse_subscriptions(spec.get("notify")),
     )
 
 
