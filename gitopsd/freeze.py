@@ -130,7 +130,7 @@ def parse_window(raw: Any, index: int) -> Window:
         raise SpecError(f"{where}.{unknown[0]}", "is not a freeze window field (start, end, cron, duration, timezone)")
     absolute = "start" in raw or "end" in raw
     recurring = "cron" in raw or "duration" in raw or "timezone" in raw
-    if absolute == recurring:
+    if absolute == recurring or (absolute and not ("start" in raw and "end" in raw)):
         raise SpecError(where, "give either start and end, or cron and duration (with an optional timezone)")
     if absolute:
         start = _timestamp(raw.get("start"), f"{where}.start")

@@ -48,6 +48,16 @@ GOOD: list[dict[str, Any]] = [
     },
     {"source": {"url": URL, "branch": "main"}, "interval": "1.5h", "wait": {"timeout": "2h0m5s"}},
     {"source": {"url": URL, "branch": "main"}, "interval": "1s", "wait": {"timeout": "500ms"}},
+    {
+        "source": {"url": URL, "tag": "v1"},
+        "historyLimit": 3,
+        "rollback": {"auto": True},
+        "freeze": [
+            {"start": "2026-12-24T00:00:00Z", "end": "2026-12-27T00:00:00+01:00"},
+            {"cron": "0 18 * * FRI", "duration": "64h", "timezone": "Asia/Tokyo"},
+            {"cron": "*/15 9-17 * * MON-FRI", "duration": "5m"},
+        ],
+    },
 ]
 
 # Specs spec.py refuses, with the field it names: the schema must refuse each, naming the same field.
@@ -77,12 +87,51 @@ BAD: list[tuple[str, dict[str, Any]]] = [
     ("spec.substitute", {"source": {"url": URL, "branch": "main"}, "substitute": {"GITOPSD_REVISION": "x"}}),
     ("spec.substitute", {"source": {"url": URL, "branch": "main"}, "substitute": {"1X": "a"}}),
     ("spec.substitute.REPLICAS", {"source": {"url": URL, "branch": "main"}, "substitute": {"REPLICAS": 3}}),
+    ("spec.historyLimit", {"source": {"url": URL, "branch": "main"}, "historyLimit": 0}),
+    ("spec.rollback.auto", {"source": {"url": URL, "branch": "main"}, "rollback": {"auto": "yes"}}),
+    ("spec.freeze[0]", {"source": {"url": URL, "branch": "main"}, "freeze": [{"start": "2026-12-24T00:00:00Z"}]}),
+    (
+        "spec.freeze[0]",
+        {"source": {"url": URL, "branch": "main"}, "freeze": [{"start": "2026-12-24T00:00:00Z", "cron": "* * * * *"}]},
+    ),
+    (
+        "spec.freeze[0].end",
+        {
+            "source": {"url": URL, "branch": "main"},
+            "freeze": [{"start": "2026-12-24T00:00:00Z", "end": "2026-12-23T00:00:00Z"}],
+        },
+    ),
+    ("spec.freeze[0].start", {"source": {"url": URL, "branch": "main"}, "freeze": [{"start": "soon", "end": "later"}]}),
+    (
+        "spec.freeze[0].cron",
+        {"source": {"url": URL, "branch": "main"}, "freeze": [{"cron": "0 18 * *", "duration": "1h"}]},
+    ),
+    ("spec.freeze[0].duration", {"source": {"url": URL, "branch": "main"}, "freeze": [{"cron": "0 18 * * FRI"}]}),
+    (
+        "spec.freeze[0].duration",
+        {"source": {"url": URL, "branch": "main"}, "freeze": [{"cron": "0 18 * * FRI", "duration": "0"}]},
+    ),
+    (
+        "spec.freeze[0].duration",
+        {"source": {"url": URL, "branch": "main"}, "freeze": [{"cron": "0 18 * * FRI", "duration": "2d"}]},
+    ),
 ]
 
 # What the schema leaves to spec.py (the daemon then reports the Environment Stalled, field named).
 PARSER_ONLY: list[tuple[str, dict[str, Any]]] = [
     ("spec.source.semver", {"source": {"url": URL, "semver": ">=1.0 <<2"}}),  # the range grammar
     ("spec.source.path", {"source": {"url": URL, "branch": "main", "path": "../../etc"}}),  # `..` walking out
+    (  # the values of cron fields
+        "spec.freeze[0].cron",
+        {"source": {"url": URL, "branch": "main"}, "freeze": [{"cron": "61 18 * * FRI", "duration": "1h"}]},
+    ),
+    (  # the IANA zone database
+        "spec.freeze[0].timezone",
+        {
+            "source": {"url": URL, "branch": "main"},
+            "freeze": [{"cron": "0 18 * * *", "duration": "1h", "timezone": "Mars/Olympus_Mons"}],
+        },
+    ),
 ]
 
 
