@@ -14,6 +14,13 @@ Three kinds of task share one event loop:
 SIGTERM sets ``stop``: no new work is taken, reconciles in flight get ``shutdown_grace``
 seconds to finish and are then cancelled (a cancelled sync is safe: the next one converges),
 and ``run`` returns.
+
+With leader election (``leader``), the probes and webhook ports serve from the start but the
+three kinds of task only run while this process holds the Lease; a standby is ready
+(``/readyz`` 200, "standby") and forwards webhooks to the leader. At SIGTERM the Lease is
+released once the work has stopped; a leader that fails to renew stops its work at once and
+``run`` raises ``LeadershipLost``. ``services`` (notification delivery, secret refresh) run
+beside the daemon until ``stop``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import contextlib
 import heapq
 import random
 import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +42,10 @@ from gitopsd import environments, probes, status
 from gitopsd.errors import SpecError
 from gitopsd.events import EventRecorder
 from gitopsd.kube import Gone, Kube, KubeError
+from gitopsd.leader import Elector, LeadershipLost, NoElection
+from gitopsd.lifecycle import Announcer
 from gitopsd.metrics import Metrics
+from gitopsd.notify.subscriptions import Subscription
 from gitopsd.reconcile import Reconciler
 from gitopsd.releases import requests
 from gitopsd.sources import GitSources
@@ -56,6 +67,11 @@ class Settings:
     jitter: float = 0.1
     shutdown_grace: float = 30.0
     git_timeout: float = 60.0
+    webhook_host: str = "0.0.0.0"  # noqa: S104 (Git hosts must reach it)
+    webhook_port: int | None = None  # None: no webhook receiver
+
+
+Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def _key(obj: dict[str, Any]) -> str:
@@ -71,6 +87,10 @@ class Daemon:
         *,
         metrics: Metrics | None = None,
         sources: GitSources | None = None,
+        announcer: Announcer | None = None,
+        leader: Elector | None = None,
+        webhooks: Callable[[], web.Application] | None = None,
+        services: Sequence[Service] = (),
     ) -> None:
         self.kube = kube
         self.settings = settings
@@ -81,6 +101,12 @@ class Daemon:
             on_fetch=lambda url, seconds: self.metrics.git_fetch_duration.labels(url).observe(seconds),
         )
         self.reconciler = Reconciler(kube, self.sources, EventRecorder(kube), self.metrics)
+        if announcer is not None:
+            self.reconciler.announcer = announcer
+        self.leader: Elector = leader or NoElection()
+        self.webhooks = webhooks
+        self.services = tuple(services)
+        self.webhook_port: int | None = None
         self._objects: dict[str, dict[str, Any]] = {}
         self._due: list[tuple[float, str]] = []  # heap; stale entries skipped
         self._next_due: dict[str, float] = {}
@@ -97,59 +123,111 @@ class Daemon:
     # -- public ----------------------------------------------------------------------------
 
     def ready(self) -> tuple[bool, str]:
+        if not self.leader.is_leader:
+            return True, f"standby (leader: {self.leader.holder or 'none yet'})"
         if not self._synced:
             return False, "listing Environments"
         return True, f"{len(self._objects)} Environments"
 
     def trigger(self, key: str, *, fresh: bool = True) -> bool:
-        """Reconcile ``namespace/name`` as soon as a worker is free (webhooks, tests)."""
-        if key not in self._objects:
+        """Reconcile ``namespace/name`` as soon as a worker is free (webhooks, tests).
+
+        ``fresh``: resolve the source with an ``ls-remote`` started after this call, shared by
+        every Environment of the repository triggered together.
+        """
+        obj = self._objects.get(key)
+        if obj is None or not self.leader.is_leader:
             return False
         if fresh:
-            self._fresh.add(key)
+            url = ((obj.get("spec") or {}).get("source") or {}).get("url")
+            if not (isinstance(url, str) and self.sources.invalidate(url)):
+                self._fresh.add(key)
         self._enqueue(key)
         return True
 
+    def synced(self) -> bool:
+        return self._synced and self.leader.is_leader
+
+    def environments(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(``namespace/name``, raw object) of every Environment this daemon reconciles."""
+        return iter(list(self._objects.items()))
+
+    def subscriptions(self, namespace: str, name: str) -> tuple[Subscription, ...]:
+        """The Environment's ``spec.notify`` (for the notification dispatcher)."""
+        obj = self._objects.get(f"{namespace}/{name}")
+        if obj is None:
+            return ()
+        try:
+            return parse_environment(obj).spec.notify
+        except SpecError:
+            return ()
+
     async def run(self, stop: asyncio.Event) -> None:
-        runner = web.AppRunner(probes.app(self.metrics, self.ready), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.settings.probes_host, self.settings.probes_port)
-        await site.start()
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            self.bound_port = server.sockets[0].getsockname()[1]
+        runner, self.bound_port = await _serve(
+            probes.app(self.metrics, self.ready), self.settings.probes_host, self.settings.probes_port
+        )
+        runners = [runner]
+        if self.webhooks is not None:
+            hooks, self.webhook_port = await _serve(
+                self.webhooks(), self.settings.webhook_host, self.settings.webhook_port or 0
+            )
+            runners.append(hooks)
         log.info(
             "started",
             namespace=self.settings.namespace or "*",
             shard=self.settings.label_selector,
             workers=self.settings.workers,
             probes_port=self.bound_port,
+            webhook_port=self.webhook_port,
+            identity=self.leader.identity,
         )
+        services = [asyncio.create_task(service(stop)) for service in self.services]
+        lost: LeadershipLost | None = None
+        try:
+            if await self.leader.acquire(stop):
+                lost = await self._lead(stop)
+        finally:
+            if lost is not None:
+                stop.set()  # the services stop too; the process exits and comes back as a standby
+            await self.leader.release()
+            await asyncio.gather(*services, return_exceptions=True)
+            await self.sources.close()
+            for each in runners:
+                await each.cleanup()
+            log.info("stopped")
+        if lost is not None:
+            raise lost
+
+    async def _lead(self, stop: asyncio.Event) -> LeadershipLost | None:
+        """Reconcile until ``stop`` (None) or until the Lease is lost (the error)."""
+        lost: LeadershipLost | None = None
         tasks = [
             asyncio.create_task(self._informer(stop), name="informer"),
             asyncio.create_task(self._scheduler(stop), name="scheduler"),
         ]
         workers = [asyncio.create_task(self._worker(i), name=f"worker-{i}") for i in range(self.settings.workers)]
         try:
-            await stop.wait()
+            await self.leader.keep(stop)
+        except LeadershipLost as exc:
+            log.error("leadership lost: stopping all work now", error=str(exc))
+            lost = exc
         finally:
             log.info("stopping", in_flight=sorted(self._running))
             for task in tasks:
                 task.cancel()
-            await self._drain(workers)
+            # Without the Lease another replica may already be writing: no grace period then.
+            await self._drain(workers, 0.0 if lost else self.settings.shutdown_grace)
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self.sources.close()
-            await runner.cleanup()
-            log.info("stopped")
+        return lost
 
-    async def _drain(self, workers: list[asyncio.Task[None]]) -> None:
+    async def _drain(self, workers: list[asyncio.Task[None]], grace: float) -> None:
         # Idle workers stop now; busy ones get the grace period to finish their step.
         idle = [w for w in workers if w not in self._busy]
         for worker in idle:
             worker.cancel()
         busy = [w for w in workers if w not in idle]
         if busy:
-            _, pending = await asyncio.wait(busy, timeout=self.settings.shutdown_grace)
+            _, pending = await asyncio.wait(busy, timeout=grace) if grace > 0 else (set(), set(busy))
             for worker in pending:
                 worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
@@ -308,9 +386,18 @@ class Daemon:
                 log.warning("status not written", environment=_key(obj), error=str(write_error))
 
 
+async def _serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int | None]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = getattr(site, "_server", None)
+    bound = server.sockets[0].getsockname()[1] if server is not None and server.sockets else None
+    return runner, bound
+
+
 def _interval_of(obj: dict[str, Any]) -> float:
     try:
         return max(parse_duration((obj.get("spec") or {}).get("interval", "1m"), "interval"), 1.0)
     except SpecError:
         return _INVALID_RETRY
-

@@ -61,6 +61,8 @@ class _Remote:
     running: asyncio.Task[RemoteRefs] | None = None
     running_patterns: set[str] = field(default_factory=set)
     batch_open: bool = False  # the running query has not started git yet: callers may add patterns
+    running_started: float = 0.0  # when the running query started git (monotonic)
+    not_before: float = 0.0  # answers older than this are stale (see GitSources.invalidate)
 
 
 class GitSources:
@@ -110,6 +112,22 @@ class GitSources:
                 raise errors.RefNotFound(f"{access.url}: no commit starts with {revision.commit!r}")
             revision = Revision("", full)
         return revision
+
+    def invalidate(self, url: str) -> bool:
+        """Make the next :meth:`resolve` of ``url`` ask the remote again (a push was announced).
+
+        Only answers from ``ls-remote`` calls that start after this are used, so every Environment
+        of the repository resolved afterwards shares one new call. False when ``url`` is not a Git URL.
+        """
+        try:
+            key = parse_url(url).key
+        except errors.InvalidSourceURL:
+            return False
+        now = time.monotonic()
+        for (url_key, _), state in self._remotes.items():
+            if url_key == key:
+                state.not_before = now
+        return True
 
     async def tree(self, source: SourceSpec, creds: Credentials | None, revision: Revision) -> Tree:
         """The files of ``revision`` (fetched into the mirror if missing); checks ``source.path`` exists."""
@@ -180,10 +198,14 @@ class GitSources:
         now = time.monotonic()
         state.known.update(dict.fromkeys(needed, now))
         result = state.result
-        if result is not None and needed <= result.patterns and now - result.taken_at <= max_age:
+        fresh_since = max(now - max_age, state.not_before)
+        if result is not None and needed <= result.patterns and result.taken_at >= fresh_since:
             return result
         task = state.running
-        if task is None or not (state.batch_open or needed <= state.running_patterns):
+        # A query already under way is joined only if it started late enough to see what the
+        # caller must see (a push announced by a webhook, say), or has not started git yet.
+        joinable = state.batch_open or (needed <= state.running_patterns and state.running_started >= fresh_since)
+        if task is None or not joinable:
             state.known = {p: t for p, t in state.known.items() if now - t <= _PATTERN_TTL}
             state.running_patterns = set(state.known)
             state.batch_open = True
@@ -199,6 +221,7 @@ class GitSources:
         state.batch_open = False
         patterns = frozenset(state.running_patterns)
         started = time.monotonic()
+        state.running_started = started
         self._ls_remotes += 1
         output = await self._git_remote(access, ["ls-remote", "--", access.url.git_url, *sorted(patterns)])
         result = RemoteRefs(patterns, parse_ls_remote(output), started)
