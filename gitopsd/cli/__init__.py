@@ -14,7 +14,7 @@ from typing import Any
 
 from gitopsd import __version__
 from gitopsd import log as logging_setup
-from gitopsd.cli import diff, get, render, run, sync
+from gitopsd.cli import diff, get, notify, render, run, sync
 from gitopsd.cli.common import CliError
 from gitopsd.errors import GitopsdError
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_parsers(sub)
     diff.add_parser(sub)
     render.add_parser(sub)
+    notify.add_parser(sub)
     return parser
 
 

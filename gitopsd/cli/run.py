@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-import yaml
 
 from gitopsd import log as logging_setup
+from gitopsd.cli import daemon_setup
 from gitopsd.cli.common import CliError, add_kube_args, kube_from
-from gitopsd.daemon import Daemon, Settings
-from gitopsd.errors import SpecError
+from gitopsd.daemon import Settings
 from gitopsd.kube import Kube, KubeError
-from gitopsd.spec import API_VERSION, KIND, parse_environment
+from gitopsd.leader import LeadershipLost
 
 log = structlog.get_logger("gitopsd.run")
 
@@ -24,7 +23,9 @@ log = structlog.get_logger("gitopsd.run")
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser("run", help="run the daemon: keep Environments reconciled")
     add_kube_args(parser, all_namespaces=True)
-    parser.add_argument("--config", type=Path, help="Environment objects (YAML) to create or update at start")
+    parser.add_argument(
+        "--config", type=Path, help="YAML: a DaemonConfig, and Environment objects to create or update at start"
+    )
     parser.add_argument("--workers", type=int, default=8, help="Environments reconciled at once (default 8)")
     parser.add_argument(
         "--probes-bind-address", default=":8080", help="address of /metrics, /healthz, /readyz (default :8080)"
@@ -32,6 +33,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/gitopsd"), help="Git mirrors and exports")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     parser.add_argument("--shutdown-grace", type=float, default=30.0, help="seconds to finish work at SIGTERM")
+    daemon_setup.add_args(parser)
     parser.set_defaults(handler=run)
 
 
@@ -47,6 +49,7 @@ async def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise CliError("--workers must be at least 1", code=2)
     host, port = _address(args.probes_bind_address)
+    cfg = daemon_setup.load_config(args)
     settings = Settings(
         namespace=None if args.all_namespaces else args.namespace,
         workers=args.workers,
@@ -55,33 +58,24 @@ async def run(args: argparse.Namespace) -> int:
         probes_port=port,
         shutdown_grace=args.shutdown_grace,
     )
+    chosen = daemon_setup.plan(args, cfg, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with kube_from(args) as kube:
-        if args.config:
-            await apply_config(kube, args.config)
-        await Daemon(kube, settings).run(stop)
+        store = await daemon_setup.load_secrets(args, cfg, kube)
+        if cfg.environments:
+            await apply_config(kube, args.config, cfg.environments)
+        try:
+            await daemon_setup.build(kube, cfg, chosen, store).run(stop)
+        except LeadershipLost as exc:
+            raise CliError(f"leadership lost: {exc}") from None
     return 0
 
 
-async def apply_config(kube: Kube, path: Path) -> None:
-    """Create or update the Environments in ``path``; all are validated before any is written."""
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
-    except (OSError, yaml.YAMLError) as exc:
-        raise CliError(f"--config {path}: {exc}") from None
-    envs: list[dict[str, Any]] = []
-    for number, doc in enumerate(docs, 1):
-        where = f"--config {path} (document {number})"
-        if not isinstance(doc, dict) or doc.get("apiVersion") != API_VERSION or doc.get("kind") != KIND:
-            raise CliError(f"{where}: expected apiVersion {API_VERSION}, kind {KIND}")
-        try:
-            parse_environment(doc)
-        except SpecError as exc:
-            raise CliError(f"{where}: {exc}") from None
-        envs.append(doc)
+async def apply_config(kube: Kube, path: Path, envs: list[dict[str, Any]]) -> None:
+    """Create or update the Environments of the config file (validated with it, before any is written)."""
     from gitopsd.environments import RESOURCE
 
     for doc in envs:

@@ -1,0 +1,291 @@
+"""The daemon's config file (``gitopsd run --config FILE``): what the daemon itself is set up with.
+
+The file is multi-document YAML. Documents of kind ``Environment`` are created or updated at
+start (as before); at most one document of kind ``DaemonConfig`` sets up the daemon::
+
+    apiVersion: gitopsd.dev/v1alpha1
+    kind: DaemonConfig
+    secretNamespace: gitopsd-system        # where secretRefs point (default: $POD_NAMESPACE)
+    webhooks:                              # inbound: one secret per Git host you hook up
+      github: {secretRef: {name: gitopsd-webhooks, key: github}}
+      generic: {secretRef: {name: gitopsd-webhooks, key: generic}}
+    notifiers:                             # outbound: Environments subscribe by name (spec.notify)
+      - {name: team-slack, type: slack, secretRef: {name: slack-hook}}          # key "url"
+      - {name: audit, type: webhook, url: "https://audit.example.com/gitopsd",
+         secretRef: {name: audit-hmac}}                                          # key "secret"
+      - {name: github, type: github, secretRef: {name: github-token}}           # key "token"
+    leaderElection: {enabled: true, leaseName: gitopsd, leaseDuration: 15s, renewDeadline: 10s, retryPeriod: 2s}
+
+Everything is validated before the daemon starts or writes anything; an error names the file,
+the document and the field (``notifiers[1].type: must be one of ...``). Secret values are not
+part of the file: :mod:`gitopsd.secretstore` reads them from the cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import yaml
+
+from gitopsd.errors import GitopsdError, SpecError
+from gitopsd.secretstore import SecretRef
+from gitopsd.spec import API_VERSION, KIND, parse_duration, parse_environment
+from gitopsd.webhooks.signatures import PROVIDERS, Provider
+
+CONFIG_KIND = "DaemonConfig"
+NotifierType = Literal["slack", "webhook", "github", "gitlab", "gitea"]
+NOTIFIER_TYPES: tuple[NotifierType, ...] = ("slack", "webhook", "github", "gitlab", "gitea")
+#: The Secret key read when a secretRef names none.
+DEFAULT_KEYS: Mapping[str, str] = {
+    "slack": "url",
+    "webhook": "secret",
+    "github": "token",
+    "gitlab": "token",
+    "gitea": "token",
+    "receiver": "secret",
+}
+DEFAULT_API_URLS: Mapping[str, str] = {"github": "https://api.github.com", "gitlab": "https://gitlab.com"}
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
+
+
+class ConfigError(GitopsdError):
+    """The config file is unusable; the message names the document and field."""
+
+    reason = "InvalidConfig"
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierConfig:
+    name: str
+    type: NotifierType
+    url: str | None  # endpoint (webhook, slack) or API base URL (commit status)
+    secret_ref: SecretRef | None
+    repository: str | None = None  # owner/name for commit status, when the source URL does not tell
+    timeout: float = 10.0
+    retries: int = 6
+    queue_size: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderElectionConfig:
+    enabled: bool | None = None  # None: as the --leader-elect flag says (default off)
+    lease_name: str = "gitopsd"
+    namespace: str | None = None  # default: $POD_NAMESPACE, else the daemon's --namespace
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    webhooks: Mapping[Provider, SecretRef] = field(default_factory=dict)
+    notifiers: tuple[NotifierConfig, ...] = ()
+    leader_election: LeaderElectionConfig = field(default_factory=LeaderElectionConfig)
+
+    def notifier(self, name: str) -> NotifierConfig | None:
+        return next((n for n in self.notifiers if n.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFile:
+    daemon: DaemonConfig
+    environments: list[dict[str, Any]]
+
+
+def load(path: Path, *, pod_namespace: str | None = None) -> ConfigFile:
+    """Read and validate every document of ``path``; raise :class:`ConfigError` at the first bad one."""
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"--config {path}: {exc}") from None
+    daemon: DaemonConfig | None = None
+    envs: list[dict[str, Any]] = []
+    for number, doc in enumerate(docs, 1):
+        kind = doc.get("kind") if isinstance(doc, dict) else None
+        where = f"--config {path} (document {number}{', ' + str(kind) if kind else ''})"
+        if not isinstance(doc, dict) or doc.get("apiVersion") != API_VERSION or kind not in (KIND, CONFIG_KIND):
+            raise ConfigError(f"{where}: expected apiVersion {API_VERSION} and kind {KIND} or {CONFIG_KIND}")
+        try:
+            if kind == KIND:
+                parse_environment(doc)
+                envs.append(doc)
+            elif daemon is not None:
+                raise ConfigError(f"only one {CONFIG_KIND} document is allowed")
+            else:
+                daemon = parse_daemon_config(doc, pod_namespace=pod_namespace)
+        except (SpecError, ConfigError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return ConfigFile(daemon or DaemonConfig(), envs)
+
+
+def parse_daemon_config(raw: Mapping[str, Any], *, pod_namespace: str | None = None) -> DaemonConfig:
+    """A ``DaemonConfig`` document; :class:`ConfigError` names the first bad field."""
+    pod_namespace = pod_namespace if pod_namespace is not None else os.environ.get("POD_NAMESPACE") or None
+    _known(raw, {"apiVersion", "kind", "metadata", "secretNamespace", "webhooks", "notifiers", "leaderElection"}, "")
+    secret_ns = _opt_str(raw, "secretNamespace", "secretNamespace")
+    if secret_ns is not None and not _NAME.match(secret_ns):
+        raise ConfigError(f"secretNamespace: {secret_ns!r} is not a valid namespace name")
+    default_ns = secret_ns or pod_namespace
+
+    webhooks: dict[Provider, SecretRef] = {}
+    hooks = _map(raw.get("webhooks"), "webhooks")
+    for provider, spec in hooks.items():
+        where = f"webhooks.{provider}"
+        if provider not in PROVIDERS:
+            raise ConfigError(f"{where}: unknown Git host (one of {', '.join(PROVIDERS)})")
+        spec = _map(spec, where, required=True)
+        _known(spec, {"secretRef"}, where)
+        ref = _secret_ref(spec.get("secretRef"), f"{where}.secretRef", "receiver", default_ns, required=True)
+        assert ref is not None
+        webhooks[provider] = ref
+
+    notifiers: list[NotifierConfig] = []
+    raw_notifiers = raw.get("notifiers") or []
+    if not isinstance(raw_notifiers, list):
+        raise ConfigError(f"notifiers: must be a list (got {type(raw_notifiers).__name__})")
+    for index, item in enumerate(raw_notifiers):
+        notifier = _notifier(item, f"notifiers[{index}]", default_ns)
+        if any(n.name == notifier.name for n in notifiers):
+            raise ConfigError(f"notifiers[{index}].name: {notifier.name!r} is defined twice")
+        notifiers.append(notifier)
+    return DaemonConfig(webhooks, tuple(notifiers), _leader_election(raw.get("leaderElection")))
+
+
+def _notifier(raw: Any, where: str, default_ns: str | None) -> NotifierConfig:
+    spec = _map(raw, where, required=True)
+    _known(spec, {"name", "type", "url", "secretRef", "repository", "timeout", "retries", "queueSize"}, where)
+    name = spec.get("name")
+    if not isinstance(name, str) or not _NAME.match(name) or len(name) > 63:
+        raise ConfigError(f"{where}.name: required, lowercase letters, digits and '-' (got {name!r})")
+    type_ = spec.get("type")
+    if type_ not in NOTIFIER_TYPES:
+        raise ConfigError(f"{where}.type: must be one of {', '.join(NOTIFIER_TYPES)} (got {type_!r})")
+    kind = cast(NotifierType, type_)
+    url = _opt_str(spec, "url", f"{where}.url")
+    if url is not None:
+        _check_url(url, f"{where}.url")
+    ref = _secret_ref(spec.get("secretRef"), f"{where}.secretRef", kind, default_ns, required=kind != "slack")
+    if kind == "slack" and url is None and ref is None:
+        raise ConfigError(f"{where}: a slack notifier needs url or secretRef (a Secret holding the webhook URL)")
+    if kind == "webhook" and url is None:
+        raise ConfigError(f"{where}.url: required for a webhook notifier")
+    if kind == "gitea" and url is None:
+        raise ConfigError(f"{where}.url: required for gitea (the server's base URL, e.g. https://gitea.example.com)")
+    if kind in DEFAULT_API_URLS and url is None:
+        url = DEFAULT_API_URLS[kind]
+    repository = _opt_str(spec, "repository", f"{where}.repository")
+    if repository is not None:
+        if kind not in ("github", "gitlab", "gitea"):
+            raise ConfigError(f"{where}.repository: only commit-status notifiers (github, gitlab, gitea) take one")
+        if not _REPOSITORY.match(repository):
+            raise ConfigError(f"{where}.repository: expected owner/name (got {repository!r})")
+    timeout = _duration(spec.get("timeout", "10s"), f"{where}.timeout")
+    if timeout <= 0:
+        raise ConfigError(f"{where}.timeout: must be more than 0")
+    retries = _int(spec, "retries", 6, 0, 20, where)
+    queue_size = _int(spec, "queueSize", 1000, 1, 100_000, where)
+    return NotifierConfig(name, kind, url, ref, repository, timeout, retries, queue_size)
+
+
+def _leader_election(raw: Any) -> LeaderElectionConfig:
+    where = "leaderElection"
+    spec = _map(raw, where)
+    _known(spec, {"enabled", "leaseName", "namespace", "leaseDuration", "renewDeadline", "retryPeriod"}, where)
+    enabled = spec.get("enabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise ConfigError(f"{where}.enabled: must be true or false (got {enabled!r})")
+    name = _opt_str(spec, "leaseName", f"{where}.leaseName") or "gitopsd"
+    if not _NAME.match(name) or len(name) > 40:
+        raise ConfigError(f"{where}.leaseName: lowercase letters, digits and '-', at most 40 (got {name!r})")
+    namespace = _opt_str(spec, "namespace", f"{where}.namespace")
+    if namespace is not None and not _NAME.match(namespace):
+        raise ConfigError(f"{where}.namespace: {namespace!r} is not a valid namespace name")
+    durations = {}
+    for key, default in (("leaseDuration", "15s"), ("renewDeadline", "10s"), ("retryPeriod", "2s")):
+        durations[key] = _duration(spec.get(key, default), f"{where}.{key}")
+        if durations[key] <= 0:
+            raise ConfigError(f"{where}.{key}: must be more than 0")
+    lease, renew, retry = durations["leaseDuration"], durations["renewDeadline"], durations["retryPeriod"]
+    if lease < 1:
+        raise ConfigError(f"{where}.leaseDuration: must be at least 1s (the Lease counts whole seconds)")
+    if renew >= lease:
+        raise ConfigError(f"{where}.renewDeadline: must be shorter than leaseDuration ({renew:g}s >= {lease:g}s)")
+    if retry * 1.2 >= renew:
+        raise ConfigError(f"{where}.retryPeriod: must be well under renewDeadline ({retry:g}s x 1.2 >= {renew:g}s)")
+    return LeaderElectionConfig(enabled, name, namespace, lease, renew, retry)
+
+
+def _secret_ref(raw: Any, where: str, use: str, default_ns: str | None, *, required: bool) -> SecretRef | None:
+    if raw is None:
+        if required:
+            raise ConfigError(f"{where}: required (a Secret: {{name: ..., key: {DEFAULT_KEYS[use]}}})")
+        return None
+    spec = _map(raw, where, required=True)
+    _known(spec, {"name", "key", "namespace"}, where)
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}.name: required, the Secret's name")
+    key = spec.get("key", DEFAULT_KEYS[use])
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise ConfigError(f"{where}.key: {key!r} is not a valid Secret key")
+    namespace = spec.get("namespace", default_ns)
+    if not isinstance(namespace, str) or not namespace:
+        raise ConfigError(f"{where}.namespace: required (or set secretNamespace, or POD_NAMESPACE in the environment)")
+    return SecretRef(namespace, name, key)
+
+
+def _duration(value: Any, where: str) -> float:
+    try:
+        return parse_duration(value, where)
+    except SpecError as exc:
+        raise ConfigError(str(exc).removeprefix("spec.")) from None
+
+
+def _check_url(url: str, where: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{where}: expected an http:// or https:// URL (got {url!r})")
+    if parts.username or parts.password:
+        raise ConfigError(f"{where}: no credentials in the URL; put them in the Secret named by secretRef")
+
+
+def _known(spec: Mapping[str, Any], keys: set[str], where: str) -> None:
+    unknown = sorted(set(spec) - keys)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        known = ", ".join(sorted(keys - {"apiVersion", "kind", "metadata"}))
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown field (known: {known})")
+
+
+def _map(raw: Any, where: str, *, required: bool = False) -> Mapping[str, Any]:
+    if raw is None:
+        if required:
+            raise ConfigError(f"{where}: required")
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: must be an object (got {type(raw).__name__})")
+    return raw
+
+
+def _opt_str(spec: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = spec.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: must be a string (got {value!r})")
+    return value
+
+
+def _int(spec: Mapping[str, Any], key: str, default: int, low: int, high: int, where: str) -> int:
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{where}.{key}: must be a whole number from {low} to {high} (got {value!r})")
+    return value

@@ -1,0 +1,109 @@
+"""The reconciler's ``Announcer``: each event goes to the notifiers its Environment subscribed to.
+
+``announce`` runs on the reconcile path, so it only looks up the subscriptions and appends to
+queues; the requests are built (with the current secret values) and sent by each notifier's
+``Delivery`` task. Events exist only for state transitions, which the Environment's persisted
+status records, so a restarted daemon does not announce (or send) them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+import aiohttp
+import structlog
+from prometheus_client import CollectorRegistry
+
+from gitopsd.config import NotifierConfig
+from gitopsd.lifecycle import LifecycleEvent
+from gitopsd.notify import messages
+from gitopsd.notify.delivery import Delivery, NotificationMetrics, RetryPolicy
+from gitopsd.notify.messages import Request
+from gitopsd.notify.subscriptions import Subscription
+from gitopsd.secretstore import SecretRef
+
+log = structlog.get_logger("gitopsd.notify")
+
+Lookup = Callable[[str, str], Sequence[Subscription]]
+
+
+class Notifications:
+    def __init__(
+        self,
+        notifiers: Sequence[NotifierConfig],
+        secret: Callable[[SecretRef], bytes | None],
+        *,
+        registry: CollectorRegistry | None = None,
+        subscriptions: Lookup | None = None,
+        drain: float = 5.0,
+        retry_base: float = 1.0,
+    ) -> None:
+        self.secret = secret
+        self.subscriptions: Lookup = subscriptions or (lambda _ns, _name: ())
+        self.metrics = NotificationMetrics(registry or CollectorRegistry())
+        self.deliveries = {
+            n.name: Delivery(
+                n.name,
+                self._renderer(n),
+                self.metrics,
+                policy=RetryPolicy(retries=n.retries, timeout=n.timeout, base=retry_base),
+                queue_size=n.queue_size,
+                drain=drain,
+            )
+            for n in notifiers
+        }
+        self._missing: set[tuple[str, str, str]] = set()
+
+    def announce(self, event: LifecycleEvent) -> None:
+        try:
+            subscriptions = self.subscriptions(event.namespace, event.environment)
+        except Exception:  # the Announcer contract: never raise into the reconciler
+            log.exception("subscriptions not read", environment=f"{event.namespace}/{event.environment}")
+            return
+        for sub in subscriptions:
+            delivery = self.deliveries.get(sub.notifier)
+            if delivery is None:
+                key = (event.namespace, event.environment, sub.notifier)
+                if key not in self._missing:
+                    self._missing.add(key)
+                    log.warning(
+                        "spec.notify names a notifier the daemon config does not define",
+                        environment=f"{event.namespace}/{event.environment}",
+                        notifier=sub.notifier,
+                        defined=sorted(self.deliveries),
+                    )
+                continue
+            if sub.wants(event):
+                delivery.offer(event)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not self.deliveries:
+            await stop.wait()
+            return
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(*(d.run(stop, session) for d in self.deliveries.values()))
+
+    def _renderer(self, notifier: NotifierConfig) -> Callable[[LifecycleEvent], Request | None]:
+        def secret_value() -> bytes | None:
+            if notifier.secret_ref is None:
+                return None
+            value = self.secret(notifier.secret_ref)
+            if value is None:
+                raise LookupError(f"notifier {notifier.name}: {notifier.secret_ref} has no value")
+            return value
+
+        def render(event: LifecycleEvent) -> Request | None:
+            if notifier.type == "webhook":
+                assert notifier.url is not None
+                return messages.webhook(event, notifier.url, secret_value())
+            if notifier.type == "slack":
+                value = secret_value()
+                url = value.decode() if value else notifier.url
+                assert url is not None
+                return messages.slack(event, url)
+            token = secret_value()
+            assert token is not None and notifier.url is not None
+            return messages.commit_status(notifier.type, event, notifier.url, token, notifier.repository)
+
+        return render

@@ -1,0 +1,84 @@
+"""Secret values the daemon config points at (webhook secrets, notifier tokens), read from the cluster.
+
+The config file names Secrets, never holds their values. They are read once before the daemon
+starts (a missing Secret or key is a config error naming both, and nothing starts), then
+re-read every ``refresh`` seconds so a rotated secret takes effect without a restart. A Secret
+that disappears later keeps its last value and is logged, rather than silently turning a
+webhook endpoint off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from gitopsd.errors import GitopsdError
+from gitopsd.kube import Kube, KubeError, NotFound, Resource
+
+log = structlog.get_logger("gitopsd.secrets")
+SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
+
+
+class SecretUnavailable(GitopsdError):
+    reason = "SecretNotFound"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    namespace: str
+    name: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"Secret {self.namespace}/{self.name} key {self.key!r}"
+
+
+async def read(kube: Kube, ref: SecretRef) -> bytes:
+    """The value of ``ref``; :class:`SecretUnavailable` names the Secret and key when missing or empty."""
+    try:
+        secret = await kube.get(SECRETS.path(ref.namespace, ref.name))
+    except NotFound:
+        raise SecretUnavailable(f"Secret {ref.namespace}/{ref.name} not found") from None
+    data = secret.get("data") or {}
+    if ref.key not in data:
+        keys = ", ".join(sorted(data)) or "none"
+        raise SecretUnavailable(f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r} (keys: {keys})")
+    value = base64.b64decode(data[ref.key]).strip()
+    if not value:
+        raise SecretUnavailable(f"{ref} is empty")
+    return value
+
+
+class SecretStore:
+    """The current value of every referenced Secret key."""
+
+    def __init__(self, kube: Kube, refs: Iterable[SecretRef], *, refresh: float = 60.0) -> None:
+        self.kube = kube
+        self.refs = tuple(dict.fromkeys(refs))
+        self.refresh_every = refresh
+        self._values: dict[SecretRef, bytes] = {}
+
+    def get(self, ref: SecretRef) -> bytes | None:
+        return self._values.get(ref)
+
+    async def load(self) -> None:
+        """Read every value; raise at the first missing one (used before the daemon starts)."""
+        values = await asyncio.gather(*(read(self.kube, ref) for ref in self.refs))
+        self._values = dict(zip(self.refs, values, strict=True))
+
+    async def keep_fresh(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.refresh_every)
+                return
+            except TimeoutError:
+                pass
+            for ref in self.refs:
+                try:
+                    self._values[ref] = await read(self.kube, ref)
+                except (SecretUnavailable, KubeError) as exc:
+                    log.warning("secret not refreshed; keeping the last value", secret=str(ref), error=str(exc))
