@@ -14,7 +14,7 @@ from typing import Any
 
 from gitopsd import __version__
 from gitopsd import log as logging_setup
-from gitopsd.cli import diff, get, notify, render, run, sync
+from gitopsd.cli import diff, get, history, notify, render, rollback, run, sync
 from gitopsd.cli.common import CliError
 from gitopsd.errors import GitopsdError
 
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_parser(sub)
     render.add_parser(sub)
     notify.add_parser(sub)
+    history.add_parser(sub)
+    rollback.add_parser(sub)
     return parser
 
 

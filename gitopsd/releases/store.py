@@ -21,6 +21,7 @@ from gitopsd.kube import Conflict, Kube, NotFound, Resource
 from gitopsd.model import FIELD_MANAGER, Manifest
 from gitopsd.releases.record import (
     LABEL_ENVIRONMENT,
+    LABEL_NUMBER,
     LABEL_PART,
     Owner,
     Release,
@@ -108,6 +109,32 @@ class ReleaseStore:
             except NotFound:
                 continue  # decode names the missing part
         return decode(owner, head, parts)
+
+    async def read_all(self, owner: Owner) -> tuple[list[Release], dict[str, ReleaseError]]:
+        """Every record of ``owner``, each checked in full (for ``gitopsd history``: one list request)."""
+        items = (
+            await self.kube.list(SECRETS.path(owner.namespace), label_selector=f"{LABEL_ENVIRONMENT}={owner.name}")
+        ).items
+        parts: dict[str, dict[int, dict[str, Any]]] = {}
+        heads: list[dict[str, Any]] = []
+        for item in items:
+            labels = (item.get("metadata") or {}).get("labels") or {}
+            index = str(labels.get(LABEL_PART) or "")
+            if index:
+                if index.isdigit():
+                    parts.setdefault(str(labels.get(LABEL_NUMBER)), {})[int(index)] = item
+            else:
+                heads.append(item)
+        releases: list[Release] = []
+        invalid: dict[str, ReleaseError] = {}
+        for head in heads:
+            meta = head.get("metadata") or {}
+            number = str((meta.get("labels") or {}).get(LABEL_NUMBER))
+            try:
+                releases.append(decode(owner, head, parts.get(number, {})))
+            except ReleaseError as exc:
+                invalid[str(meta.get("name"))] = exc
+        return sorted(releases, key=lambda r: r.info.number), invalid
 
     async def write(self, owner: Owner, info: ReleaseInfo, manifests: Sequence[Manifest]) -> Written:
         """Write a new record: parts first, then the head (created, so a number is never taken twice).
