@@ -15,6 +15,8 @@ from typing import Any
 
 from gitopsd import environments, status
 from gitopsd.cli.common import CliError, Progress, add_kube_args, fetch_environment, kube_from, namespace_of
+from gitopsd.cli.identity import whoami
+from gitopsd.releases import requests as asks
 from gitopsd.spec import format_duration, parse_duration
 
 
@@ -23,6 +25,11 @@ def add_parsers(sub: Any) -> None:
     parser.add_argument("name", metavar="ENV")
     parser.add_argument("--wait", action="store_true", help="wait until the daemon has applied it, and report")
     parser.add_argument("--timeout", default="5m", help="how long --wait waits (default 5m)")
+    parser.add_argument(
+        "--force-freeze",
+        action="store_true",
+        help="deploy even inside a freeze window (this once; an Event records it)",
+    )
     add_kube_args(parser)
     parser.set_defaults(handler=sync)
 
@@ -31,7 +38,9 @@ def add_parsers(sub: Any) -> None:
     add_kube_args(parser)
     parser.set_defaults(handler=suspend)
 
-    parser = sub.add_parser("resume", help="reconcile a suspended Environment again, at once")
+    parser = sub.add_parser(
+        "resume", help="reconcile a suspended Environment again, at once, and lift a hold on a revision"
+    )
     parser.add_argument("name", metavar="ENV")
     add_kube_args(parser)
     parser.set_defaults(handler=resume)
@@ -49,7 +58,10 @@ async def sync(args: argparse.Namespace) -> int:
         if env.spec.suspend:
             raise CliError(f"Environment {namespace}/{args.name} is suspended: run 'gitopsd resume {args.name}' first")
         token = _token()
-        await environments.annotate(kube, namespace, args.name, {environments.REQUESTED_AT: token})
+        annotations = {environments.REQUESTED_AT: token}
+        if getattr(args, "force_freeze", False):
+            annotations[asks.FORCE_FREEZE] = asks.Request(token, await whoami(kube)).to_annotation()
+        await environments.annotate(kube, namespace, args.name, annotations)
         if not args.wait:
             print(f"► sync of {namespace}/{args.name} requested")
             return 0
@@ -97,6 +109,10 @@ async def resume(args: argparse.Namespace) -> int:
     async with kube_from(args) as kube:
         await fetch_environment(kube, namespace, args.name)
         await environments.patch_spec(kube, namespace, args.name, {"suspend": False})
-        await environments.annotate(kube, namespace, args.name, {environments.REQUESTED_AT: _token()})
+        token = _token()
+        resume_request = asks.Request(token, await whoami(kube)).to_annotation()
+        await environments.annotate(
+            kube, namespace, args.name, {environments.REQUESTED_AT: token, asks.RESUME: resume_request}
+        )
     print(f"► {namespace}/{args.name} resumed")
     return 0
