@@ -55,7 +55,7 @@ async def run(args: argparse.Namespace) -> int:
             )
         store = ReleaseStore(kube)
         owner = Owner(env.namespace, env.name, env.uid)
-        listing = await store.list(owner)
+        listing = await store.scan(owner)
         invalid: dict[int, str] = {}
         for name, exc in listing.invalid.items():
             match = NAME_PATTERN.match(name)

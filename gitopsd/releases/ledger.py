@@ -60,7 +60,7 @@ class Ledger:
     last_write: Written | None = None
 
     async def reload(self) -> None:
-        listing = await self.store.list(self.owner)
+        listing = await self.store.scan(self.owner)
         self.records = dict(listing.records)
         self.invalid = {}
         for name, exc in listing.invalid.items():

@@ -70,7 +70,7 @@ class ReleaseStore:
         self.kube = kube
         self.field_manager = field_manager
 
-    async def list(self, owner: Owner) -> Listing:
+    async def scan(self, owner: Owner) -> Listing:
         """The records of ``owner`` (metadata only, one request)."""
         listing = Listing()
         path = SECRETS.path(owner.namespace)
