@@ -31,14 +31,14 @@ gate (``wait``).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from gitopsd.apply import diff as diffing
+from gitopsd.apply import foundation
 from gitopsd.apply import live as observing
 from gitopsd.apply import plan as planning
 from gitopsd.apply import prune as pruning
@@ -60,7 +60,7 @@ from gitopsd.apply.parallel import bounded
 from gitopsd.apply.plan import Desired, Plan, Stage
 from gitopsd.apply.result import WRITES, Action, ObjectResult, SyncResult
 from gitopsd.apply.ssa import Decision, ServerSideApply
-from gitopsd.health import HealthReport, Status, assess
+from gitopsd.health import HealthReport
 from gitopsd.kube import ApiError, Kube, Resource, UnknownKind
 from gitopsd.model import FIELD_MANAGER, Manifest
 
@@ -122,20 +122,21 @@ class Applier:
         plan = await self._plan(manifests, options.owner)
         live = await self._observe(plan, previous, options.owner)
         timings["observe"] = time.monotonic() - started
+        mark = time.monotonic()
         decisions, rejections = await self._preflight(plan.ready(), live, options, memo)
-        timings["dry_run"] = time.monotonic() - started - timings["observe"]
+        timings["dry_run"] = time.monotonic() - mark
         if plan.rejections or rejections:
             raise rejected(plan.rejections + rejections, len(manifests))
 
         written: dict[Any, dict[str, Any]] = {}
-        mark = time.monotonic()
         for stage in Stage:
+            mark = time.monotonic()
             await self._write_stage(stage, decisions, written, previous)
+            timings[f"write_{stage.name.lower()}"] = time.monotonic() - mark
             if stage is Stage.FOUNDATION:
-                await self._settle(plan, decisions, written, previous)
-                if plan.deferred():
-                    decisions += await self._preflight_deferred(plan, live, options, memo, written, previous)
-        timings["apply"] = time.monotonic() - mark
+                mark = time.monotonic()
+                decisions += await self._after_foundation(plan, live, options, memo, written, previous)
+                timings["settle_and_deferred_dry_run"] = time.monotonic() - mark
 
         desired_refs = {d.ref for d in plan.objects}
         inventory = Inventory.of(InventoryEntry.of(d.body) for d in plan.objects)
@@ -310,50 +311,7 @@ class Applier:
             )
             raise WriteFailed(describe(failures, headline), rejections=failures, inventory=_grown(previous, written))
 
-    async def _settle(
-        self, plan: Plan, decisions: list[Decision], written: dict[Any, dict[str, Any]], previous: Inventory
-    ) -> None:
-        """Wait until the CRDs and Namespaces applied in stage 0 are Established / Active."""
-        crds = [
-            dec.desired for dec in decisions if dec.desired.ref.kind == planning.CRD_KIND and dec.desired.ref in written
-        ]
-        needed = {d.waits_for for d in plan.deferred()}
-        crds += [d for d in plan.stage(Stage.FOUNDATION) if d.ref in needed and d.ref.kind == planning.CRD_KIND]
-        crds = list({d.ref: d for d in crds}.values())
-        problems: list[Rejection] = []
-        for ref, obj in written.items():
-            if ref.kind == "Namespace" and (obj.get("status") or {}).get("phase") == "Terminating":
-                problems.append(
-                    Rejection(ref, "", "NamespaceTerminating", "is being deleted; objects cannot be created in it")
-                )
-        deadline = time.monotonic() + self.establish_timeout
-        pending = {d.ref: d for d in crds if d.resource is not None}
-        last: dict[Any, str] = {}
-        while pending and time.monotonic() < deadline:
-            for ref, d in list(pending.items()):
-                assert d.resource is not None
-                obj = await self.kube.get(d.resource.path(None, ref.name))
-                health = assess(obj)
-                if health.ready:
-                    del pending[ref]
-                elif health.status is Status.FAILED:
-                    problems.append(Rejection(ref, d.origin, health.reason or "NotEstablished", health.message))
-                    del pending[ref]
-                else:
-                    last[ref] = health.message
-            if pending:
-                await asyncio.sleep(0.2)
-        for ref, d in pending.items():
-            message = f"not Established after {self.establish_timeout:.0f}s ({last.get(ref, 'no status')})"
-            problems.append(Rejection(ref, d.origin, "NotEstablished", message))
-        if problems:
-            raise DependencyNotReady(
-                describe(problems, "stage 0 did not become ready; nothing else was applied"),
-                rejections=problems,
-                inventory=_grown(previous, written),
-            )
-
-    async def _preflight_deferred(
+    async def _after_foundation(
         self,
         plan: Plan,
         live: LiveState,
@@ -362,32 +320,21 @@ class Applier:
         written: dict[Any, dict[str, Any]],
         previous: Inventory,
     ) -> list[Decision]:
-        """Resolve and dry-run the objects that waited for stage 0; refuse them all-or-nothing."""
-        deferred = plan.deferred()
-        deadline = time.monotonic() + self.establish_timeout
-        resolved: list[Desired] = []
-        rejections: list[Rejection] = []
-        for d in deferred:
-            while True:
-                try:
-                    resource = await self.kube.discovery.resource(d.api_version, d.ref.kind)
-                    break
-                except UnknownKind as exc:
-                    if time.monotonic() >= deadline:
-                        rejections.append(Rejection(d.ref, d.origin, "UnknownKind", str(exc)))
-                        resource = None
-                        break
-                    await asyncio.sleep(0.5)
-                    await self.kube.discovery.refresh()
-            if resource is not None:
-                resolved.append(replace(d, resource=resource, waits_for=None))
+        """Wait for stage 0, then dry-run what waited for it; refuse all-or-nothing as before."""
+        problems = await foundation.settle(self.kube, plan, written, self.establish_timeout)
+        if problems:
+            headline = "the CRDs and Namespaces of stage 0 did not become ready; nothing else was applied"
+            inventory = _grown(previous, written)
+            raise DependencyNotReady(describe(problems, headline), rejections=problems, inventory=inventory)
+        if not plan.deferred():
+            return []
+        resolved, rejections = await foundation.resolve_deferred(self.kube, plan, self.establish_timeout)
         await observing.fill(
             self.kube, live, _typed((d.ref, d.resource) for d in resolved), concurrency=self.concurrency
         )
         decisions, refused = await self._preflight(resolved, live, options, memo)
-        rejections += refused
-        if rejections:
-            raise rejected(rejections, len(plan.objects), inventory=_grown(previous, written))
+        if rejections or refused:
+            raise rejected(rejections + refused, len(plan.objects), inventory=_grown(previous, written))
         plan.objects = plan.ready() + resolved
         return decisions
 

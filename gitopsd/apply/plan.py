@@ -15,7 +15,6 @@ rules are unit-tested without a cluster:
 
 from __future__ import annotations
 
-import copy
 import enum
 import hashlib
 import json
@@ -123,7 +122,7 @@ def digest(body: Mapping[str, Any]) -> str:
 
 def labelled(obj: Mapping[str, Any], owner: str, namespaced: bool) -> dict[str, Any]:
     """A copy of ``obj`` as sent: owner label set, server-only metadata dropped, scope fixed."""
-    body = copy.deepcopy(dict(obj))
+    body: dict[str, Any] = _copy(obj)
     meta = body.setdefault("metadata", {})
     for key in SERVER_METADATA:
         meta.pop(key, None)
@@ -210,6 +209,15 @@ def prune_waves(refs: Iterable[ObjectRef]) -> list[list[ObjectRef]]:
         else:
             waves[0].append(ref)
     return [w for w in waves if w]
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars): several times faster than ``copy.deepcopy``."""
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def _group(obj: Mapping[str, Any]) -> str:

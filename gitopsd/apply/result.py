@@ -54,7 +54,7 @@ class SyncResult:
     #: True when the render was empty and ``allow_empty`` was off: nothing applied or pruned.
     empty_render: bool = False
     requests_by_kind: dict[str, int] = field(default_factory=dict)
-    #: Seconds spent observing, dry-running, applying and pruning (cumulative marks).
+    #: Seconds per step: observe, dry_run, write_<stage>, settle_and_deferred_dry_run, prune.
     timings: dict[str, float] = field(default_factory=dict)
 
     def with_action(self, action: Action) -> list[ObjectResult]:

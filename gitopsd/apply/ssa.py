@@ -116,7 +116,7 @@ class ServerSideApply:
                 return _rejection(desired, again)
         except ApiError as exc:
             return _rejection(desired, exc)
-        return _decide(desired, live, preview, force, taken, desired_unchanged)
+        return _decide(desired, live, preview, force, taken, desired_unchanged, self.field_manager)
 
     async def write(self, decision: Decision) -> dict[str, Any]:
         return await self.send(decision.desired, force=decision.force, dry_run=False)
@@ -133,11 +133,15 @@ def _decide(
     force: bool,
     taken: list[conflicts.FieldOwner],
     desired_unchanged: bool,
+    field_manager: str,
 ) -> Decision:
     if live is None:
         return Decision(desired, None, Action.CREATED, force, preview=preview)
-    if compare.same_state(preview, live):
+    if not taken and compare.same_state(preview, live):
         return Decision(desired, live, Action.UNCHANGED, preview=preview)
+    if not taken and _version(preview) != _version(live) and compare.owned_unchanged(preview, live, field_manager):
+        # Our read was older than the object the dry-run saw; what moved in between is not ours.
+        return Decision(desired, preview, Action.UNCHANGED, preview=preview)
     paths = compare.changed_paths(
         compare.comparable(live, managed_fields=False), compare.comparable(preview, managed_fields=False)
     )
@@ -157,3 +161,7 @@ def _decide(
     if not paths and not detail:
         detail = "field ownership only"
     return Decision(desired, live, Action.CONFIGURED, force, tuple(paths), detail, preview)
+
+
+def _version(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))

@@ -64,7 +64,9 @@ class HealthReport:
         if len(pending) > 1:
             text += f" (and {len(pending) - 1} more not ready)"
         if self.overall is Overall.TIMED_OUT:
-            return f"timed out after {_seconds(self.elapsed)}: {text}"
+            # A zero timeout is one look (the reconciler re-checking a failed gate), not a wait.
+            prefix = f"timed out after {_seconds(self.elapsed)}" if self.elapsed >= 1 else "not ready"
+            return f"{prefix}: {text}"
         return text
 
 

@@ -149,3 +149,53 @@ def test_long_rejection_lists_are_capped_in_the_message_only() -> None:
     error = rejected(many, 25)
     assert len(error.rejections) == 25
     assert "and 5 more" in str(error) and "19.yaml" in str(error) and "20.yaml" not in str(error)
+
+
+OURS = {
+    "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+    "f:spec": {
+        "f:replicas": {},
+        "f:template": {"f:spec": {"f:containers": {'k:{"name":"app"}': {".": {}, "f:image": {}, "f:name": {}}}}},
+        "f:finalizersLike": {'v:"a"': {}},
+    },
+}
+
+
+def managed(obj: dict[str, Any], fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    obj = copy.deepcopy(obj)
+    entry = {"manager": "gitopsd", "operation": "Apply", "apiVersion": "apps/v1", "fieldsV1": fields or OURS}
+    obj["metadata"]["managedFields"] = [
+        entry,
+        {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {}},
+    ]
+    obj["spec"]["finalizersLike"] = ["a", "b"]
+    return obj
+
+
+def test_owned_fields_unchanged_despite_a_controllers_newer_write() -> None:
+    """The dry-run saw a controller's annotation and status the older read lacks: nothing of ours moved."""
+    live = managed(live_deployment())
+    newer = copy.deepcopy(live)
+    newer["metadata"]["resourceVersion"] = "105"
+    newer["metadata"]["annotations"] = {"deployment.kubernetes.io/revision": "1"}
+    newer["metadata"]["managedFields"][1]["fieldsV1"] = {"f:metadata": {"f:annotations": {}}}
+    newer["spec"]["finalizersLike"] = ["b", "a"]
+    assert not compare.same_state(newer, live)
+    assert compare.owned_unchanged(newer, live, "gitopsd")
+
+
+def test_owned_value_or_field_set_change_is_a_change() -> None:
+    """Our replicas or image differ, our field set differs, or we own nothing yet: a real change."""
+    live = managed(live_deployment())
+    replicas = copy.deepcopy(live)
+    replicas["spec"]["replicas"] = 5
+    assert not compare.owned_unchanged(replicas, live, "gitopsd")
+    image = copy.deepcopy(live)
+    image["spec"]["template"]["spec"]["containers"][0]["image"] = "a:2"
+    assert not compare.owned_unchanged(image, live, "gitopsd")
+    set_item = copy.deepcopy(live)
+    set_item["spec"]["finalizersLike"] = ["b"]
+    assert not compare.owned_unchanged(set_item, live, "gitopsd")
+    fewer = managed(live_deployment(), {"f:spec": {"f:replicas": {}}})
+    assert not compare.owned_unchanged(fewer, live, "gitopsd")
+    assert not compare.owned_unchanged(live, live_deployment(), "gitopsd")

@@ -41,6 +41,10 @@ def test_deadline_passed_is_timed_out_with_the_object_named() -> None:
     )
     assert report.overall is Overall.TIMED_OUT and not report.healthy
     assert report.message == "timed out after 1m15s: Deployment.apps/dev/web: 0 of 3 replicas available"
+    one_look = summarize(
+        [ObjectHealth(WEB, Health.progressing("LessReady", "0 of 3 replicas ready"))], deadline_passed=True
+    )
+    assert one_look.message == "not ready: Deployment.apps/dev/web: 0 of 3 replicas ready"
 
 
 def test_within_deadline_is_progressing() -> None:
