@@ -1,5 +1,8 @@
-"""Job: Failed as soon as the controller says so (``Failed`` or ``FailureTarget``), Current
-once complete, suspended, or started and running (a Job that runs is what was asked for).
+"""Job: Current once complete (or suspended), Failed as soon as the controller says so
+(``Failed``, or ``FailureTarget`` before the pods are gone), in progress while it runs.
+
+kstatus itself counts a started Job as Current; like Flux's own Job reader we wait for
+completion instead, so a migration Job that fails fails the release's health gate.
 """
 
 from __future__ import annotations
@@ -7,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gitopsd.health.status import Health, count, field, is_true
+from gitopsd.health.status import Health, condition, count, field, is_true
 
 
 def assess(obj: Mapping[str, Any]) -> Health:
@@ -18,21 +21,13 @@ def assess(obj: Mapping[str, Any]) -> Health:
     active = count(obj, "status.active")
     for kind in ("Failed", "FailureTarget"):
         if is_true(obj, kind):
-            reason = _reason(obj, kind) or "JobFailed"
-            return Health.failed(
-                reason, f"job failed ({reason}): {failed} failed, {succeeded} of {completions} succeeded"
-            )
+            reason = str((condition(obj, kind) or {}).get("reason") or "JobFailed")
+            summary = f"{failed} failed, {succeeded} of {completions} succeeded"
+            return Health.failed(reason, f"job failed ({reason}): {summary}")
     if is_true(obj, "Complete"):
         return Health.current(f"completed: {succeeded} of {completions} succeeded")
     if is_true(obj, "Suspended"):
         return Health.current("suspended")
     if not field(obj, "status.startTime"):
         return Health.progressing("JobNotStarted", "not started")
-    return Health.current(f"running: {active} active, {succeeded} succeeded, {failed} failed")
-
-
-def _reason(obj: Mapping[str, Any], kind: str) -> str:
-    for cond in field(obj, "status.conditions", []) or []:
-        if isinstance(cond, Mapping) and cond.get("type") == kind:
-            return str(cond.get("reason") or "")
-    return ""
+    return Health.progressing("JobRunning", f"running: {succeeded} of {completions} succeeded, {active} active")

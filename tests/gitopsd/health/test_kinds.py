@@ -17,13 +17,14 @@ def cond(kind: str, status: str = "True", **more: str) -> dict[str, str]:
 
 
 def test_job_failed_is_failed_and_complete_is_current() -> None:
-    """A failed Job fails the wait at once; a completed or running one is fine."""
+    """A failed Job fails the wait at once; a completed one is Current; a running one is waited for."""
     failed = assess(obj("batch/v1", "Job", {"failed": 1, "conditions": [cond("Failed", reason="DeadlineExceeded")]}))
     assert failed.status is Status.FAILED and "DeadlineExceeded" in failed.message
     target = assess(obj("batch/v1", "Job", {"conditions": [cond("FailureTarget", reason="BackoffLimitExceeded")]}))
     assert target.status is Status.FAILED
     assert assess(obj("batch/v1", "Job", {"succeeded": 1, "conditions": [cond("Complete")]})).status is Status.CURRENT
-    assert assess(obj("batch/v1", "Job", {"startTime": "2026-01-01T00:00:00Z", "active": 1})).status is Status.CURRENT
+    running = assess(obj("batch/v1", "Job", {"startTime": "2026-01-01T00:00:00Z", "active": 1}))
+    assert running.status is Status.IN_PROGRESS and running.message == "running: 0 of 1 succeeded, 1 active"
     assert assess(obj("batch/v1", "Job", {})).reason == "JobNotStarted"
 
 
