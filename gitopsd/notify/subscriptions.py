@@ -56,7 +56,7 @@ def parse_subscriptions(raw: Any) -> tuple[Subscription, ...]:
         if not isinstance(name, str) or not _NAME.match(name) or len(name) > 63:
             raise SpecError(f"{where}.notifier", f"required, a notifier name from the daemon config (got {name!r})")
         if any(s.notifier == name for s in result):
-            raise SpecError(f"{where}.notifier", f"{name!r} is listed twice")
+            raise SpecError("notify", f"lists a notifier twice ({name!r})")
         result.append(Subscription(name, _events(item.get("events"), where), _severity(item.get("severity"), where)))
     return tuple(result)
 
