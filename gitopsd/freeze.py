@@ -31,6 +31,8 @@ from gitopsd.errors import SpecError
 #: How many overlapping occurrences are chained when computing "until when" (a window that
 #: reopens before it closes, e.g. every minute for an hour, never ends: say "at least").
 _MAX_CHAIN = 5000
+#: The same across windows of different entries (each link asks every window once).
+_MAX_LINKS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +92,13 @@ def active(windows: Sequence[Window], now: datetime | None = None) -> Freeze | N
     """The freeze in force at ``now`` (default: the current time), or None.
 
     Overlapping windows of different entries chain too: the freeze lasts until no window covers
-    its end.
+    its end (a chain that never ends is cut after ``_MAX_LINKS`` links: "until at least").
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     hits: list[Window] = []
     until: datetime | None = None
     probe = now
-    for _ in range(len(windows) + 1):
+    for _ in range(_MAX_LINKS):
         extended = False
         for window in windows:
             span = window.open_at(probe)
@@ -106,7 +108,7 @@ def active(windows: Sequence[Window], now: datetime | None = None) -> Freeze | N
                 hits.append(window)
             if until is None or span[1] > until:
                 until, extended = span[1], True
-        if not extended or until is None:
+        if not extended or until is None or until == probe:
             break
         probe = until
     return Freeze(until, tuple(hits)) if until is not None and hits else None
