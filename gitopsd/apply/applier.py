@@ -11,6 +11,8 @@ The order of one ``Applier.sync``:
    apply are not even dry-run. An object labelled for another Environment, an Apply manager's
    conflicting field (unless ``force``) or any rejection by the server collects a rejection;
    **if there is any, nothing is written** and ``ApplyError`` names every rejected object.
+   A field we set that an Update manager changed since (``kubectl scale``/``edit``) is taken
+   back and reported as drift-corrected with its path (``conflicts`` has the rule).
 4. **Stage 0**: CRDs and Namespaces that changed are applied, then awaited (Established /
    Active, bounded by ``establish_timeout``).
 

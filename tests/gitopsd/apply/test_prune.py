@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
+from e2e import procs
 from e2e.cluster import ClusterInfo
-from gitopsd.apply import Action, Applier, ApplyMemo, ApplyOptions, Inventory
+from gitopsd.apply import Action, Applier, ApplyMemo, ApplyOptions, Inventory, PruneFailed
 from gitopsd.kube import Kube
 from gitopsd.model import ENVIRONMENT_LABEL, PRUNE_LABEL
 from tests.e2e.kube import api_client, kubectl, new_namespace
@@ -96,3 +101,59 @@ async def test_prune_off_leaves_objects_and_drops_them_from_inventory(
     assert [(o.ref.name, o.detail) for o in result.with_action(Action.PRUNE_SKIPPED)] == [("b", "prune is off")]
     assert {e.ref.name for e in result.inventory} == {"a"}
     assert get(cluster_ipv4, "configmap", "b", ns) is not None
+
+
+async def test_refused_delete_is_named_and_kept_in_inventory(kube: Kube, ns: str, cluster_ipv4: ClusterInfo) -> None:
+    """A delete an admission policy refuses: PruneFailed names the object and reason; it stays tracked for a retry."""
+    name = f"undeletable-{ns}"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE"], "resources": ["configmaps"]}
+                ]
+            },
+            "validations": [{"expression": f"oldObject.metadata.name != '{name}'", "message": "kept by policy"}],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"]},
+    }
+    out = kubectl(
+        cluster_ipv4,
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [policy, binding]}),
+    )
+    assert out.returncode == 0, out.stderr
+    try:
+        options = ApplyOptions(owner=owner(), allow_empty=True)
+        applier = Applier(kube)
+        first = await applier.sync([configmap(name, ns), configmap("plain", ns)], Inventory(), options)
+
+        def denied() -> bool:
+            probe = kubectl(cluster_ipv4, "delete", "configmap", name, "-n", ns, "--dry-run=server")
+            return probe.returncode != 0 and "kept by policy" in probe.stderr
+
+        procs.wait_until("the admission policy to take effect", denied, timeout=30)
+        with pytest.raises(PruneFailed) as caught:
+            await applier.sync([], first.inventory, options)
+        assert caught.value.reason == "PruneFailed"
+        assert f"1 of 2 objects that left Git could not be deleted: ConfigMap/{ns}/{name}: delete refused:" in str(
+            caught.value
+        )
+        assert "kept by policy" in str(caught.value)
+        assert {e.ref.name for e in caught.value.result.inventory} == {name}
+        assert caught.value.inventory == caught.value.result.inventory
+        assert [o.ref.name for o in caught.value.result.with_action(Action.PRUNED)] == ["plain"]
+        assert get(cluster_ipv4, "configmap", name, ns) is not None
+    finally:
+        kubectl(cluster_ipv4, "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name)
