@@ -5,7 +5,8 @@ An object is deleted only when all of these hold:
 * it is in the Environment's previous inventory (what it applied last) and not in the render;
 * the live object still carries ``gitopsd.dev/environment=<owner>`` (relabelled for another
   Environment, or unlabelled by hand: it is no longer ours, it stays);
-* neither its labels nor its annotations say ``gitopsd.dev/prune: disabled``.
+* neither its labels nor its annotations say ``gitopsd.dev/prune: disabled``;
+* it is not one of the cluster's own namespaces (``default``, ``kube-system``...).
 
 Deletes are sent wave by wave (namespaced objects, other cluster-scoped objects, CRDs,
 Namespaces last) with a uid precondition, so an object deleted and recreated by someone else in
@@ -39,10 +40,16 @@ class PruneOutcome:
     keep: list[InventoryEntry] = field(default_factory=list)
 
 
+#: Namespaces the cluster itself needs: never deleted, even when an Environment adopted one.
+SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+
+
 def keep_reason(live: Mapping[str, Any] | None, owner: str) -> str | None:
     """Why a live object that left Git must not be deleted, or None when it may be."""
     if live is None:
         return "already gone"
+    if ObjectRef.of(live) in {ObjectRef("", "Namespace", "", n) for n in SYSTEM_NAMESPACES}:
+        return "a system namespace is never pruned"
     meta = live.get("metadata") or {}
     labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
     holder = labels.get(ENVIRONMENT_LABEL)

@@ -9,7 +9,8 @@ from gitopsd.apply import compare
 from gitopsd.apply.errors import DryRunFailed, FieldConflict, OwnershipConflict, Rejection, rejected
 from gitopsd.apply.inventory import Inventory, InventoryEntry
 from gitopsd.apply.memo import ApplyMemo
-from gitopsd.model import ObjectRef
+from gitopsd.apply.prune import keep_reason
+from gitopsd.model import ENVIRONMENT_LABEL, PRUNE_LABEL, ObjectRef
 
 
 def live_deployment(**changes: Any) -> dict[str, Any]:
@@ -199,3 +200,24 @@ def test_owned_value_or_field_set_change_is_a_change() -> None:
     fewer = managed(live_deployment(), {"f:spec": {"f:replicas": {}}})
     assert not compare.owned_unchanged(fewer, live, "gitopsd")
     assert not compare.owned_unchanged(live, live_deployment(), "gitopsd")
+
+
+def test_keep_reasons_for_objects_that_left_git() -> None:
+    """Only our labelled, unprotected objects may be deleted; system namespaces never."""
+    ours = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "d", "labels": {ENVIRONMENT_LABEL: "a.b"}},
+    }
+    assert keep_reason(ours, "a.b") is None
+    assert keep_reason(None, "a.b") == "already gone"
+    assert keep_reason(ours, "x.y") == "now labelled for Environment a.b"
+    protected = copy.deepcopy(ours)
+    protected["metadata"]["annotations"] = {PRUNE_LABEL: "disabled"}
+    assert keep_reason(protected, "a.b") == f"{PRUNE_LABEL}: disabled"
+    system = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "kube-system", "labels": {ENVIRONMENT_LABEL: "a.b"}},
+    }
+    assert keep_reason(system, "a.b") == "a system namespace is never pruned"
