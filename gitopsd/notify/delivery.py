@@ -92,7 +92,7 @@ class Delivery:
         """Queue ``event``; False (and counted as dropped) when the queue is full."""
         if self._queue.qsize() >= self.queue_size:
             self.metrics.total.labels(self.name, "dropped").inc()
-            log.warning("notification dropped: queue full", notifier=self.name, event=event.type, id=event.id)
+            log.warning("notification dropped: queue full", notifier=self.name, event_type=event.type, id=event.id)
             return False
         self._queue.put_nowait(event)
         return True
@@ -124,7 +124,7 @@ class Delivery:
             try:
                 request = self.render(event)
             except Exception:  # a bug in one message must not stop the notifier
-                log.exception("notification not rendered", notifier=self.name, event=event.type)
+                log.exception("notification not rendered", notifier=self.name, event_type=event.type)
                 self.metrics.total.labels(self.name, "failed").inc()
                 continue
             if request is None:
@@ -132,7 +132,11 @@ class Delivery:
             if request.status_key is not None and self._posted.get(request.status_key[0]) == request.status_key[1]:
                 self.metrics.total.labels(self.name, "skipped").inc()
                 continue
-            result = await self._send(request, event)
+            try:
+                result = await self._send(request, event)
+            except Exception:  # a bug must not stop this notifier's deliveries for good
+                log.exception("notification crashed", notifier=self.name, event_type=event.type, id=event.id)
+                result = "failed"
             self.metrics.total.labels(self.name, result).inc()
             if result == "delivered" and request.status_key is not None:
                 self._posted[request.status_key[0]] = request.status_key[1]
@@ -164,7 +168,7 @@ class Delivery:
                 retryable = True
             else:
                 if 200 <= status < 300:
-                    log.info("notified", notifier=self.name, event=event.type, id=event.id, attempts=attempt + 1)
+                    log.info("notified", notifier=self.name, event_type=event.type, id=event.id, attempts=attempt + 1)
                     return "delivered"
                 problem = f"HTTP {status}"
                 retryable = status in (408, 429) or status >= 500
@@ -174,7 +178,7 @@ class Delivery:
                 log.warning(
                     "notification failed",
                     notifier=self.name,
-                    event=event.type,
+                    event_type=event.type,
                     id=event.id,
                     error=problem,
                     attempts=attempt + 1,
@@ -183,7 +187,7 @@ class Delivery:
                 return "failed"
             self.metrics.total.labels(self.name, "retried").inc()
             log.info(
-                "notification retry", notifier=self.name, event=event.type, error=problem, retry_in=round(delay, 2)
+                "notification retry", notifier=self.name, event_type=event.type, error=problem, retry_in=round(delay, 2)
             )
             await asyncio.sleep(delay)
         return "failed"  # not reached
