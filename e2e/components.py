@@ -130,4 +130,8 @@ def kwok(bins: Binaries, lay: Layout) -> list[str]:
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
         f"--cidr={lay.pod_cidr}",
         f"--node-ip={lay.host}",
+        # Renew node Leases: without them the node lifecycle controller sees no heartbeat within
+        # its grace period (~50 s after start), calls the nodes NotReady and marks every pod
+        # running then not Ready, and kwok never plays the ready stage for those pods again.
+        "--node-lease-duration-seconds=40",
     ]
