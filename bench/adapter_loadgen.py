@@ -45,6 +45,7 @@ type result struct {
 	Statuses  map[string]int `json:"statuses"`
 	Seconds   float64        `json:"seconds"`
 	RPS       float64        `json:"rps"`
+	OKRPS     float64        `json:"ok_rps"`
 	P50ms     float64        `json:"p50_ms"`
 	P90ms     float64        `json:"p90_ms"`
 	P99ms     float64        `json:"p99_ms"`
@@ -163,6 +164,7 @@ func main() {
 	sort.Float64s(lat)
 	q := func(p float64) float64 { if len(lat) == 0 { return 0 }; return lat[int(p*float64(len(lat)-1))] }
 	res.RPS = float64(res.Requests) / res.Seconds
+	res.OKRPS = float64(res.Statuses["200"]) / res.Seconds
 	res.P50ms, res.P90ms, res.P99ms = q(0.50), q(0.90), q(0.99)
 	if len(lat) > 0 { res.MaxMs = lat[len(lat)-1]; res.BytesMean = float64(bytes) / float64(len(lat)) }
 	json.NewEncoder(os.Stdout).Encode(res)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import aiohttp
 
 from metrics_adapter.catalog import Catalog
-from metrics_adapter.cli import _prometheus_flags, prometheus_settings
+from metrics_adapter.cli import prometheus_flags, prometheus_settings
 from metrics_adapter.errors import ConfigError, UpstreamError
 from metrics_adapter.kube import mapper as kmapper
 from metrics_adapter.kube.client import KubeClient, load_settings
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="metrics-adapter check", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True)
     p.add_argument("--kubeconfig", help="resolve resource names against this cluster (default: built-in table)")
-    _prometheus_flags(p)
+    prometheus_flags(p)
     return p
 
 

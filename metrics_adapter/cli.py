@@ -49,7 +49,7 @@ def duration(text: str) -> float:
     return value
 
 
-def _prometheus_flags(p: argparse.ArgumentParser) -> None:
+def prometheus_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("Prometheus")
     g.add_argument("--prometheus-url", help="Prometheus base URL, e.g. http://prometheus.monitoring:9090")
     g.add_argument("--prometheus-ca-file", help="CA bundle to verify an https Prometheus")
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"metrics-adapter {__version__}")
     p.add_argument("--config", required=True, help="rules / externalRules / queues file (prometheus-adapter format)")
-    _prometheus_flags(p)
+    prometheus_flags(p)
     s = p.add_argument_group("serving")
     s.add_argument("--secure-port", type=int, default=6443)
     s.add_argument(

@@ -189,6 +189,7 @@ async def start(adapter: Adapter) -> list[str]:
     adapter.tasks.append(loop.create_task(adapter.catalog.run(adapter.stop, refresh_mapper), name="relist"))
     adapter.tasks.append(loop.create_task(adapter.cache.run(adapter.stop), name="refresh"))
     adapter.tasks.append(loop.create_task(_reload_certs(adapter), name="cert reload"))
+    adapter.tasks.append(loop.create_task(_watch_loop_lag(adapter), name="loop lag"))
     state = State(
         provider=adapter.provider,
         metrics=adapter.metrics,
@@ -221,6 +222,22 @@ async def _reload_certs(adapter: Adapter) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(adapter.stop.wait(), 10)
         adapter.tls.reload_if_changed()
+
+
+async def _watch_loop_lag(adapter: Adapter, tick: float = 0.1, window: float = 10.0) -> None:
+    """Report how late the event loop runs (everything here shares one loop, so lag is latency)."""
+    loop = asyncio.get_running_loop()
+    worst, window_start = 0.0, loop.time()
+    while not adapter.stop.is_set():
+        before = loop.time()
+        await asyncio.sleep(tick)
+        lag = loop.time() - before - tick
+        worst = max(worst, lag)
+        if lag > 0.5:
+            log.warning("event loop was blocked", seconds=round(lag, 3))
+        if loop.time() - window_start >= window:
+            adapter.metrics.loop_lag.set(worst)
+            worst, window_start = 0.0, loop.time()
 
 
 async def shutdown(adapter: Adapter) -> None:

@@ -92,6 +92,11 @@ class AdapterMetrics:
         self.discovered = Gauge(
             "metrics_adapter_discovered_metrics", "Metrics currently served, by API.", ["api"], registry=r
         )
+        self.loop_lag = Gauge(
+            "metrics_adapter_event_loop_lag_seconds",
+            "Longest time the event loop was late in the last 10 s: how long a ready request could wait.",
+            registry=r,
+        )
         self.authz = Counter(
             "metrics_adapter_authorization_checks",
             "Authorization decisions, by result and whether the decision came from the cache.",

@@ -67,7 +67,7 @@ def build_server(state: State, **kwargs: Any) -> web.Server:
     return web.Server(handler, **kwargs)
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=65536)
 def _parse_cached(text: str, where: str) -> Selector:
     return parse_selector(text, where=where)
 

@@ -16,7 +16,6 @@ import ipaddress
 import os
 import socket
 import ssl
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,10 +155,3 @@ class ServerTLS:
         log.info("serving certificate reloaded", cert=str(self.files.cert))
         return True
 
-
-def write_temp_pem(pem: str) -> str:
-    """Write ``pem`` to a private temp file (for APIs that only take paths)."""
-    fd, path = tempfile.mkstemp(prefix="metrics-adapter-", suffix=".pem")
-    with os.fdopen(fd, "w") as f:
-        f.write(pem)
-    return path

@@ -6,8 +6,9 @@ exactly what it means to ``kubectl``. The calls themselves go through aiohttp ra
 package's blocking client: the adapter keeps long-running watches (object labels, the
 authentication ConfigMap) and makes authorization calls on the request path; the blocking
 client needs a thread per watch and per concurrent call and decodes every object into model
-classes the adapter does not use. ``python -m bench.adapter_kubeclient`` measures both on a
-real cluster; the figures are in the README.
+classes the adapter does not use. Measured on a real cluster (``python -m bench.adapter_clients``):
+a SubjectAccessReview costs 2.3 ms wall / 2.4 ms CPU through the package in threads against
+0.9 / 0.6 ms here, and listing 1000 objects 92 / 86 ms against 25 / 21 ms (metadata only).
 
 Errors are ``KubeError`` (an ``UpstreamError`` with source ``kubernetes <server>``) carrying
 the HTTP status and the API's Status message.
@@ -178,9 +179,10 @@ class KubeClient:
                     )
                 buf = b""
                 async for chunk in resp.content.iter_any():
-                    buf += chunk
-                    while b"\n" in buf:
-                        line, buf = buf.split(b"\n", 1)
+                    # One split per chunk: splitting off one line at a time copies the rest of a
+                    # large chunk (a burst of events) once per line.
+                    *lines, buf = (buf + chunk).split(b"\n")
+                    for line in lines:
                         if line.strip():
                             yield json.loads(line)
         except KubeError:

@@ -47,6 +47,10 @@ def collection_path(info: ResourceInfo) -> str:
 class _Store:
     info: ResourceInfo
     objects: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)  # ns → name → labels
+    # ns → (key, value) → names, and ns → key → names: equality, set and existence requirements
+    # pick their candidates here instead of scanning the namespace.
+    by_pair: dict[str, dict[tuple[str, str], set[str]]] = field(default_factory=dict)
+    by_key: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     generations: dict[str, int] = field(default_factory=dict)
     selections: dict[tuple[str, str], tuple[int, list[str]]] = field(default_factory=dict)
     synced: asyncio.Event = field(default_factory=asyncio.Event)
@@ -62,15 +66,42 @@ class _Store:
         ns, name = meta.get("namespace") or "", meta.get("name")
         if not name:
             return
-        if kind == "DELETED":
-            if self.objects.get(ns, {}).pop(name, None) is not None:
-                self.bump(ns)
-        else:
-            labels = meta.get("labels") or {}
-            bucket = self.objects.setdefault(ns, {})
-            if bucket.get(name) != labels:
-                bucket[name] = labels
-                self.bump(ns)
+        bucket = self.objects.setdefault(ns, {})
+        old = bucket.get(name)
+        labels = None if kind == "DELETED" else (meta.get("labels") or {})
+        if old == labels:
+            return
+        pairs, keys = self.by_pair.setdefault(ns, {}), self.by_key.setdefault(ns, {})
+        if old is not None:
+            del bucket[name]
+            for k, v in old.items():
+                pairs[(k, v)].discard(name)
+                keys[k].discard(name)
+        if labels is not None:
+            bucket[name] = labels
+            for k, v in labels.items():
+                pairs.setdefault((k, v), set()).add(name)
+                keys.setdefault(k, set()).add(name)
+        self.bump(ns)
+
+    def select(self, ns: str, selector: Selector) -> list[str]:
+        objects = self.objects.get(ns, {})
+        pairs, keys = self.by_pair.get(ns, {}), self.by_key.get(ns, {})
+        candidates: set[str] | None = None
+        for r in selector.requirements:
+            if r.op in ("=", "=="):
+                found = pairs.get((r.key, r.values[0]), set())
+            elif r.op == "in":
+                found = set().union(*(pairs.get((r.key, v), set()) for v in r.values))
+            elif r.op == "exists":
+                found = keys.get(r.key, set())
+            else:
+                continue
+            candidates = set(found) if candidates is None else candidates & found
+            if not candidates:
+                return []
+        pool = objects.keys() if candidates is None else candidates
+        return sorted(n for n in pool if selector.matches(objects[n]))
 
 
 class ObjectIndex:
@@ -113,8 +144,8 @@ class ObjectIndex:
         cached = store.selections.get((ns, sel))
         if cached is not None and cached[0] == gen:
             return cached
-        names = sorted(n for n, labels in store.objects.get(ns, {}).items() if selector.matches(labels))
-        if len(store.selections) > 10000:
+        names = store.select(ns, selector)
+        if len(store.selections) > 100_000:
             store.selections.clear()  # bound memory against many distinct selectors
         store.selections[(ns, sel)] = (gen, names)
         return gen, names
@@ -133,7 +164,7 @@ class ObjectIndex:
                     fresh.apply("ADDED", item)
                 for ns in set(store.objects) | set(fresh.objects):
                     store.bump(ns)
-                store.objects = fresh.objects
+                store.objects, store.by_pair, store.by_key = fresh.objects, fresh.by_pair, fresh.by_key
                 store.error = None
                 store.synced.set()
                 backoff = 0.5

@@ -2,11 +2,12 @@
 
 Why not prometheus-api-client (the design card's choice)? It is a blocking ``requests`` client,
 so every call needs a worker thread, and it returns the same parsed JSON we read here.
-Measured on this machine (``python -m bench.adapter_promclient``, same Prometheus, same
-query): it costs more per query than aiohttp on the event loop and caps concurrency at the
-thread pool; the adapter's job is many small concurrent queries, so it talks to the API
-directly. The client keeps prometheus-adapter's connection flags: bearer token file, CA file,
-client certificate, extra headers, GET or POST.
+Measured on this machine (``python -m bench.adapter_clients``, same Prometheus, same query,
+16 concurrent): 2.1 ms and 1.8 ms of CPU per query through the library in a thread pool,
+0.8 ms and 0.45 ms of CPU with aiohttp on the event loop (2.5x the latency, 4x the CPU). The
+adapter's job is many small concurrent queries, so it talks to the API directly. The client
+keeps prometheus-adapter's connection flags: bearer token file, CA file, client certificate,
+extra headers, GET or POST.
 
 Errors are ``UpstreamError`` with ``source`` = ``prometheus <url>`` (credentials stripped) and
 the reason: unreachable, timeout, HTTP status with Prometheus's own error text, bad payload.

@@ -79,6 +79,8 @@ queues:
   namespace: ma-shop
   labels: {queue: b}
   rabbitmq: {url: "RABBIT", vhost: /, queue: shop-b, count: total}
+- name: jobs_backlog
+  redis: {url: "REDIS", list: ma-jobs}
 """
 
 FAST = ["--metrics-relist-interval=2s", "--refresh-interval=1s", "--max-staleness=10s"]
@@ -90,6 +92,7 @@ class Stack:
     prometheus: services.Prometheus
     exporter: Exporter
     rabbitmq: services.RabbitMQ
+    redis: services.Redis
     adapter: RunningAdapter
     apiserver_log_offset: int = 0  # kube-apiserver's log size when the APIServices were registered
     cleanup: list[Callable[[], None]] = field(default_factory=list)
@@ -129,18 +132,18 @@ def rabbit_url(rabbit: services.RabbitMQ) -> str:
     return f"http://{rabbit.username}:{rabbit.password}@{procs.url_host(rabbit.host)}:{rabbit.management_port}"
 
 
-def stack_config(rabbit: services.RabbitMQ) -> str:
-    return STACK_CONFIG.replace("RABBIT", rabbit_url(rabbit))
+def stack_config(rabbit: services.RabbitMQ, redis: services.Redis) -> str:
+    return STACK_CONFIG.replace("RABBIT", rabbit_url(rabbit)).replace("REDIS", redis.url)
 
 
-def _start_stack(cluster: ClusterInfo, rabbit: services.RabbitMQ, directory: Path) -> Stack:
+def _start_stack(cluster: ClusterInfo, rabbit: services.RabbitMQ, redis: services.Redis, directory: Path) -> Stack:
     prom = services.start_prometheus(cluster.ip_family)
     exporter = Exporter(cluster.host).start()
     prom.add_target("e2e-exporter", exporter.address)
     for q in ("orders", "hpa-orders", "shop-a", "shop-b"):
         rabbit.declare_queue(q)
-    adapter = start_adapter(cluster, directory, stack_config(rabbit), prometheus_url=prom.url, extra_args=FAST)
-    stack = Stack(cluster, prom, exporter, rabbit, adapter)
+    adapter = start_adapter(cluster, directory, stack_config(rabbit, redis), prometheus_url=prom.url, extra_args=FAST)
+    stack = Stack(cluster, prom, exporter, rabbit, redis, adapter)
     stack.cleanup += [prom.stop, exporter.stop, adapter.stop]
     try:
         stack.apiserver_log_offset = (cluster.directory / "logs" / "kube-apiserver.log").stat().st_size
@@ -177,7 +180,9 @@ def _stack_for(
 ) -> Stack:
     if cluster.ip_family not in stacks:
         rabbit: services.RabbitMQ = request.getfixturevalue("rabbitmq")
-        stacks[cluster.ip_family] = _start_stack(cluster, rabbit, Path(tmp.mktemp(f"adapter-{cluster.ip_family}")))
+        redis: services.Redis = request.getfixturevalue("redis_server")
+        directory = Path(tmp.mktemp(f"adapter-{cluster.ip_family}"))
+        stacks[cluster.ip_family] = _start_stack(cluster, rabbit, redis, directory)
     return stacks[cluster.ip_family]
 
 

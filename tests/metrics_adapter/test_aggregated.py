@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import redis as redis_client
 from kubernetes import client
 
 from e2e import procs
@@ -119,7 +120,13 @@ def test_group_and_discovery_documents(scene: Scene) -> None:
         assert all(r["kind"] == "MetricValueList" and r["verbs"] == ["get"] for r in doc["resources"])
     code, ext = scene.stack.raw(EM)
     assert code == 0, ext
-    assert [r["name"] for r in ext["resources"]] == ["hpa_backlog", "orders_backlog", "queue_messages", "shop_backlog"]
+    assert [r["name"] for r in ext["resources"]] == [
+        "hpa_backlog",
+        "jobs_backlog",
+        "orders_backlog",
+        "queue_messages",
+        "shop_backlog",
+    ]
     assert all(r["namespaced"] and r["kind"] == "ExternalMetricValueList" for r in ext["resources"])
 
 
@@ -291,6 +298,16 @@ def test_queue_backlog_as_external_metric(scene: Scene) -> None:
         {"metricName": "orders_backlog", "metricLabels": {}, "timestamp": "T", "value": "3"}
     ]
     assert recent(body["items"][0]["timestamp"])
+
+
+def test_redis_list_length_as_external_metric(scene: Scene) -> None:
+    """A Redis list's length is served too: the same path works for every broker kind."""
+    r = redis_client.Redis.from_url(scene.stack.redis.url)
+    r.delete("ma-jobs")
+    r.rpush("ma-jobs", *[f"j{i}" for i in range(7)])
+    body = scene.stack.wait_raw(f"{EM}/namespaces/{scene.ns}/jobs_backlog", lambda b: b["items"][0]["value"] == "7")
+    assert body["items"][0]["metricName"] == "jobs_backlog" and recent(body["items"][0]["timestamp"])
+    r.close()
 
 
 def test_queue_entries_sharing_a_name_form_one_metric(scene: Scene) -> None:

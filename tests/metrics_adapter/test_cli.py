@@ -21,7 +21,7 @@ def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 def test_check_lists_what_would_be_served(stack_ipv4: Stack, tmp_path: Path) -> None:
     """`check` discovers series, runs one query per rule, reads each queue, and prints every metric (exit 0)."""
     cfg = tmp_path / "adapter.yaml"
-    cfg.write_text(stack_config(stack_ipv4.rabbitmq))
+    cfg.write_text(stack_config(stack_ipv4.rabbitmq, stack_ipv4.redis))
     stack_ipv4.exporter.set("e2e_inflight_requests", {"namespace": "cli", "pod": "p"}, 1)
     stack_ipv4.exporter.set("e2e_node_load", {"node": "n"}, 1)
     procs.wait_until("series scraped", lambda: stack_ipv4.prometheus.query("e2e_node_load"), timeout=30)
