@@ -6,6 +6,8 @@ probes on a free loopback port, and stops with SIGTERM (checking the exit code) 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -84,8 +86,10 @@ class DaemonProcess:
         return code
 
     def kill(self) -> None:
+        """SIGKILL (``kill -9``): no cleanup of any kind, as when a node dies."""
         if self.proc is not None:
-            procs.kill_group(self.proc.pid, timeout=0.1)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.popen.wait(timeout=5)
             self.proc = None
 
