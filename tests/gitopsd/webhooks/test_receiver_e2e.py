@@ -373,7 +373,7 @@ def test_deleted_branch_triggers_its_environment_to_report_it_gone(hooked: Hooke
 
     def stalled() -> bool:
         ready = next(c for c in env_object(h.cluster, h.ops, "doomed")["status"]["conditions"] if c["type"] == "Ready")
-        return ready["status"] == "False" and ready["reason"] == "RefNotFound"
+        return bool(ready["status"] == "False" and ready["reason"] == "RefNotFound")
 
     wait_for("doomed Ready=False RefNotFound", stalled, timeout=30)
     assert kubectl(h.cluster, "get", "configmap", "app", "-n", target).returncode == 0  # nothing was deleted
