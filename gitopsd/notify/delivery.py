@@ -118,6 +118,8 @@ class Delivery:
 
     async def _work(self) -> None:
         while True:
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                return  # out of drain time: what is left is counted as dropped
             event = await self._queue.get()
             if event is None:
                 return

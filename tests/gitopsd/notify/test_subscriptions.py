@@ -1,0 +1,53 @@
+"""spec.notify: parsing with field-named errors, and which events a subscription wants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gitopsd.errors import SpecError
+from gitopsd.notify.subscriptions import Subscription, parse_subscriptions
+from tests.gitopsd.notify.events import event
+
+
+def test_parse() -> None:
+    """Defaults: every event, severity info; events become a set."""
+    subs = parse_subscriptions([{"notifier": "team"}, {"notifier": "audit", "events": ["deploy.failed"],
+                                                       "severity": "error"}])  # fmt: skip
+    assert subs == (Subscription("team"), Subscription("audit", frozenset({"deploy.failed"}), "error"))
+    assert parse_subscriptions(None) == ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"notifier": "a"}, "spec.notify: must be a list"),
+        (["team"], "spec.notify[0]: must be an object"),
+        ([{}], "spec.notify[0].notifier: required"),
+        ([{"notifier": "Team"}], "spec.notify[0].notifier: required"),
+        ([{"notifier": "a", "channel": "#x"}], "spec.notify[0].channel: unknown field"),
+        ([{"notifier": "a", "events": "deploy.failed"}], "spec.notify[0].events: must be a non-empty list"),
+        ([{"notifier": "a", "events": ["deploy.failed", "oops"]}], "spec.notify[0].events[1]: unknown event 'oops'"),
+        ([{"notifier": "a", "severity": "warn"}], "spec.notify[0].severity: must be info or error"),
+        ([{"notifier": "a"}, {"notifier": "a"}], "spec.notify: lists a notifier twice ('a')"),
+        ([{"notifier": f"n{i}"} for i in range(33)], "spec.notify: at most 32"),
+    ],
+)
+def test_bad_subscriptions_name_the_field(raw: Any, message: str) -> None:
+    """Each mistake is a SpecError naming the field."""
+    with pytest.raises(SpecError) as info:
+        parse_subscriptions(raw)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_wants_filters_by_type_and_severity() -> None:
+    """An events list picks types; severity error keeps failures, rollbacks and holds only."""
+    failures = Subscription("a", severity="error")
+    assert failures.wants(event("health.failed")) and failures.wants(event("revision.held"))
+    assert not failures.wants(event("deploy.succeeded")) and not failures.wants(event("deploy.started"))
+    picked = Subscription("a", frozenset({"deploy.succeeded", "deploy.failed"}))
+    assert picked.wants(event("deploy.succeeded")) and not picked.wants(event("health.failed"))
+    both = Subscription("a", frozenset({"deploy.succeeded", "deploy.failed"}), "error")
+    assert both.wants(event("deploy.failed")) and not both.wants(event("deploy.succeeded"))
+    assert Subscription("a").wants(event("resumed"))
