@@ -9,7 +9,8 @@ holds the new commit is seen on a watch of the API server: that is "all objects 
 - webhook latency: from sending the hook (the commit is already pushed) to all 20 applied;
   ``--pushes`` times (default 50), one push at a time (the next once the Environment's status
   has recorded the previous one, so reconciles do not queue behind each other);
-- poll latency: from ``git push`` returning to all 20 applied, ``--poll-pushes`` times (default 12), each at a random point of the 5s cycle.
+- poll latency: from ``git push`` returning to all 20 applied, ``--poll-pushes`` times
+  (default 12), each pushed at a random point of the 5s cycle.
 
 Prints JSON: p50 / p99 / mean / max of each, the ratio of the poll p50 to the webhook p50, and
 the issue's goals (webhook p50 < 1 s, p99 < 3 s).
