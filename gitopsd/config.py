@@ -72,6 +72,7 @@ class NotifierConfig:
     timeout: float = 10.0
     retries: int = 6
     queue_size: int = 1000
+    backoff: float = 1.0  # first retry delay; doubles per retry, up to a minute
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +162,8 @@ def parse_daemon_config(raw: Mapping[str, Any], *, pod_namespace: str | None = N
 
 def _notifier(raw: Any, where: str, default_ns: str | None) -> NotifierConfig:
     spec = _map(raw, where, required=True)
-    _known(spec, {"name", "type", "url", "secretRef", "repository", "timeout", "retries", "queueSize"}, where)
+    fields = {"name", "type", "url", "secretRef", "repository", "timeout", "retries", "queueSize", "backoff"}
+    _known(spec, fields, where)
     name = spec.get("name")
     if not isinstance(name, str) or not _NAME.match(name) or len(name) > 63:
         raise ConfigError(f"{where}.name: required, lowercase letters, digits and '-' (got {name!r})")
@@ -192,7 +194,10 @@ def _notifier(raw: Any, where: str, default_ns: str | None) -> NotifierConfig:
         raise ConfigError(f"{where}.timeout: must be more than 0")
     retries = _int(spec, "retries", 6, 0, 20, where)
     queue_size = _int(spec, "queueSize", 1000, 1, 100_000, where)
-    return NotifierConfig(name, kind, url, ref, repository, timeout, retries, queue_size)
+    backoff = _duration(spec.get("backoff", "1s"), f"{where}.backoff")
+    if not 0 < backoff <= 60:
+        raise ConfigError(f"{where}.backoff: must be more than 0 and at most 1m")
+    return NotifierConfig(name, kind, url, ref, repository, timeout, retries, queue_size, backoff)
 
 
 def _leader_election(raw: Any) -> LeaderElectionConfig:

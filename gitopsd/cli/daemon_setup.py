@@ -23,7 +23,7 @@ from gitopsd.leader import Elector, LeaderElector, LeaseSettings, NoElection, de
 from gitopsd.metrics import Metrics
 from gitopsd.notify.dispatcher import Notifications
 from gitopsd.secretstore import SecretRef, SecretStore, SecretUnavailable
-from gitopsd.webhooks.receiver import Receiver
+from gitopsd.webhooks.receiver import Receiver, ReceiverSettings
 from gitopsd.webhooks.signatures import Provider
 
 
@@ -37,6 +37,12 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--webhook-advertise-url",
         help="this replica's receiver URL as other replicas reach it, for forwarding (default http://$POD_IP:PORT)",
+    )
+    group.add_argument(
+        "--webhook-read-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a webhook request's body may take to arrive (default 10; slower clients get 408)",
     )
     group.add_argument(
         "--leader-elect",
@@ -70,6 +76,7 @@ def load_config(args: argparse.Namespace) -> ConfigFile:
 class Plan:
     settings: Settings
     lease: LeaseSettings | None  # None: leader election off
+    receiver: ReceiverSettings
 
 
 def plan(args: argparse.Namespace, cfg: ConfigFile, base: Settings) -> Plan:
@@ -82,13 +89,18 @@ def plan(args: argparse.Namespace, cfg: ConfigFile, base: Settings) -> Plan:
             raise CliError(f"--shard-selector: {exc}", code=2) from None
     hooks = bool(cfg.daemon.webhooks)
     host, port = address("--webhook-bind-address", args.webhook_bind_address)
+    if not 0 < args.webhook_read_timeout <= 600:
+        raise CliError(
+            f"--webhook-read-timeout {args.webhook_read_timeout:g}: must be more than 0 and at most 600", code=2
+        )
+    receiver = ReceiverSettings(read_timeout=args.webhook_read_timeout)
     settings = dataclasses.replace(
         base, label_selector=selector, webhook_host=host, webhook_port=port if hooks else None
     )
     election = cfg.daemon.leader_election
     enabled = args.leader_elect if args.leader_elect is not None else bool(election.enabled)
     if not enabled:
-        return Plan(settings, None)
+        return Plan(settings, None, receiver)
     namespace = (
         election.namespace or os.environ.get("POD_NAMESPACE") or (None if args.all_namespaces else args.namespace)
     )
@@ -107,7 +119,7 @@ def plan(args: argparse.Namespace, cfg: ConfigFile, base: Settings) -> Plan:
         retry_period=election.retry_period,
         webhook_url=(args.webhook_advertise_url or _advertise(host, port)) if hooks else None,
     )
-    return Plan(settings, lease)
+    return Plan(settings, lease, receiver)
 
 
 async def load_secrets(args: argparse.Namespace, cfg: ConfigFile, kube: Kube) -> SecretStore:
@@ -138,7 +150,8 @@ def build(kube: Kube, cfg: ConfigFile, chosen: Plan, store: SecretStore, metrics
             value = store.get(ref) if ref is not None else None
             return (value,) if value else None
 
-        daemon.webhooks = Receiver(daemon, secrets, leadership=elector, registry=metrics.registry).app
+        receiver = Receiver(daemon, secrets, leadership=elector, settings=chosen.receiver, registry=metrics.registry)
+        daemon.webhooks = receiver.app
     return daemon
 
 

@@ -37,7 +37,6 @@ class Notifications:
         registry: CollectorRegistry | None = None,
         subscriptions: Lookup | None = None,
         drain: float = 5.0,
-        retry_base: float = 1.0,
     ) -> None:
         self.secret = secret
         self.subscriptions: Lookup = subscriptions or (lambda _ns, _name: ())
@@ -47,7 +46,7 @@ class Notifications:
                 n.name,
                 self._renderer(n),
                 self.metrics,
-                policy=RetryPolicy(retries=n.retries, timeout=n.timeout, base=retry_base),
+                policy=RetryPolicy(retries=n.retries, timeout=n.timeout, base=n.backoff),
                 queue_size=n.queue_size,
                 drain=drain,
             )
