@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -275,6 +276,9 @@ async def run(opts: Options) -> int:
         )
         for w in opts.config.warnings:
             log.warning("config", warning=w)
+        # Everything built so far lives as long as the process: keep it out of the collector's
+        # full passes, which otherwise walk it on the request path.
+        gc.freeze()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, adapter.stop.set)
