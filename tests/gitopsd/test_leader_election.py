@@ -106,6 +106,21 @@ async def test_two_electors_share_one_lease(gitopsd_crd: ClusterInfo, ops: str) 
         await a.release()
 
 
+async def test_a_leader_whose_lease_is_taken_stops_leading(gitopsd_crd: ClusterInfo, ops: str) -> None:
+    """Someone else holds the Lease now (an operator's edit, a split brain): keep() raises LeadershipLost."""
+    from gitopsd.leader import LeadershipLost
+
+    async with Kube.from_kubeconfig(gitopsd_crd.kubeconfig) as kube:
+        a = LeaderElector(kube, LeaseSettings(ops, "taken", "a", 5.0, 3.0, 0.2))
+        stop = asyncio.Event()
+        assert await a.acquire(stop)
+        lease = await kube.get(LEASES.path(ops, "taken"))
+        lease["spec"]["holderIdentity"] = "intruder"
+        await kube.replace(LEASES.path(ops, "taken"), lease)
+        with pytest.raises(LeadershipLost, match="was taken by intruder"):
+            await asyncio.wait_for(a.keep(stop), timeout=5)
+
+
 def _config(path: Path, ops: str, **extra: Any) -> Path:
     path.write_text(json.dumps({"apiVersion": "gitopsd.dev/v1alpha1", "kind": "DaemonConfig",
                                 "leaderElection": {"enabled": True, **LEASE}, **extra}))  # fmt: skip
@@ -186,6 +201,31 @@ def test_only_the_leader_reconciles_and_standbys_take_over(
             if daemon.proc is not None:
                 assert daemon.stop() == 0, daemon.log_text()[-2000:]
         kubectl(cluster, "delete", "namespace", target, "--wait=false")
+
+
+def test_a_daemon_that_loses_its_lease_stops_and_exits_1(
+    gitopsd_crd: ClusterInfo, ops: str, repo: WorkRepo, tmp_path: Path
+) -> None:
+    """The Lease taken over under a running leader: it stops reconciling at once and exits 1 (to rejoin as standby)."""
+    cluster = gitopsd_crd
+    config = _config(tmp_path / "config.yaml", ops)
+    daemon = DaemonProcess(cluster.kubeconfig, tmp_path / "d", f"--namespace={ops}", f"--config={config}").start()
+    try:
+        wait_for("it leads", lambda: _holder(cluster, ops, "gitopsd") == _identity(daemon), timeout=20)
+        lease = _lease(cluster, ops, "gitopsd")
+        lease["spec"]["holderIdentity"] = "someone-else"
+        lease["spec"]["leaseDurationSeconds"] = 60
+        out = kubectl(cluster, "replace", "-f", "-", input=json.dumps(lease))
+        assert out.returncode == 0, out.stderr
+        assert daemon.proc is not None
+        assert daemon.proc.popen.wait(timeout=20) == 1
+        daemon.proc = None
+        text = daemon.log_text()
+        assert "leadership lost: stopping all work now" in text and "was taken by someone-else" in text
+        assert _holder(cluster, ops, "gitopsd") == "someone-else"  # it did not release what it no longer held
+    finally:
+        if daemon.proc is not None:
+            daemon.stop()
 
 
 def test_two_shards_each_reconcile_only_their_environments(
