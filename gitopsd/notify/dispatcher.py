@@ -1,7 +1,9 @@
 """The reconciler's ``Announcer``: each event goes to the notifiers its Environment subscribed to.
 
 ``announce`` runs on the reconcile path, so it only looks up the subscriptions and appends to
-queues; the requests are built (with the current secret values) and sent by each notifier's
+queues; an event identical (same id) to the one just announced for the same Environment is
+dropped, so a failure reported twice in other words (a health check that "timed out", then is
+"not ready") reaches people once; the requests are built (with the current secret values) and sent by each notifier's
 ``Delivery`` task. Events exist only for state transitions, which the Environment's persisted
 status records, so a restarted daemon does not announce (or send) them again.
 """
@@ -53,8 +55,15 @@ class Notifications:
             for n in notifiers
         }
         self._missing: set[tuple[str, str, str]] = set()
+        self._last: dict[str, str] = {}  # Environment uid -> id of the last event announced
 
     def announce(self, event: LifecycleEvent) -> None:
+        if self._last.get(event.uid) == event.id:
+            log.debug("repeated event not sent again", environment=event.environment, event_type=event.type)
+            return
+        self._last[event.uid] = event.id
+        if len(self._last) > 100_000:  # bounded: forget the oldest Environment
+            self._last.pop(next(iter(self._last)))
         try:
             subscriptions = self.subscriptions(event.namespace, event.environment)
         except Exception:  # the Announcer contract: never raise into the reconciler

@@ -76,7 +76,7 @@ def setup(gitopsd_crd: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) ->
     tmp = tmp_path_factory.mktemp("notify")
     suffix = secrets.token_hex(3)
     ops, app = f"notify-{suffix}", f"notify-app-{suffix}"
-    for ns in (ops, app):
+    for ns in (ops, app, f"{app}-auto"):
         assert kubectl(cluster, "create", "namespace", ns).returncode == 0
     receiver = Receiver(_flaky(Counter()))
     silent = Silent()
@@ -88,6 +88,7 @@ def setup(gitopsd_crd: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) ->
     )
     notifiers = [
         {"name": "audit", "type": "webhook", "url": receiver.url("/audit"), "secretRef": {"name": "audit"}},
+        {"name": "auto", "type": "webhook", "url": receiver.url("/auto"), "secretRef": {"name": "audit"}},
         {"name": "flaky", "type": "webhook", "url": receiver.url("/flaky"), "secretRef": {"name": "audit"},
          "backoff": "200ms", "retries": 4},
         {"name": "team", "type": "slack", "secretRef": {"name": "slack"}},
@@ -116,8 +117,12 @@ def setup(gitopsd_crd: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) ->
             {"notifier": "gitea"},
             {"notifier": "dead"},
         ]
-        apply_objects(cluster, env)
+        # The same release with rollback.auto: its failure is rolled back and the bad revision held.
+        auto = environment("auto", ops, repo.file_url, target=f"{app}-auto", interval="2s", branch="main",
+                           wait={"timeout": "5s"}, rollback={"auto": True}, notify=[{"notifier": "auto"}])  # fmt: skip
+        apply_objects(cluster, env, auto)
         wait_ready(cluster, ops, "app", revision=f"main@sha1:{good}")
+        wait_ready(cluster, ops, "auto", revision=f"main@sha1:{good}")
         bad = repo.commit(
             {"deploy/web.yaml": DEPLOYMENT.format(never=', e2e.gitopsd.dev/never-ready: "true"', tag="2")}
         )
@@ -127,7 +132,7 @@ def setup(gitopsd_crd: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) ->
         code = daemon.stop()
         receiver.stop()
         silent.stop()
-        for ns in (ops, app):
+        for ns in (ops, app, f"{app}-auto"):
             kubectl(cluster, "delete", "namespace", ns, "--wait=false")
     assert code == 0, daemon.log_text()[-3000:]
 
@@ -153,6 +158,23 @@ def test_deploy_and_failed_release_arrive_in_order_signed(setup: Setup) -> None:
     assert audit[-1].json()["severity"] == "error" and audit[-1].json()["reason"] == "HealthCheckFailed"
     assert audit[-1].json()["previousRevision"] == f"main@sha1:{s.commits[0]}"
     assert len({r.headers["X-Event-Id"] for r in audit}) == 4
+
+
+def test_a_failed_release_rolled_back_automatically_is_told_in_order(setup: Setup) -> None:
+    """rollback.auto: started, succeeded, started, health.failed, rollback.performed, revision.held, healthy again."""
+    s = setup
+    good, bad = (c[:8] for c in s.commits)
+    wait_for("7 events for auto", lambda: len(s.receiver.at("/auto")) >= 7, timeout=60)
+    time.sleep(1)
+    received = s.receiver.at("/auto")
+    assert all(r.signed_with(AUDIT_SECRET) for r in received)
+    assert _events(received) == [
+        ("deploy.started", good), ("deploy.succeeded", good), ("deploy.started", bad), ("health.failed", bad),
+        ("rollback.performed", good), ("revision.held", bad), ("deploy.succeeded", good),
+    ]  # fmt: skip
+    rollback = received[4].json()
+    assert rollback["severity"] == "error" and "Rolled back to release 1" in rollback["message"]
+    assert received[5].json()["reason"] == "HealthCheckFailed"
 
 
 def test_a_receiver_failing_twice_gets_each_event_exactly_once(setup: Setup) -> None:
@@ -226,7 +248,8 @@ def test_a_restart_sends_nothing_again(setup: Setup, tmp_path: Path) -> None:
     """After a restart and several reconciles of the same state, no receiver gets a new request."""
     s = setup
     time.sleep(2)
-    counts = {p: len(s.receiver.at(p)) for p in ("/audit", "/flaky", "/slack", "/github", "/gitlab", "/gitea")}
+    paths = ("/audit", "/auto", "/flaky", "/slack", "/github", "/gitlab", "/gitea")
+    counts = {p: len(s.receiver.at(p)) for p in paths}
     assert s.daemon.stop() == 0
     s.daemon.start()
     wait_for(

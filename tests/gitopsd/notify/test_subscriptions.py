@@ -51,3 +51,20 @@ def test_wants_filters_by_type_and_severity() -> None:
     both = Subscription("a", frozenset({"deploy.succeeded", "deploy.failed"}), "error")
     assert both.wants(event("deploy.failed")) and not both.wants(event("deploy.succeeded"))
     assert Subscription("a").wants(event("resumed"))
+
+
+def test_the_dispatcher_drops_an_immediate_repeat_of_the_same_event() -> None:
+    """The same event id twice in a row for one Environment is sent once; after another event it is sent again."""
+    from gitopsd.config import NotifierConfig
+    from gitopsd.notify.dispatcher import Notifications
+
+    notifications = Notifications(
+        [NotifierConfig("audit", "webhook", "https://audit.example.com", None)],
+        lambda _ref: None,
+        subscriptions=lambda _ns, _name: (Subscription("audit"),),
+    )
+    queue = notifications.deliveries["audit"]._queue
+    failed, succeeded = event("health.failed"), event("deploy.succeeded")
+    for e in (failed, failed, succeeded, failed):
+        notifications.announce(e)
+    assert [queue.get_nowait() for _ in range(queue.qsize())] == [failed, succeeded, failed]
