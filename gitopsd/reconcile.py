@@ -199,6 +199,7 @@ class Reconciler:
             me = asyncio.current_task()
             if uid in self._preempted and task.cancelled() and not (me is not None and me.cancelling()):
                 log.info("sync preempted by a rollback request", environment=state.env.key)
+                self.ledgers.forget(uid)  # a record write may have been cut short: read them again
                 return Outcome("preempted")
             raise
         finally:

@@ -106,8 +106,24 @@ class Ledger:
         """Steps 1-2: settle what ``wanted`` replaces, then record it (or reuse its leftover record).
 
         ``wanted.number`` is ignored: the next number is taken. ``replaces`` is the verdict given
-        to a current release still Pending (Superseded by a sync, RolledBack by a rollback).
+        to a current release still Pending (Superseded by a sync, RolledBack by a rollback). When
+        the number turns out taken (another writer, or our own write cut short by a preemption),
+        the records are read again and the decision made once more, so a record cut short is
+        reused rather than recorded twice.
         """
+        try:
+            return await self._begin(status, wanted, manifests, replaces)
+        except RecordExists:
+            await self.reload()
+        try:
+            return await self._begin(status, wanted, manifests, replaces)
+        except RecordExists as exc:
+            await self.reload()
+            raise GitopsdError(str(exc), reason="Conflict") from None
+
+    async def _begin(
+        self, status: Mapping[str, Any], wanted: ReleaseInfo, manifests: Sequence[Manifest], replaces: Result
+    ) -> ReleaseInfo:
         now = wanted.applied_at
         leftover = self.leftover(status)
         if leftover is not None and _same_intent(leftover, wanted):
@@ -121,11 +137,7 @@ class Ledger:
         if current is not None and current.result is Result.PENDING:
             await self.settle(current, replaces, now, f"replaced by {wanted.note or wanted.revision}")
         info = replace(wanted, number=self.next_number(status), result=Result.PENDING)
-        try:
-            written = await self.store.write(self.owner, info, manifests)
-        except RecordExists as exc:
-            await self.reload()  # another writer: learn its numbers, try again next reconcile
-            raise GitopsdError(str(exc), reason="Conflict") from None
+        written = await self.store.write(self.owner, info, manifests)
         self.last_write = written
         self.records[written.info.number] = written.info
         self.bundles = {written.info.number: tuple(manifests)}
