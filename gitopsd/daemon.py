@@ -69,6 +69,9 @@ class Settings:
     git_timeout: float = 60.0
     webhook_host: str = "0.0.0.0"  # noqa: S104 (Git hosts must reach it)
     webhook_port: int | None = None  # None: no webhook receiver
+    # A webhook connection that has not sent a whole request within this is closed (slow or
+    # idle clients hold no socket for long; aiohttp's own default is an hour).
+    webhook_idle_timeout: float = 15.0
 
 
 Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
@@ -169,7 +172,10 @@ class Daemon:
         runners = [runner]
         if self.webhooks is not None:
             hooks, self.webhook_port = await _serve(
-                self.webhooks(), self.settings.webhook_host, self.settings.webhook_port or 0
+                self.webhooks(),
+                self.settings.webhook_host,
+                self.settings.webhook_port or 0,
+                keepalive_timeout=self.settings.webhook_idle_timeout,
             )
             runners.append(hooks)
         log.info(
@@ -386,8 +392,8 @@ class Daemon:
                 log.warning("status not written", environment=_key(obj), error=str(write_error))
 
 
-async def _serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int | None]:
-    runner = web.AppRunner(app, access_log=None)
+async def _serve(app: web.Application, host: str, port: int, **options: Any) -> tuple[web.AppRunner, int | None]:
+    runner = web.AppRunner(app, access_log=None, **options)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -42,7 +42,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
         "--webhook-read-timeout",
         type=float,
         default=10.0,
-        help="seconds a webhook request's body may take to arrive (default 10; slower clients get 408)",
+        help="seconds a webhook request may take to arrive: its body (else 408), its headers (else the "
+        "connection is closed) (default 10)",
     )
     group.add_argument(
         "--leader-elect",
@@ -95,7 +96,11 @@ def plan(args: argparse.Namespace, cfg: ConfigFile, base: Settings) -> Plan:
         )
     receiver = ReceiverSettings(read_timeout=args.webhook_read_timeout)
     settings = dataclasses.replace(
-        base, label_selector=selector, webhook_host=host, webhook_port=port if hooks else None
+        base,
+        label_selector=selector,
+        webhook_host=host,
+        webhook_port=port if hooks else None,
+        webhook_idle_timeout=args.webhook_read_timeout,
     )
     election = cfg.daemon.leader_election
     enabled = args.leader_elect if args.leader_elect is not None else bool(election.enabled)

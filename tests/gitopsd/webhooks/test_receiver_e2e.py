@@ -351,6 +351,11 @@ def test_bad_input_gets_clear_statuses_and_triggers_nothing(hooked: Hooked) -> N
         waited = time.monotonic() - started
     assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
     log.info("slow body answered 408 after %.1fs", waited)
+    # Slow headers (the classic slow loris) or no request at all: the connection is closed.
+    with socket.create_connection(("127.0.0.1", int(h.hooks.rsplit(":", 1)[1])), timeout=10) as slow:
+        slow.sendall(b"POST /hooks/generic HTTP/1.1\r\nHost: x\r\n")
+        assert h.send("github", {"zen": "x"}, "ping")[0] == 200
+        assert slow.recv(4096) == b""  # closed by the server (the read timeout is 2s here; recv waits up to 10)
     after = {env: _settled(h, env) for env in ("dev", "staging", "prod", "other")}
     assert after == before
 
