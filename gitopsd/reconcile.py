@@ -254,8 +254,13 @@ class Reconciler:
             message = f"the source moved to {revision}: the hold on {held.get('revision')} is lifted"
             state.status = status.unheld(state.status)
             self._announce(env, "resumed", revision, "SourceMoved", message)
-        manifests, digest = await self._render(env, revision, creds)
+        try:
+            manifests, digest = await self._render(env, revision, creds)
+        except GitopsdError:
+            state.status = {**state.status, "lastAttemptedRevision": str(revision)}  # _fail writes it
+            raise
         if not manifests and not spec.allow_empty:
+            state.status = {**state.status, "lastAttemptedRevision": str(revision)}
             raise GitopsdError(
                 f"{revision}: {EMPTY_RENDER}; set spec.allowEmpty to prune everything", reason="EmptyRender"
             )
