@@ -200,6 +200,8 @@ def run(kubeconfig: Path, pids: dict[str, int], apps: int, concurrency: int) -> 
     ns = f"bench-gitopsd-{run_id}"
     objects = [obj for i in range(apps) for obj in app(ns, i)]
     report["gitopsd"] = asyncio.run(gitopsd_runs(kubeconfig, ns, objects, concurrency, pids))
+    # Peak resident memory of this process (the applier's working set for the largest sync).
+    report["gitopsd"]["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     initial = report["gitopsd"]["initial"]["seconds"]
     report["ratio_gitopsd_to_kubectl"] = round(initial / report["kubectl"]["seconds"], 3)
     report["goal"] = {"under_60s": initial < 60, "at_most_half_of_kubectl": report["ratio_gitopsd_to_kubectl"] <= 0.5}

@@ -61,7 +61,7 @@ from gitopsd.apply.memo import ApplyMemo
 from gitopsd.apply.parallel import bounded
 from gitopsd.apply.plan import Desired, Plan, Stage
 from gitopsd.apply.result import WRITES, Action, ObjectResult, SyncResult
-from gitopsd.apply.ssa import Decision, ServerSideApply
+from gitopsd.apply.ssa import Decision, ServerSideApply, slim
 from gitopsd.health import HealthReport
 from gitopsd.kube import ApiError, Kube, Resource, UnknownKind
 from gitopsd.model import FIELD_MANAGER, Manifest
@@ -177,7 +177,7 @@ class Applier:
             return diffing.DiffResult(kept=tuple((e.ref, EMPTY_RENDER) for e in previous))
         plan = await self._plan(manifests, options.owner)
         live = await self._observe(plan, previous, options.owner)
-        decisions, rejections = await self._preflight(plan.ready(), live, options, None)
+        decisions, rejections = await self._preflight(plan.ready(), live, options, None, keep_preview=True)
         if plan.rejections or rejections:
             raise rejected(plan.rejections + rejections, len(manifests))
         objects: list[diffing.ObjectDiff] = []
@@ -262,7 +262,13 @@ class Applier:
         return live
 
     async def _preflight(
-        self, objects: Sequence[Desired], live: LiveState, options: ApplyOptions, memo: ApplyMemo | None
+        self,
+        objects: Sequence[Desired],
+        live: LiveState,
+        options: ApplyOptions,
+        memo: ApplyMemo | None,
+        *,
+        keep_preview: bool = False,
     ) -> tuple[list[Decision], list[Rejection]]:
         decisions: list[Decision] = []
         todo: list[Desired] = []
@@ -281,6 +287,7 @@ class Applier:
                 owner=options.owner,
                 force_all=options.force,
                 desired_unchanged=memo is not None and memo.applied(d.ref) == d.digest,
+                keep_preview=keep_preview,
             )
 
         rejections: list[Rejection] = []
@@ -305,7 +312,7 @@ class Applier:
             elif isinstance(outcome, Exception):
                 failures.append(Rejection(dec.desired.ref, dec.desired.origin, "WriteFailed", str(outcome)))
             else:
-                written[dec.desired.ref] = outcome
+                written[dec.desired.ref] = slim(outcome)
         if failures:
             headline = (
                 f"{len(failures)} of {len(todo)} writes of stage {stage.name.lower()} refused after every dry-run "

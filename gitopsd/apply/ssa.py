@@ -12,7 +12,7 @@ request: nothing is taken over.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gitopsd.apply import compare, conflicts
@@ -85,11 +85,14 @@ class ServerSideApply:
         owner: str,
         force_all: bool,
         desired_unchanged: bool,
+        keep_preview: bool = True,
     ) -> Decision | Rejection:
         """Dry-run ``desired`` against ``live`` (None: it does not exist).
 
         ``desired_unchanged``: the memo shows the same digest was applied before, so a difference
-        from the live object can only come from the cluster side (drift).
+        from the live object can only come from the cluster side (drift). Without
+        ``keep_preview`` the dry-run's answer is dropped once decided (a sync of thousands of
+        objects need not hold them all; a diff does).
         """
         problem = ownership_problem(desired, live, owner)
         if problem is not None:
@@ -116,7 +119,10 @@ class ServerSideApply:
                 return _rejection(desired, again)
         except ApiError as exc:
             return _rejection(desired, exc)
-        return _decide(desired, live, preview, force, taken, desired_unchanged, self.field_manager)
+        decision = _decide(desired, live, preview, force, taken, desired_unchanged, self.field_manager)
+        if keep_preview:
+            return decision
+        return replace(decision, preview=None, live=slim(decision.live) if decision.live is not None else None)
 
     async def write(self, decision: Decision) -> dict[str, Any]:
         return await self.send(decision.desired, force=decision.force, dry_run=False)
@@ -165,3 +171,14 @@ def _decide(
 
 def _version(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+
+
+def slim(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What a sync keeps of an object it read or wrote: identity, versions, a Namespace's phase."""
+    meta = obj.get("metadata") or {}
+    kept = {k: meta[k] for k in ("name", "namespace", "uid", "generation", "resourceVersion") if k in meta}
+    out: dict[str, Any] = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": kept}
+    phase = (obj.get("status") or {}).get("phase")
+    if phase:
+        out["status"] = {"phase": phase}
+    return out

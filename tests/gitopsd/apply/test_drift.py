@@ -118,6 +118,8 @@ async def test_unchanged_sync_makes_no_writes(cluster: ClusterInfo) -> None:
     async with connect(cluster) as kube:
         applier = Applier(kube)
         first = await applier.sync(manifests, Inventory(), options, memo)
+        # Let the Deployment controller finish its status updates, which move resourceVersions too.
+        assert (await applier.wait(first.inventory, 90, owner=options.owner)).healthy
         before = resource_versions(cluster, ns)
         with_memo = await applier.sync(manifests, first.inventory, options, memo)
         after_restart = await Applier(kube).sync(manifests, first.inventory, options, None)
