@@ -39,6 +39,7 @@ from e2e.binaries import ensure_binaries
 from e2e.cluster import LocalCluster, new_cluster_dir
 from e2e.gitrepo import WorkRepo
 from gitopsd import environments
+from gitopsd import log as logging_setup
 from gitopsd.events import EventRecorder
 from gitopsd.kube import Kube
 from gitopsd.metrics import Metrics
@@ -287,6 +288,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cluster-dir", type=Path, help="use this running harness cluster instead of a fresh one")
     args = parser.parse_args()
+    logging_setup.configure("warning")  # stdout is for the JSON report
     if shutil.which("kubectl") is None:
         raise SystemExit("kubectl is needed on PATH")
     if args.cluster_dir:

@@ -44,6 +44,10 @@ def target(
     Raises ``ReleaseError`` with one line saying why there is none.
     """
     invalid = invalid or {}
+    if not records and not invalid:
+        raise ReleaseError(
+            f"{environment} has no releases recorded yet: nothing to roll back to", reason="ReleaseNotFound"
+        )
     if to is None:
         found = last_healthy(records, before=current)
         if found is None:

@@ -35,6 +35,8 @@ def test_default_target_is_the_last_healthy_release_before_the_current() -> None
     with pytest.raises(ReleaseError, match="no Healthy release before release 1") as err:
         history.target(_records(H), 1, None, environment="ops/prod", limit=10)
     assert err.value.reason == "NoHealthyRelease"
+    with pytest.raises(ReleaseError, match="ops/prod has no releases recorded yet"):
+        history.target({}, None, 3, environment="ops/prod", limit=10)
 
 
 @pytest.mark.parametrize(
