@@ -119,6 +119,7 @@ def start_adapter(
     extra_args: list[str] | None = None,
     port: int | None = None,
     wait_ready: bool = True,
+    env: dict[str, str] | None = None,
 ) -> RunningAdapter:
     """Start ``metrics-adapter`` listening on localhost (both families); wait for /readyz."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -138,7 +139,7 @@ def start_adapter(
         *(extra_args or []),
     ]
     running = RunningAdapter(port, directory, cert, cluster)
-    running._procs.add(procs.start("metrics-adapter", argv, directory / "logs"))
+    running._procs.add(procs.start("metrics-adapter", argv, directory / "logs", env=env))
     if wait_ready:
         ctx = ssl.create_default_context(cafile=str(cluster.ca_cert))
         try:
