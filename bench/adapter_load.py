@@ -160,6 +160,17 @@ Fresh = Callable[[], AbstractContextManager[loadgen.Target]]
 _PIDS: dict[str, int] = {}  # target base URL → server pid, for CPU accounting
 
 
+def _rss_mib(target: loadgen.Target) -> float | None:
+    pid = _PIDS.get(target.base)
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, TypeError):
+        return None
+    return None
+
+
 def _cpu_seconds(target: loadgen.Target) -> float | None:
     """User + system CPU seconds of the server process behind ``target`` (and its children)."""
     pid = _PIDS.get(target.base)
@@ -191,6 +202,7 @@ def measure_latency(fresh: Fresh, rate: float, seconds: float) -> dict[str, dict
             cpu_before = _cpu_seconds(target)
             fixed = loadgen.run(target, paths, rate=rate, duration=seconds, concurrency=64)
             cpu_after = _cpu_seconds(target)
+            rss = _rss_mib(target)
             cpu = (
                 (cpu_after - cpu_before) / fixed["seconds"]
                 if cpu_before is not None and cpu_after is not None
@@ -204,6 +216,7 @@ def measure_latency(fresh: Fresh, rate: float, seconds: float) -> dict[str, dict
                 for k in ("rps", "ok_rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "dropped", "bytes_mean")
             },
             "server_cpu_cores_at_rate": round(cpu, 2) if cpu is not None else None,
+            "server_rss_mib": rss,
             "throughput_rps": round(ceiling["ok_rps"], 1),
             "throughput_p99_ms": ceiling["p99_ms"],
             "errors": fixed["errors"] + ceiling["errors"],
