@@ -121,6 +121,29 @@ async def test_a_leader_whose_lease_is_taken_stops_leading(gitopsd_crd: ClusterI
             await asyncio.wait_for(a.keep(stop), timeout=5)
 
 
+async def test_a_leader_that_cannot_renew_gives_up_within_the_renew_deadline(
+    gitopsd_crd: ClusterInfo, ops: str, tmp_path: Path
+) -> None:
+    """The API server unreachable from the leader: after renewDeadline it stops leading (before the lease ends)."""
+    import yaml
+
+    from gitopsd.leader import LeadershipLost
+
+    config = yaml.safe_load(gitopsd_crd.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{procs.free_port('127.0.0.1')}"
+    cut_off = tmp_path / "unreachable.kubeconfig"
+    cut_off.write_text(yaml.safe_dump(config))
+    async with Kube.from_kubeconfig(gitopsd_crd.kubeconfig) as kube, Kube.from_kubeconfig(cut_off) as dead:
+        a = LeaderElector(kube, LeaseSettings(ops, "cut", "a", 6.0, 2.0, 0.3))
+        stop = asyncio.Event()
+        assert await a.acquire(stop)
+        a.kube = dead  # from now on every renewal fails to connect
+        started = time.monotonic()
+        with pytest.raises(LeadershipLost, match="not renewed for 2s"):
+            await asyncio.wait_for(a.keep(stop), timeout=10)
+        assert 2.0 <= time.monotonic() - started < 6.0  # gave up before the 6s lease ran out
+
+
 def _config(path: Path, ops: str, **extra: Any) -> Path:
     path.write_text(json.dumps({"apiVersion": "gitopsd.dev/v1alpha1", "kind": "DaemonConfig",
                                 "leaderElection": {"enabled": True, **LEASE}, **extra}))  # fmt: skip
@@ -212,10 +235,8 @@ def test_a_daemon_that_loses_its_lease_stops_and_exits_1(
     daemon = DaemonProcess(cluster.kubeconfig, tmp_path / "d", f"--namespace={ops}", f"--config={config}").start()
     try:
         wait_for("it leads", lambda: _holder(cluster, ops, "gitopsd") == _identity(daemon), timeout=20)
-        lease = _lease(cluster, ops, "gitopsd")
-        lease["spec"]["holderIdentity"] = "someone-else"
-        lease["spec"]["leaseDurationSeconds"] = 60
-        out = kubectl(cluster, "replace", "-f", "-", input=json.dumps(lease))
+        patch = {"spec": {"holderIdentity": "someone-else", "leaseDurationSeconds": 60}}
+        out = kubectl(cluster, "patch", "lease", "gitopsd", "-n", ops, "--type=merge", "-p", json.dumps(patch))
         assert out.returncode == 0, out.stderr
         assert daemon.proc is not None
         assert daemon.proc.popen.wait(timeout=20) == 1
