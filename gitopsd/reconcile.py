@@ -338,6 +338,10 @@ class Reconciler:
     ) -> Outcome:
         """Keep the current release up (drift, health) while the source revision waits (held or frozen)."""
         env = state.env
+        if current is None and state.status.get("lastAppliedRevision"):
+            # Deployed before releases were recorded: leave it as it is until a release can be made.
+            await self._write_status(state, status.handled(state.status, requested_at))
+            return Outcome("unchanged", message=note.removeprefix("; "))
         if current is None:
             message = "Nothing deployed yet" + note
             new_status = status.failed(

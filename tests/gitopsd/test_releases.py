@@ -12,7 +12,6 @@ import gzip
 import json
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -93,7 +92,7 @@ def test_bad_release_is_rolled_back_held_and_restored_without_git(
     repo: WorkRepo,
     start_daemon: Callable[..., DaemonProcess],
 ) -> None:
-    """v1 healthy → v2 never Ready → automatic rollback, v2 held → v3 deploys → rollback to 1 with Git gone."""
+    """v1 healthy → v2 never Ready → auto rollback, v2 held (again after resume) → v3 → rollback to 1 with Git gone."""
     cluster = gitopsd_crd
     ops, app_ns = namespaces("ops"), namespaces("shop")
     repo.commit(app("v1"))
@@ -142,43 +141,60 @@ def test_bad_release_is_rolled_back_held_and_restored_without_git(
     assert sorted(records(cluster, ops, "prod")) == [1, 2, 3]
     assert status_of(cluster, ops, "prod")["release"] == 3
 
-    # v3 is healthy: the source moved, the hold lifts by itself, release 4 deploys it.
+    # resume retries v2 as release 4; it fails again and is held again (rolled back to 3), not looped.
+    assert gitopsd_cli(cluster, "resume", "prod", "-n", ops).returncode == 0
+    wait_for(
+        "v2 retried, failed and held again",
+        lambda: (
+            (st := status_of(cluster, ops, "prod")).get("release") == 5
+            and (st.get("held") or {}).get("release") == 4
+            and condition({"status": st}, "Ready").get("status") == "True"
+        ),
+        timeout=60,
+    )
+    assert results(cluster, ops, "prod") == {1: "Healthy", 2: "RolledBack", 3: "Healthy", 4: "RolledBack",
+                                             5: "Healthy"}  # fmt: skip
+    assert daemon.metric("gitopsd_rollbacks_total", reason="HealthCheckFailed") == 2
+
+    # v3 is healthy: the source moved, the hold lifts by itself, release 6 deploys it.
     repo.commit(app("v3", extra=True))
     v3 = repo.tag("v3.0.0")
     st = wait_ready(cluster, ops, "prod", revision=f"v3.0.0@sha1:{v3}")
-    assert st["status"]["release"] == 4 and "held" not in st["status"]
+    assert st["status"]["release"] == 6 and "held" not in st["status"]
     assert get_json(cluster, "configmap", "extra", "-n", app_ns)["data"] == {"k": "v"}
 
     # Git is gone: the manual rollback to release 1 reads only the record, and prunes `extra`.
     shutil.rmtree(repo.bare)
     out = gitopsd_cli(cluster, "rollback", "prod", "-n", ops, "--to", "1", "--wait", "--timeout", "60s")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "as release 5" in out.stdout
+    assert "as release 7" in out.stdout
     assert kubectl(cluster, "get", "configmap", "extra", "-n", app_ns).returncode != 0
     assert get_json(cluster, "configmap", "settings", "-n", app_ns)["data"]["release"] == "v1"
     st = status_of(cluster, ops, "prod")
-    assert st["release"] == 5 and st["held"]["revision"] == f"v3.0.0@sha1:{v3}"
+    assert st["release"] == 7 and st["held"]["revision"] == f"v3.0.0@sha1:{v3}"
     assert st["lastHandledRollback"]["result"] == "Succeeded"
     assert daemon.metric("gitopsd_rollbacks_total", reason="Manual") == 1
-    fourth = records(cluster, ops, "prod")[5]["metadata"]["annotations"]
-    assert fourth["release.gitopsd.dev/applied-by"] not in ("", "gitopsd")  # the requesting user
+    seventh = records(cluster, ops, "prod")[7]["metadata"]["annotations"]
+    assert seventh["release.gitopsd.dev/applied-by"] not in ("", "gitopsd")  # the requesting user
 
     # history tells all of it, with the right result each.
     out = gitopsd_cli(cluster, "history", "prod", "-n", ops, "-o", "json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert doc["current"] == 5
+    assert doc["current"] == 7
     rows = {r["release"]: (r["revision"].split("@")[0], r["result"], r["note"]) for r in doc["releases"]}
     assert rows == {
         1: ("v1.0.0", "Healthy", ""),
         2: ("v2.0.0", "RolledBack", ""),
         3: ("v1.0.0", "Healthy", "rollback to 1"),
-        4: ("v3.0.0", "RolledBack", ""),
-        5: ("v1.0.0", "Healthy", "rollback to 1"),
+        4: ("v2.0.0", "RolledBack", ""),
+        5: ("v1.0.0", "Healthy", "rollback to 3"),
+        6: ("v3.0.0", "RolledBack", ""),
+        7: ("v1.0.0", "Healthy", "rollback to 1"),
     }
     table = gitopsd_cli(cluster, "history", "prod", "-n", ops).stdout.splitlines()
     assert table[0].split()[:4] == ["RELEASE", "REVISION", "DIGEST", "APPLIED"]
-    assert len(table) == 6 and "current" in table[5]
+    assert len(table) == 8 and "current" in table[7]
 
     _bad_rollbacks(cluster, ops, app_ns, repo, daemon, start_daemon)
 
@@ -192,13 +208,13 @@ def _bad_rollbacks(
     start_daemon: Callable[..., DaemonProcess],
 ) -> None:
     """Every bad rollback request: one clear line, exit 1, nothing changed."""
-    # Git is back; historyLimit 3 removes releases 1 and 2 (never the current or last healthy one).
+    # Git is back; historyLimit 3 removes releases 1 to 4 (never the current or last healthy one).
     init_bare(repo.bare)
     _push_all(repo)
     out = kubectl(cluster, "patch", "env", "prod", "-n", ops, "--type=merge", "-p", '{"spec":{"historyLimit":3}}')
     assert out.returncode == 0, out.stderr
     try:
-        wait_for("records pruned to 3", lambda: sorted(records(cluster, ops, "prod")) == [3, 4, 5])
+        wait_for("records pruned to 3", lambda: sorted(records(cluster, ops, "prod")) == [5, 6, 7])
     except BaseException:
         print(kubectl(cluster, "get", "deploy,rs,pods", "-n", app_ns, "-o", "wide").stdout)
         print(json.dumps(get_json(cluster, "deploy", "api", "-n", app_ns)["status"], indent=1))
@@ -215,48 +231,51 @@ def _bad_rollbacks(
         assert after == before
         return lines[0]
 
-    assert "release 9 of" in refused("--to", "9") and "does not exist (the newest is 5)" in refused("--to", "9")
-    assert "was removed by historyLimit (3): the oldest kept is 3" in refused("--to", "1")
-    assert "is the current release" in refused("--to", "5")
+    assert "release 9 of" in refused("--to", "9") and "does not exist (the newest is 7)" in refused("--to", "9")
+    assert "was removed by historyLimit (3): the oldest kept is 5" in refused("--to", "1")
+    assert "is the current release" in refused("--to", "7")
 
     # A corrupted record: its bundle no longer matches its digest.
-    name = records(cluster, ops, "prod")[4]["metadata"]["name"]
+    name = records(cluster, ops, "prod")[6]["metadata"]["name"]
     forged = base64.b64encode(gzip.compress(b'[{"origin":"x","object":{"kind":"ConfigMap"}}]')).decode()
     patch = json.dumps({"data": {"bundle": forged}})
     assert kubectl(cluster, "patch", "secret", name, "-n", ops, "--type=merge", "-p", patch).returncode == 0
-    line = refused("--to", "4")
+    line = refused("--to", "6")
     assert "corrupted" in line and "digest" in line, line
 
-    # A foreign Secret dressed as release 6: not owned by this Environment.
+    # A foreign Secret dressed as release 8: not owned by this Environment.
     foreign = {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "gitopsd.dev/release.v1",
         "metadata": {
-            "name": "gitopsd.release.v1.prod.v6",
+            "name": "gitopsd.release.v1.prod.v8",
             "namespace": ops,
-            "labels": {"gitopsd.dev/release-of": "prod", "gitopsd.dev/release": "6", "gitopsd.dev/result": "Healthy"},
+            "labels": {"gitopsd.dev/release-of": "prod", "gitopsd.dev/release": "8", "gitopsd.dev/result": "Healthy"},
         },
         "data": {"bundle": forged},
     }
     apply_objects(cluster, foreign)
-    line = refused("--to", "6")
+    line = refused("--to", "8")
     assert "not owned by Environment" in line, line
     out = gitopsd_cli(cluster, "history", "prod", "-n", ops)
-    assert "Invalid" in out.stdout and "gitopsd.release.v1.prod.v6" in out.stdout
+    assert "Invalid" in out.stdout and "gitopsd.release.v1.prod.v8" in out.stdout
 
     # Suspended.
     assert gitopsd_cli(cluster, "suspend", "prod", "-n", ops).returncode == 0
-    assert "is suspended: run 'gitopsd resume prod' first" in refused("--to", "3")
-    assert gitopsd_cli(cluster, "resume", "prod", "-n", ops).returncode == 0
+    assert "is suspended: run 'gitopsd resume prod' first" in refused("--to", "5")
+    # Un-suspended by hand: `gitopsd resume` would also lift the hold on v3 and deploy it again.
+    out = kubectl(cluster, "patch", "env", "prod", "-n", ops, "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    assert out.returncode == 0, out.stderr
 
     # Another rollback still in progress (the daemon is down, so the first request stays pending).
     assert daemon.stop() == 0
-    pending = json.dumps({"token": "t-1", "to": 3, "by": "someone-else", "at": "2026-01-01T00:00:00Z"})
+    pending = json.dumps({"token": "t-1", "to": 5, "by": "someone-else", "at": "2026-01-01T00:00:00Z"})
     out = kubectl(cluster, "annotate", "--overwrite", "env", "prod", "-n", ops, f"gitopsd.dev/rollback={pending}")
     assert out.returncode == 0, out.stderr
-    assert "already in progress (requested by someone-else" in refused("--to", "3")
-    # The daemon comes back and carries out the pending request: release 3 restored as release 7.
+    assert "already in progress (requested by someone-else" in refused("--to", "5")
+    # The daemon comes back and carries out the pending request: release 5 restored as release 9
+    # (8 is taken by the foreign Secret: numbers never collide with anything that looks like a record).
     daemon.start()
     wait_for(
         "the pending rollback handled",
@@ -264,5 +283,4 @@ def _bad_rollbacks(
         timeout=60,
     )
     st = status_of(cluster, ops, "prod")
-    assert st["lastHandledRollback"]["result"] == "Succeeded" and st["release"] == 7, st
-    time.sleep(0)
+    assert st["lastHandledRollback"]["result"] == "Succeeded" and st["release"] == 9, st
