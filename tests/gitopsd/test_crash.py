@@ -92,7 +92,8 @@ def test_kill_9_at_random_points_always_converges(
     """Random SIGKILLs across syncs and rollbacks: converged after each restart, numbers contiguous, no duplicates."""
     cluster = gitopsd_crd
     ops, app_ns = namespaces("ops"), namespaces("crash")
-    rng = random.Random(int(os.environ.get("GITOPSD_CRASH_SEED", str(time.time_ns()))))  # noqa: S311 (timing)
+    seed = int(os.environ.get("GITOPSD_CRASH_SEED", str(time.time_ns())))
+    rng = random.Random(seed)  # noqa: S311 (timing, not secrets)
     value = 0
     first = repo.commit(_app(value))
     daemon = start_daemon(f"--namespace={ops}")
@@ -128,7 +129,7 @@ def test_kill_9_at_random_points_always_converges(
         kills.append((action, round(delay, 2), f"release {st.get('release')}: {busy}"))
         daemon.start()
         wait_for(
-            f"convergence after kill {round_ + 1} ({action}, {delay:.2f}s in)",
+            f"convergence after kill {round_ + 1} ({action}, {delay:.2f}s in; GITOPSD_CRASH_SEED={seed})",
             lambda token=token: _settled(cluster, ops, app_ns, token) is None or None,  # type: ignore[misc]
             timeout=60,
         )
