@@ -31,7 +31,6 @@ reason, and a Warning Event is posted once per distinct failure, not once per re
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,21 +41,18 @@ import structlog
 
 from gitopsd import environments, freeze, rollback, rollout, status
 from gitopsd.apply import EMPTY_RENDER, Applier, ApplyMemo, HealthReport, Inventory
+from gitopsd.desired import Desired
+from gitopsd.desired import load_credentials as load_credentials
 from gitopsd.errors import GitopsdError
 from gitopsd.events import EventRecorder
-from gitopsd.kube import Kube, KubeError, NotFound
-from gitopsd.kube.discovery import Resource
+from gitopsd.kube import Kube, KubeError
 from gitopsd.lifecycle import Announcer, EventType, LifecycleEvent, NullAnnouncer
 from gitopsd.metrics import Metrics
-from gitopsd.model import Manifest, Revision
-from gitopsd.releases import Ledger, Ledgers, Owner, ReleaseInfo, ReleaseStore, Result, digest_of
+from gitopsd.model import Revision
+from gitopsd.releases import Ledger, Ledgers, Owner, ReleaseInfo, ReleaseStore, Result
 from gitopsd.releases import requests as asks
-from gitopsd.render import RenderOptions, render
-from gitopsd.render.errors import UnknownKind
-from gitopsd.sources import Credentials, GitSources, redact
+from gitopsd.sources import GitSources, redact
 from gitopsd.spec import API_VERSION, KIND, Environment, parse_environment
-
-SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
 
 #: Reasons that may pass by themselves: the Environment keeps Reconciling (retrying) rather
 #: than Stalled. Everything else (bad spec, credentials, manifests, ownership...) needs a
@@ -105,13 +101,6 @@ class _State:
 
 
 @dataclass(slots=True)
-class _Cached:
-    key: tuple[str, int]
-    manifests: list[Manifest]
-    digest: str
-
-
-@dataclass(slots=True)
 class Reconciler:
     """Reconciles Environments against one cluster. Keeps per-Environment memory between runs."""
 
@@ -126,18 +115,19 @@ class Reconciler:
     applier: Applier = field(init=False)
     ledgers: Ledgers = field(init=False)
     _memos: dict[str, ApplyMemo] = field(default_factory=dict, init=False)
-    _renders: dict[str, _Cached] = field(default_factory=dict, init=False)
+    desired: Desired = field(init=False)
     _inflight: dict[str, tuple[asyncio.Task[Outcome], str]] = field(default_factory=dict, init=False)
     _preempted: set[str] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.applier = Applier(self.kube)
         self.ledgers = Ledgers(ReleaseStore(self.kube))
+        self.desired = Desired(self.kube, self.sources, self.kustomize_timeout)
 
     def forget(self, env: Environment) -> None:
         """Drop what is remembered about a deleted Environment."""
         self._memos.pop(env.uid, None)
-        self._renders.pop(env.uid, None)
+        self.desired.forget(env.uid)
         self.ledgers.forget(env.uid)
         self.metrics.forget(env.key)
 
@@ -223,7 +213,7 @@ class Reconciler:
             return await rollback.resume_leftover(self, state, ledger, leftover, progress)
         resume = asks.pending_resume(env.annotations, state.status)
         if resume is not None:
-            await self._resume(state, resume)
+            await rollback.lift_hold(self, state, resume)
         return await self._sync(state, ledger, requested_at, fresh, progress)
 
     async def _sync_again(self, state: _State, progress: Callable[[str], None]) -> Outcome:
@@ -242,20 +232,19 @@ class Reconciler:
     ) -> Outcome:
         env = state.env
         spec, now = env.spec, environments.now_rfc3339()
-        creds = await self._credentials(env)
+        creds = await load_credentials(self.kube, env)
         revision = await self.sources.resolve(spec.source, creds, max_age=0.0 if fresh else self.ls_remote_max_age)
         current = ledger.current(state.status)
         held = state.status.get("held") or {}
         if held.get("revision") == str(revision):
-            return await self._keep(
-                state, ledger, current, requested_at, progress, note=rollback.held_note(state.status)
-            )
+            note = rollback.held_note(state.status)
+            return await rollback.keep_current(self, state, ledger, current, requested_at, progress, note=note)
         if held:
             message = f"the source moved to {revision}: the hold on {held.get('revision')} is lifted"
             state.status = status.unheld(state.status)
             self._announce(env, "resumed", revision, "SourceMoved", message)
         try:
-            manifests, digest = await self._render(env, revision, creds)
+            manifests, digest = await self.desired.render(env, revision, creds)
         except GitopsdError:
             state.status = {**state.status, "lastAttemptedRevision": str(revision)}  # _fail writes it
             raise
@@ -283,7 +272,9 @@ class Reconciler:
             ):
                 self._announce(env, "freeze.blocked", revision, "FreezeWindow", message)
             state.status = status.frozen(state.status, message, env.generation, now)
-            return await self._keep(state, ledger, current, requested_at, progress, note=f"; {message}")
+            return await rollback.keep_current(
+                self, state, ledger, current, requested_at, progress, note=f"; {message}"
+            )
         if frozen is not None and forced is not None:
             text = f"Deploy of {revision} forced by {forced.by} during a freeze: {frozen.message}"
             await self.recorder.record(involved(env), "Warning", "FreezeOverridden", text)
@@ -325,76 +316,6 @@ class Reconciler:
             progress(f"release {release.number} failed its health gate: rolling back")
             return await rollback.automatic(self, state, ledger, release, progress)
         return outcome
-
-    async def _keep(
-        self,
-        state: _State,
-        ledger: Ledger,
-        current: ReleaseInfo | None,
-        requested_at: str | None,
-        progress: Callable[[str], None],
-        *,
-        note: str,
-    ) -> Outcome:
-        """Keep the current release up (drift, health) while the source revision waits (held or frozen)."""
-        env = state.env
-        if current is None and state.status.get("lastAppliedRevision"):
-            # Deployed before releases were recorded: leave it as it is until a release can be made.
-            await self._write_status(state, status.handled(state.status, requested_at))
-            return Outcome("unchanged", message=note.removeprefix("; "))
-        if current is None:
-            message = "Nothing deployed yet" + note
-            new_status = status.failed(
-                state.status, env.generation, "NothingDeployed", message, environments.now_rfc3339(), stalled=False
-            )
-            await self._write_status(state, status.handled(new_status, requested_at))
-            return Outcome("unchanged", message=message)
-        manifests = await ledger.bundle(current.number)
-        ledger.keep_bundle_of(current.number)
-        fresh = current.result is Result.PENDING
-        reason = "RevisionHeld" if state.status.get("held") else "ReconciliationSucceeded"
-        step = rollout.Step(manifests, current.revision, current, fresh=fresh, note=note, ready_reason=reason)
-        return await rollout.run(self, state, ledger, step, requested_at, progress)
-
-    async def _resume(self, state: _State, request: asks.Request) -> None:
-        """``gitopsd resume``: lift a hold (the held revision is tried again as a new release)."""
-        held = state.status.get("held") or {}
-        new_status = status.resume_handled(status.unheld(state.status), request.token)
-        await self._write_status(state, new_status)
-        if held.get("revision"):
-            message = f"hold on {held['revision']} lifted by {request.by}"
-            await self.recorder.record(involved(state.env), "Normal", "Resumed", message)
-            self._announce(state.env, "resumed", _parse(str(held["revision"])), "Resumed", message)
-
-    async def _credentials(self, env: Environment) -> Credentials | None:
-        return await load_credentials(self.kube, env)
-
-    async def _render(
-        self, env: Environment, revision: Revision, creds: Credentials | None
-    ) -> tuple[list[Manifest], str]:
-        key = (revision.commit, env.generation)
-        cached = self._renders.get(env.uid)
-        if cached is not None and cached.key == key:
-            return cached.manifests, cached.digest
-        tree = await self.sources.tree(env.spec.source, creds, revision)
-        await self.kube.discovery.ensure()
-        options = RenderOptions(
-            path=env.spec.source.path,
-            environment=env.name,
-            revision=revision,
-            substitute=env.spec.substitute,
-            target_namespace=env.spec.target_namespace,
-            kustomize_timeout=self.kustomize_timeout,
-        )
-        try:
-            manifests = await asyncio.to_thread(render, tree, options, self.kube.discovery.scopes())
-        except UnknownKind:
-            # Maybe a CRD established since discovery was cached: look once more, then believe it.
-            await self.kube.discovery.refresh(force=False)
-            manifests = await asyncio.to_thread(render, tree, options, self.kube.discovery.scopes())
-        digest = await asyncio.to_thread(digest_of, manifests)
-        self._renders[env.uid] = _Cached(key, manifests, digest)
-        return manifests, digest
 
     # -- failures --------------------------------------------------------------------------
 
@@ -469,21 +390,6 @@ class Reconciler:
         (log.warning if outcome.result == "failed" else log.info)("reconciled", **fields)
 
 
-async def load_credentials(kube: Kube, env: Environment) -> Credentials | None:
-    """The Git credentials named by ``spec.source.secretRef`` (None when it names none)."""
-    name = env.spec.source.secret_name
-    if not name:
-        return None
-    try:
-        secret = await kube.get(SECRETS.path(env.namespace, name))
-    except NotFound:
-        raise GitopsdError(
-            f"spec.source.secretRef: Secret {env.namespace}/{name} not found", reason="SecretNotFound"
-        ) from None
-    data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
-    return Credentials.from_secret(data, f"{env.namespace}/{name}")
-
-
 def involved(env: Environment) -> dict[str, Any]:
     """The Environment as an Event's involvedObject."""
     return {
@@ -502,13 +408,6 @@ def _with_status(env: Environment, new_status: dict[str, Any]) -> Environment:
     from types import MappingProxyType
 
     return replace(env, status=MappingProxyType(dict(new_status)))
-
-
-def _parse(text: str) -> Revision | None:
-    try:
-        return Revision.parse(text)
-    except ValueError:
-        return None
 
 
 def _fields(outcome: Outcome) -> dict[str, Any]:

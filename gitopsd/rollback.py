@@ -31,7 +31,7 @@ from gitopsd.apply import Inventory
 from gitopsd.errors import GitopsdError
 from gitopsd.releases import Ledger, ReleaseError, ReleaseInfo, Result, current_number, history
 from gitopsd.releases.requests import Request
-from gitopsd.rollout import Step, run, superset
+from gitopsd.rollout import Step, _revision, run, superset
 
 if TYPE_CHECKING:
     from gitopsd.reconcile import Outcome, Reconciler, _State
@@ -152,6 +152,51 @@ async def perform(
     await rec._write_status(state, status.unfrozen(new_status))
     step = Step(manifests, target.revision, info, fresh=True, note=held_note(state.status))
     return await run(rec, state, ledger, step, None, progress)
+
+
+async def keep_current(
+    rec: Reconciler,
+    state: _State,
+    ledger: Ledger,
+    current: ReleaseInfo | None,
+    requested_at: str | None,
+    progress: Progress,
+    *,
+    note: str,
+) -> Outcome:
+    """Keep the current release up (drift, health) while the source revision waits (held or frozen).
+
+    The bundle comes from the record (cached after the first read), never from Git.
+    """
+    from gitopsd.reconcile import Outcome
+
+    env = state.env
+    if current is None and state.status.get("lastAppliedRevision"):
+        # Deployed before releases were recorded: leave it as it is until a release can be made.
+        await rec._write_status(state, status.handled(state.status, requested_at))
+        return Outcome("unchanged", message=note.removeprefix("; "))
+    if current is None:
+        message = "Nothing deployed yet" + note
+        now = environments.now_rfc3339()
+        new_status = status.failed(state.status, env.generation, "NothingDeployed", message, now, stalled=False)
+        await rec._write_status(state, status.handled(new_status, requested_at))
+        return Outcome("unchanged", message=message)
+    manifests = await ledger.bundle(current.number)
+    ledger.keep_bundle_of(current.number)
+    reason = "RevisionHeld" if state.status.get("held") else "ReconciliationSucceeded"
+    step = Step(manifests, current.revision, current, fresh=current.result is Result.PENDING, note=note,
+                ready_reason=reason)  # fmt: skip
+    return await run(rec, state, ledger, step, requested_at, progress)
+
+
+async def lift_hold(rec: Reconciler, state: _State, request: Request) -> None:
+    """``gitopsd resume``: lift a hold (the held revision is tried again as a new release)."""
+    held = state.status.get("held") or {}
+    await rec._write_status(state, status.resume_handled(status.unheld(state.status), request.token))
+    if held.get("revision"):
+        message = f"hold on {held['revision']} lifted by {request.by}"
+        await rec.recorder.record(_involved(state.env), "Normal", "Resumed", message)
+        rec._announce(state.env, "resumed", _revision(str(held["revision"])), "Resumed", message)
 
 
 async def refuse(rec: Reconciler, state: _State, request: Request, exc: GitopsdError) -> Outcome:
