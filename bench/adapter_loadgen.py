@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -52,6 +53,7 @@ type result struct {
 	MaxMs     float64        `json:"max_ms"`
 	BytesMean float64        `json:"bytes_mean"`
 	Dropped   int            `json:"dropped"`
+	SecondP99 []float64      `json:"per_second_p99_ms"`
 	FirstErr  string         `json:"first_error,omitempty"`
 }
 
@@ -97,8 +99,10 @@ func main() {
 
 	var mu sync.Mutex
 	lat := make([]float64, 0, 1<<16)
+	perSecond := map[int][]float64{}
 	res := result{Statuses: map[string]int{}}
 	var bytes int64
+	start := time.Now()
 	do := func(i int, scheduled time.Time) {
 		req, _ := http.NewRequest("GET", *base+paths[i%len(paths)], nil)
 		for _, h := range hdrs {
@@ -123,9 +127,10 @@ func main() {
 		}
 		bytes += n
 		lat = append(lat, ms)
+		sec := int(scheduled.Sub(start).Seconds())
+		perSecond[sec] = append(perSecond[sec], ms)
 		mu.Unlock()
 	}
-	start := time.Now()
 	end := start.Add(*dur)
 	var wg sync.WaitGroup
 	if *rate > 0 {
@@ -167,6 +172,12 @@ func main() {
 	res.OKRPS = float64(res.Statuses["200"]) / res.Seconds
 	res.P50ms, res.P90ms, res.P99ms = q(0.50), q(0.90), q(0.99)
 	if len(lat) > 0 { res.MaxMs = lat[len(lat)-1]; res.BytesMean = float64(bytes) / float64(len(lat)) }
+	for sec := 0; sec < int(dur.Seconds()); sec++ {
+		l := perSecond[sec]
+		if len(l) == 0 { continue }
+		sort.Float64s(l)
+		res.SecondP99 = append(res.SecondP99, l[int(0.99*float64(len(l)-1))])
+	}
 	json.NewEncoder(os.Stdout).Encode(res)
 }
 """
@@ -197,7 +208,13 @@ class Target:
 
 
 def run(
-    target: Target, paths: Sequence[str], *, rate: float = 0, duration: float = 10, concurrency: int = 32
+    target: Target,
+    paths: Sequence[str],
+    *,
+    rate: float = 0,
+    duration: float = 10,
+    concurrency: int = 32,
+    nice: int | None = None,
 ) -> dict[str, Any]:
     """Run the load generator; returns its JSON result."""
     binary = ensure_loadgen()
@@ -216,7 +233,14 @@ def run(
         args += [f"-cert={target.cert}", f"-key={target.key}"]
     for h in target.headers:
         args += ["-H", h]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=duration + 120, check=True)
+    out = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        timeout=duration + 120,
+        check=True,
+        preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)) if nice is not None else None,
+    )
     Path(f.name).unlink(missing_ok=True)
     result: dict[str, Any] = json.loads(out.stdout)
     return result

@@ -361,3 +361,9 @@ def test_kube_apiserver_logs_no_errors_about_the_metrics_apis(scene: Scene) -> N
     assert code == 0
     time.sleep(2)  # the aggregator's OpenAPI controllers poll in the background
     assert scene.stack.apiserver_errors_about_metrics() == []
+
+
+def test_adapter_logged_no_errors(scene: Scene) -> None:
+    """After every URL form and error case above, the adapter's own log holds no error-level line."""
+    errors = [line for line in scene.stack.adapter.log_text().splitlines() if '"level": "error"' in line]
+    assert errors == []
