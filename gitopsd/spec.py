@@ -193,7 +193,7 @@ def _parse_source(raw: Mapping[str, Any]) -> SourceSpec:
     url = url.strip()
     if not re.match(r"^(https?|ssh|file)://", url) and not re.match(r"^[\w.-]+@[\w.-]+:", url):
         raise SpecError("source.url", f"{_redact(url)!r} is not a Git URL (https://, ssh://, git@host:path or file://)")
-    given = [k for k in REF_KINDS if raw.get(k) is not None and str(raw.get(k)).strip() != ""]
+    given = [k for k in REF_KINDS if raw.get(k) not in (None, "")]
     if len(given) != 1:
         got = f" (got {', '.join(given)})" if given else ""
         raise SpecError("source", f"give exactly one of branch, tag, semver, commit{got}")
@@ -202,6 +202,8 @@ def _parse_source(raw: Mapping[str, Any]) -> SourceSpec:
     if not isinstance(ref, str):
         raise SpecError(f"source.{kind}", f"must be a string (got {ref!r})")
     ref = ref.strip()
+    if not ref:
+        raise SpecError(f"source.{kind}", "must not be blank")
     if kind == "commit" and not _COMMIT.match(ref):
         raise SpecError("source.commit", f"{ref!r} is not a commit id (7 to 40 lowercase hex digits)")
     if kind == "semver":

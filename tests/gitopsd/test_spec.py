@@ -31,7 +31,7 @@ def test_minimal_branch_spec_gets_defaults() -> None:
         ({"semver": ">=1.0 <<2"}, "spec.source.semver", "not a valid version range"),
         ({"branch": "main", "path": "../../etc"}, "spec.source.path", "outside the repository"),
         ({"branch": "main", "secretRef": {}}, "spec.source.secretRef.name", "is required"),
-        ({"branch": "  "}, "spec.source", "exactly one of"),
+        ({"branch": "  "}, "spec.source.branch", "must not be blank"),
     ],
 )
 def test_bad_source_names_the_field(source: dict[str, Any], field: str, words: str) -> None:
