@@ -43,7 +43,8 @@ from gitopsd import log as logging_setup
 from gitopsd.events import EventRecorder
 from gitopsd.kube import Kube
 from gitopsd.metrics import Metrics
-from gitopsd.reconcile import Outcome, Reconciler
+from gitopsd.outcome import Outcome
+from gitopsd.reconcile import Reconciler
 from gitopsd.releases import Owner, ReleaseStore, record
 from gitopsd.releases import requests as asks
 from gitopsd.sources import GitSources

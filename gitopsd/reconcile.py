@@ -35,12 +35,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
 from gitopsd import environments, freeze, rollback, rollout, status
-from gitopsd.apply import EMPTY_RENDER, Applier, ApplyMemo, HealthReport, Inventory
+from gitopsd.apply import EMPTY_RENDER, Applier, ApplyMemo, Inventory
 from gitopsd.desired import Desired
 from gitopsd.desired import load_credentials as load_credentials
 from gitopsd.errors import GitopsdError
@@ -49,10 +49,11 @@ from gitopsd.kube import Kube, KubeError
 from gitopsd.lifecycle import Announcer, EventType, LifecycleEvent, NullAnnouncer
 from gitopsd.metrics import Metrics
 from gitopsd.model import Revision
+from gitopsd.outcome import Outcome, SyncState, fields_of, involved
 from gitopsd.releases import Ledger, Ledgers, Owner, ReleaseInfo, ReleaseStore, Result
 from gitopsd.releases import requests as asks
 from gitopsd.sources import GitSources, redact
-from gitopsd.spec import API_VERSION, KIND, Environment, parse_environment
+from gitopsd.spec import Environment, parse_environment
 
 #: Reasons that may pass by themselves: the Environment keeps Reconciling (retrying) rather
 #: than Stalled. Everything else (bad spec, credentials, manifests, ownership...) needs a
@@ -70,34 +71,7 @@ TRANSIENT_REASONS = frozenset(
     }
 )
 
-Result_ = Literal["applied", "unchanged", "failed", "suspended", "preempted"]
 log = structlog.get_logger("gitopsd.reconcile")
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one reconcile did, for the daemon, the CLI and the summary log line."""
-
-    result: Result_
-    revision: Revision | None = None
-    changed: int = 0
-    pruned: int = 0
-    drift: int = 0
-    duration: float = 0.0
-    error: GitopsdError | None = None
-    health: HealthReport | None = None
-    status: dict[str, Any] = field(default_factory=dict)  # the Environment's status after this reconcile
-    release: int | None = None  # the current release afterwards
-    verdict: str | None = None  # that release's result (Healthy, Failed, ...)
-    message: str = ""
-
-
-@dataclass(slots=True)
-class _State:
-    """The Environment being reconciled and its status as last written."""
-
-    env: Environment
-    status: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -153,7 +127,7 @@ class Reconciler:
     ) -> Outcome:
         """Bring the cluster to what the Environment asks for and record the result."""
         started = time.monotonic()
-        state = _State(env, dict(env.status))
+        state = SyncState(env, dict(env.status))
         progress = on_progress or (lambda _msg: None)
         try:
             if env.spec.suspend:
@@ -162,11 +136,11 @@ class Reconciler:
                 outcome = await self._guarded(state, requested_at, fresh, progress)
         except GitopsdError as exc:
             outcome = await self._fail(state, exc, requested_at)
-        outcome = Outcome(**{**_fields(outcome), "duration": time.monotonic() - started, "status": state.status})
+        outcome = Outcome(**{**fields_of(outcome), "duration": time.monotonic() - started, "status": state.status})
         self._report(env, outcome)
         return outcome
 
-    async def _suspended(self, state: _State, requested_at: str | None) -> Outcome:
+    async def _suspended(self, state: SyncState, requested_at: str | None) -> Outcome:
         request = asks.pending_rollback(state.env.annotations, state.status)
         if request is not None:
             name = state.env.name
@@ -176,7 +150,7 @@ class Reconciler:
         return Outcome("suspended")
 
     async def _guarded(
-        self, state: _State, requested_at: str | None, fresh: bool, progress: Callable[[str], None]
+        self, state: SyncState, requested_at: str | None, fresh: bool, progress: Callable[[str], None]
     ) -> Outcome:
         """Run the reconcile as a task a rollback request can preempt (see ``preempt``)."""
         uid = state.env.uid
@@ -197,7 +171,7 @@ class Reconciler:
             self._preempted.discard(uid)
 
     async def _run(
-        self, state: _State, requested_at: str | None, fresh: bool, progress: Callable[[str], None]
+        self, state: SyncState, requested_at: str | None, fresh: bool, progress: Callable[[str], None]
     ) -> Outcome:
         env = state.env
         request = asks.pending_rollback(env.annotations, state.status)
@@ -216,7 +190,7 @@ class Reconciler:
             await rollback.lift_hold(self, state, resume)
         return await self._sync(state, ledger, requested_at, fresh, progress)
 
-    async def _sync_again(self, state: _State, progress: Callable[[str], None]) -> Outcome:
+    async def _sync_again(self, state: SyncState, progress: Callable[[str], None]) -> Outcome:
         ledger = await self.ledgers.of(_owner(state.env))
         return await self._sync(state, ledger, None, False, progress)
 
@@ -224,7 +198,7 @@ class Reconciler:
 
     async def _sync(
         self,
-        state: _State,
+        state: SyncState,
         ledger: Ledger,
         requested_at: str | None,
         fresh: bool,
@@ -296,7 +270,7 @@ class Reconciler:
 
     async def _gate(
         self,
-        state: _State,
+        state: SyncState,
         ledger: Ledger,
         step: rollout.Step,
         requested_at: str | None,
@@ -319,7 +293,7 @@ class Reconciler:
 
     # -- failures --------------------------------------------------------------------------
 
-    async def _fail(self, state: _State, exc: GitopsdError, requested_at: str | None) -> Outcome:
+    async def _fail(self, state: SyncState, exc: GitopsdError, requested_at: str | None) -> Outcome:
         env = state.env
         stalled = exc.reason not in TRANSIENT_REASONS
         new_status = status.failed(
@@ -361,7 +335,7 @@ class Reconciler:
             )
         )
 
-    async def _write_status(self, state: _State, new_status: dict[str, Any]) -> None:
+    async def _write_status(self, state: SyncState, new_status: dict[str, Any]) -> None:
         if new_status == dict(state.env.status):  # what was last written (or read)
             state.status = new_status
             return
@@ -390,15 +364,6 @@ class Reconciler:
         (log.warning if outcome.result == "failed" else log.info)("reconciled", **fields)
 
 
-def involved(env: Environment) -> dict[str, Any]:
-    """The Environment as an Event's involvedObject."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": env.name, "namespace": env.namespace, "uid": env.uid},
-    }
-
-
 def _owner(env: Environment) -> Owner:
     return Owner(env.namespace, env.name, env.uid)
 
@@ -408,7 +373,3 @@ def _with_status(env: Environment, new_status: dict[str, Any]) -> Environment:
     from types import MappingProxyType
 
     return replace(env, status=MappingProxyType(dict(new_status)))
-
-
-def _fields(outcome: Outcome) -> dict[str, Any]:
-    return {name: getattr(outcome, name) for name in Outcome.__dataclass_fields__}

@@ -29,18 +29,19 @@ from typing import TYPE_CHECKING, Any
 from gitopsd import environments, status
 from gitopsd.apply import Inventory
 from gitopsd.errors import GitopsdError
+from gitopsd.outcome import Outcome, SyncState, involved, parse_revision
 from gitopsd.releases import Ledger, ReleaseError, ReleaseInfo, Result, current_number, history
 from gitopsd.releases.requests import Request
-from gitopsd.rollout import Step, _revision, run, superset
+from gitopsd.rollout import Step, run, superset
 
 if TYPE_CHECKING:
-    from gitopsd.reconcile import Outcome, Reconciler, _State
+    from gitopsd.reconcile import Reconciler
     from gitopsd.spec import Environment
 
 Progress = Callable[[str], None]
 
 
-async def requested(rec: Reconciler, state: _State, ledger: Ledger, request: Request, progress: Progress) -> Outcome:
+async def requested(rec: Reconciler, state: SyncState, ledger: Ledger, request: Request, progress: Progress) -> Outcome:
     """Carry out (or refuse) the rollback request ``request``."""
     env = state.env
     current = ledger.current(state.status)
@@ -68,9 +69,10 @@ async def requested(rec: Reconciler, state: _State, ledger: Ledger, request: Req
     return await _handled(rec, state, request, outcome)
 
 
-async def automatic(rec: Reconciler, state: _State, ledger: Ledger, failed: ReleaseInfo, progress: Progress) -> Outcome:
+async def automatic(
+    rec: Reconciler, state: SyncState, ledger: Ledger, failed: ReleaseInfo, progress: Progress
+) -> Outcome:
     """``spec.rollback.auto``: ``failed`` did not pass its health gate; restore the last Healthy release."""
-    from gitopsd.reconcile import Outcome
 
     env = state.env
     reason = "HealthCheckFailed"
@@ -96,7 +98,7 @@ async def automatic(rec: Reconciler, state: _State, ledger: Ledger, failed: Rele
 
 
 async def resume_leftover(
-    rec: Reconciler, state: _State, ledger: Ledger, leftover: ReleaseInfo, progress: Progress
+    rec: Reconciler, state: SyncState, ledger: Ledger, leftover: ReleaseInfo, progress: Progress
 ) -> Outcome:
     """A rollback record written just before a crash (not current yet): the decision stands, carry it out."""
     assert leftover.restored_from is not None
@@ -114,7 +116,7 @@ async def resume_leftover(
 
 async def perform(
     rec: Reconciler,
-    state: _State,
+    state: SyncState,
     ledger: Ledger,
     target: ReleaseInfo,
     *,
@@ -156,7 +158,7 @@ async def perform(
 
 async def keep_current(
     rec: Reconciler,
-    state: _State,
+    state: SyncState,
     ledger: Ledger,
     current: ReleaseInfo | None,
     requested_at: str | None,
@@ -168,7 +170,6 @@ async def keep_current(
 
     The bundle comes from the record (cached after the first read), never from Git.
     """
-    from gitopsd.reconcile import Outcome
 
     env = state.env
     if current is None and state.status.get("lastAppliedRevision"):
@@ -189,19 +190,18 @@ async def keep_current(
     return await run(rec, state, ledger, step, requested_at, progress)
 
 
-async def lift_hold(rec: Reconciler, state: _State, request: Request) -> None:
+async def lift_hold(rec: Reconciler, state: SyncState, request: Request) -> None:
     """``gitopsd resume``: lift a hold (the held revision is tried again as a new release)."""
     held = state.status.get("held") or {}
     await rec._write_status(state, status.resume_handled(status.unheld(state.status), request.token))
     if held.get("revision"):
         message = f"hold on {held['revision']} lifted by {request.by}"
         await rec.recorder.record(_involved(state.env), "Normal", "Resumed", message)
-        rec._announce(state.env, "resumed", _revision(str(held["revision"])), "Resumed", message)
+        rec._announce(state.env, "resumed", parse_revision(str(held["revision"])), "Resumed", message)
 
 
-async def refuse(rec: Reconciler, state: _State, request: Request, exc: GitopsdError) -> Outcome:
+async def refuse(rec: Reconciler, state: SyncState, request: Request, exc: GitopsdError) -> Outcome:
     """Say no, changing nothing but the request's answer in status."""
-    from gitopsd.reconcile import Outcome
 
     message = f"rollback refused: {exc.message}"
     await rec.recorder.record(_involved(state.env), "Warning", "RollbackRefused", message)
@@ -210,7 +210,7 @@ async def refuse(rec: Reconciler, state: _State, request: Request, exc: GitopsdE
     return Outcome("unchanged", error=None, message=message)
 
 
-async def _handled(rec: Reconciler, state: _State, request: Request | None, outcome: Outcome) -> Outcome:
+async def _handled(rec: Reconciler, state: SyncState, request: Request | None, outcome: Outcome) -> Outcome:
     if request is None:
         return outcome
     result = "Succeeded" if outcome.verdict == str(Result.HEALTHY) else "Failed"
@@ -242,6 +242,5 @@ def held_note(st: Mapping[str, Any]) -> str:
 
 
 def _involved(env: Environment) -> dict[str, Any]:
-    from gitopsd.reconcile import involved
 
     return involved(env)

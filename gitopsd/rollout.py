@@ -28,11 +28,12 @@ from gitopsd.apply import (
     SyncResult,
 )
 from gitopsd.errors import GitopsdError
-from gitopsd.model import Manifest, Revision
+from gitopsd.model import Manifest
+from gitopsd.outcome import Outcome, SyncState, involved, parse_revision
 from gitopsd.releases import Ledger, ReleaseInfo, Result
 
 if TYPE_CHECKING:
-    from gitopsd.reconcile import Outcome, Reconciler, _State
+    from gitopsd.reconcile import Reconciler
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +57,17 @@ def superset(previous: Inventory, manifests: Sequence[Manifest]) -> dict[str, An
 
 async def run(
     rec: Reconciler,
-    state: _State,
+    state: SyncState,
     ledger: Ledger,
     step: Step,
     requested_at: str | None,
     progress: Callable[[str], None],
 ) -> Outcome:
-    from gitopsd.reconcile import Outcome
 
     env = state.env
     spec, now = env.spec, environments.now_rfc3339()
     was_ready = status.is_true(state.status, status.READY)
-    revision = _revision(step.revision)
+    revision = parse_revision(step.revision)
     previous = Inventory.from_status(state.status.get("inventory") or {})
     memo = rec._memos.setdefault(env.uid, ApplyMemo())
     options = ApplyOptions(owner=env.key, prune=spec.prune, allow_empty=spec.allow_empty, force=spec.force)
@@ -148,7 +148,13 @@ async def run(
 
 
 async def _verdict(
-    rec: Reconciler, state: _State, ledger: Ledger, release: ReleaseInfo, result: Result, reason: str | None, now: str
+    rec: Reconciler,
+    state: SyncState,
+    ledger: Ledger,
+    release: ReleaseInfo,
+    result: Result,
+    reason: str | None,
+    now: str,
 ) -> ReleaseInfo:
     """Write-order step 6: a Pending release gets its verdict (a Failed one may still turn Healthy)."""
     if release.result is not Result.PENDING and not (release.result is Result.FAILED and result is Result.HEALTHY):
@@ -160,14 +166,14 @@ async def _verdict(
     return settled
 
 
-async def _prune_records(rec: Reconciler, state: _State, ledger: Ledger) -> None:
+async def _prune_records(rec: Reconciler, state: SyncState, ledger: Ledger) -> None:
     """Write-order step 8, once status is written."""
     removed = await ledger.prune(state.env.spec.history_limit, state.status)
     if removed:
         await rec._write_status(state, status.with_release(state.status, None, ledger.history()))
 
 
-async def report_rollback(rec: Reconciler, state: _State, release: ReleaseInfo) -> None:
+async def report_rollback(rec: Reconciler, state: SyncState, release: ReleaseInfo) -> None:
     """A rollback release has its verdict: tell people (Event, metric, lifecycle events)."""
     env = state.env
     auto = release.trigger.startswith("auto")
@@ -180,9 +186,11 @@ async def report_rollback(rec: Reconciler, state: _State, release: ReleaseInfo) 
     if held.get("revision"):
         text += f"; holding {held['revision']}"
     await rec.recorder.record(_involved(env), "Warning" if auto else "Normal", "RolledBack", text)
-    rec._announce(env, "rollback.performed", _revision(release.revision), reason, text)
+    rec._announce(env, "rollback.performed", parse_revision(release.revision), reason, text)
     if held.get("revision"):
-        rec._announce(env, "revision.held", _revision(str(held["revision"])), str(held.get("reason", reason)), text)
+        rec._announce(
+            env, "revision.held", parse_revision(str(held["revision"])), str(held.get("reason", reason)), text
+        )
 
 
 def _label(release: ReleaseInfo) -> str:
@@ -191,19 +199,11 @@ def _label(release: ReleaseInfo) -> str:
     return f" (release {release.number})"
 
 
-def _revision(text: str) -> Revision | None:
-    try:
-        return Revision.parse(text)
-    except ValueError:
-        return None
-
-
 def _drift_names(result: SyncResult) -> str:
     names = [str(ref) for ref in result.drifted()]
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def _involved(env: Any) -> dict[str, Any]:
-    from gitopsd.reconcile import involved
 
     return involved(env)
