@@ -68,6 +68,7 @@ TRANSIENT_REASONS = frozenset(
         "KustomizeTimeout",
         "Conflict",
         "HealthCheckFailed",
+        "DependencyNotReady",
     }
 )
 
