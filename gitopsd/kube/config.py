@@ -71,7 +71,10 @@ def load(kubeconfig: str | os.PathLike[str] | None = None, context: str | None =
     def authorization() -> str | None:
         if cfg.refresh_api_key_hook is not None:
             cfg.refresh_api_key_hook(cfg)
-        value = cfg.get_api_key_with_prefix("authorization")
+        # The kubernetes package keeps a bearer token (kubeconfig "token", in-cluster service
+        # account) under "BearerToken" since v30 and under "authorization" before; the value
+        # already starts with "Bearer ".
+        value = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
         return str(value) if value else None
 
     return Connection(
