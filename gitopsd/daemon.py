@@ -375,6 +375,8 @@ class Daemon:
         if current is not None and current.get("metadata", {}).get("uid") == env.uid:
             current["status"] = outcome.status  # until the watch brings our own write back
         jitter = 1 + random.uniform(-self.settings.jitter, self.settings.jitter)  # noqa: S311
+        if outcome.requeue_after is not None:  # a verification sample is due sooner
+            return min(env.spec.interval * jitter, outcome.requeue_after)
         return env.spec.interval * jitter
 
     async def _report_invalid(self, obj: dict[str, Any], exc: SpecError) -> None:

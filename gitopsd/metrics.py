@@ -67,6 +67,18 @@ class Metrics:
             ["environment", "reason"],
             registry=r,
         )
+        self.verification_total = Counter(
+            "gitopsd_verification_total",
+            "Verification gates concluded, by result (Passed, Failed, Inconclusive, Cancelled).",
+            ["environment", "result"],
+            registry=r,
+        )
+        self.verification_samples = Counter(
+            "gitopsd_verification_samples_total",
+            "Verification samples (one instant query each), by outcome (Pass, Fail, NoData, Error).",
+            ["environment", "outcome"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "gitopsd_work_queue_depth", "Environments waiting for a worker.", registry=r
         )

@@ -34,6 +34,8 @@ class Outcome:
     release: int | None = None  # the current release afterwards
     verdict: str | None = None  # that release's result (Healthy, Failed, ...)
     message: str = ""
+    #: Come back sooner than the interval (seconds): a verification sample is due.
+    requeue_after: float | None = None
 
 
 @dataclass(slots=True)

@@ -39,12 +39,13 @@ from typing import Any
 
 import structlog
 
-from gitopsd import environments, freeze, rollback, rollout, status
+from gitopsd import environments, freeze, promotion, rollback, rollout, status
 from gitopsd.apply import EMPTY_RENDER, Applier, ApplyMemo, Inventory
 from gitopsd.desired import Desired
 from gitopsd.desired import load_credentials as load_credentials
 from gitopsd.errors import GitopsdError
 from gitopsd.events import EventRecorder
+from gitopsd.gates import runner as gate
 from gitopsd.kube import Kube, KubeError
 from gitopsd.lifecycle import Announcer, EventType, LifecycleEvent, NullAnnouncer
 from gitopsd.metrics import Metrics
@@ -93,6 +94,7 @@ class Reconciler:
     desired: Desired = field(init=False)
     _inflight: dict[str, tuple[asyncio.Task[Outcome], str]] = field(default_factory=dict, init=False)
     _preempted: set[str] = field(default_factory=set, init=False)
+    gates: gate.Memory = field(default_factory=gate.Memory, init=False)
 
     def __post_init__(self) -> None:
         self.applier = Applier(self.kube)
@@ -137,6 +139,11 @@ class Reconciler:
                 outcome = await self._guarded(state, requested_at, fresh, progress)
         except GitopsdError as exc:
             outcome = await self._fail(state, exc, requested_at)
+        if outcome.result not in ("suspended", "preempted"):
+            try:  # the verification gate of the current release, one step (gitopsd.gates.runner)
+                outcome = await gate.after(self, state, outcome, progress)
+            except GitopsdError as exc:
+                outcome = await self._fail(state, exc, None)
         outcome = Outcome(**{**fields_of(outcome), "duration": time.monotonic() - started, "status": state.status})
         self._report(env, outcome)
         return outcome
@@ -237,6 +244,9 @@ class Reconciler:
                 manifests, str(revision), current, fresh=current.result is Result.PENDING or spec_changed
             )
             return await self._gate(state, ledger, step, requested_at, progress)
+        waiting = await promotion.guard(self, state, ledger, current, revision, digest, requested_at, progress)
+        if waiting is not None:
+            return waiting
 
         frozen = freeze.active(spec.freeze, self.clock())
         forced = asks.forced_freeze(env.annotations, requested_at) if frozen else None
@@ -254,6 +264,7 @@ class Reconciler:
             text = f"Deploy of {revision} forced by {forced.by} during a freeze: {frozen.message}"
             await self.recorder.record(involved(env), "Warning", "FreezeOverridden", text)
 
+        await gate.admit(self, env, revision)  # a gate that cannot work: nothing is deployed
         if str(revision) != state.status.get("lastAttemptedRevision") or spec_changed:
             self._announce(env, "deploy.started", revision, "Progressing", f"Deploying {revision}")
         wanted = ReleaseInfo(0, str(revision), digest, now, Result.PENDING)

@@ -48,6 +48,8 @@ class Step:
     #: Said after the Ready message: why the source revision is not the one applied (held, frozen).
     note: str = ""
     ready_reason: str = "ReconciliationSucceeded"
+    #: The source revision waits for promotion (``gitopsd.promotion``): Ready=False, AwaitingPromotion.
+    awaiting: str = ""
 
 
 def superset(previous: Inventory, manifests: Sequence[Manifest]) -> dict[str, Any]:
@@ -119,7 +121,13 @@ async def run(
             state.status, env.generation, "HealthCheckFailed", message, now,
             stalled=False, attempted=step.revision, applied=step.revision, inventory=inventory,
         )  # fmt: skip
-        if await rec._warn_once(env, "HealthCheckFailed", message):
+        # Told once per (release, reason): the health message may change wording between retries.
+        old = status.condition(env.status, status.READY) or {}
+        told = old.get("reason") == "HealthCheckFailed" and str(old.get("message", "")).startswith(
+            f"Health check failed for {step.revision}{label}:"
+        )
+        await rec._warn_once(env, "HealthCheckFailed", message)
+        if not told:
             rec._announce(env, "health.failed", revision, "HealthCheckFailed", message)
         await rec._write_status(state, status.handled(new_status, requested_at))
         return Outcome("failed", revision, changed, pruned, drift, health=health, release=release.number,
@@ -133,9 +141,13 @@ async def run(
     new_status = status.succeeded(state.status, env.generation, step.revision, inventory, message, now)
     if step.ready_reason != "ReconciliationSucceeded":
         status.set_condition(new_status, status.READY, True, step.ready_reason, message, env.generation, now)
+    if step.awaiting:
+        text = f"{step.awaiting} ({message})"
+        new_status = status.waiting(state.status, new_status, "AwaitingPromotion", text, env.generation, now)
     await rec._write_status(state, status.handled(new_status, requested_at))
     await _prune_records(rec, state, ledger)
-    if step.fresh or not was_ready:
+    # A restore that turned healthy was told as rollback.performed (in _verdict); waiting is not a deploy.
+    if (step.fresh or not was_ready) and not step.awaiting and not (step.fresh and release.is_rollback):
         rec._announce(env, "deploy.succeeded", revision, "ReconciliationSucceeded", message)
     if touched:
         summary = f"{step.revision}{label}: {changed} changed, {pruned} pruned"

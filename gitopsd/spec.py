@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from gitopsd.errors import SpecError
 from gitopsd.freeze import Window, parse_windows
+from gitopsd.gates.spec import PromotionSpec, VerificationSpec, parse_promotion, parse_verification
 from gitopsd.model import Revision
 from gitopsd.notify.subscriptions import Subscription, parse_subscriptions
 
@@ -90,6 +91,10 @@ class EnvironmentSpec:
     freeze: tuple[Window, ...] = ()
     #: Who hears about this Environment's lifecycle events (spec.notify).
     notify: tuple[Subscription, ...] = ()
+    #: The metric gate after the health gate (spec.verification; see gitopsd.gates).
+    verification: VerificationSpec | None = None
+    #: Revisions this Environment takes only once other Environments ran them (spec.promotion).
+    promotion: PromotionSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,14 +141,14 @@ def parse_environment(obj: Mapping[str, Any]) -> Environment:
         uid=str(meta.get("uid") or ""),
         generation=int(meta.get("generation") or 0),
         resource_version=str(meta.get("resourceVersion") or ""),
-        spec=parse_spec(obj.get("spec")),
+        spec=parse_spec(obj.get("spec"), name=name),
         annotations=MappingProxyType(dict(meta.get("annotations") or {})),
         status=MappingProxyType(dict(obj.get("status") or {})),
     )
 
 
-def parse_spec(raw: Any) -> EnvironmentSpec:
-    """Read ``spec``; raise ``SpecError`` naming the first bad field."""
+def parse_spec(raw: Any, *, name: str | None = None) -> EnvironmentSpec:
+    """Read ``spec`` (of the Environment ``name``, when known); raise ``SpecError`` naming the first bad field."""
     spec = _mapping(raw, "", required=True)
     source = _parse_source(_mapping(spec.get("source"), "source", required=True))
     target_ns = _optional_str(spec, "targetNamespace")
@@ -176,6 +181,8 @@ def parse_spec(raw: Any) -> EnvironmentSpec:
         rollback_auto=_bool(_mapping(spec.get("rollback"), "rollback"), "auto", False, "rollback.auto"),
         freeze=parse_windows(spec.get("freeze")),
         notify=parse_subscriptions(spec.get("notify")),
+        verification=parse_verification(spec.get("verification"), substitute),
+        promotion=parse_promotion(spec.get("promotion"), name=name),
     )
 
 

@@ -125,6 +125,25 @@ def failed(
     return status
 
 
+def waiting(
+    old: Mapping[str, Any], new: Mapping[str, Any] | None, reason: str, message: str, generation: int, now: str
+) -> Status:
+    """Ready=False with ``reason`` while a revision waits on something outside (``new``: status so far).
+
+    The transition time is kept from ``old`` when Ready was False already, so a reconcile that
+    still waits writes nothing.
+    """
+    status: Status = dict(new if new is not None else old)
+    previous = condition(old, READY) or {}
+    set_condition(status, READY, False, reason, message, generation, now)
+    if previous.get("status") == "False":
+        for cond in status["conditions"]:
+            if cond["type"] == READY:
+                cond["lastTransitionTime"] = previous.get("lastTransitionTime", now)
+    remove_condition(status, STALLED)
+    return status
+
+
 def handled(old: Mapping[str, Any], requested_at: str | None) -> Status:
     status: Status = dict(old)
     if requested_at:

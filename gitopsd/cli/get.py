@@ -51,9 +51,9 @@ def _as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def rows(items: Sequence[Mapping[str, Any]], *, wide: bool = False, all_namespaces: bool = False) -> list[list[str]]:
-    header = ["NAME", "READY", "REVISION", "RELEASE", "HELD", "AGE", "STATUS"]
+    header = ["NAME", "READY", "VERIFIED", "REVISION", "RELEASE", "HELD", "AGE", "STATUS"]
     if wide:
-        header[6:6] = ["SOURCE", "REF", "PATH", "INTERVAL", "SUSPENDED"]
+        header[7:7] = ["SOURCE", "REF", "PATH", "INTERVAL", "SUSPENDED"]
     if all_namespaces:
         header.insert(0, "NAMESPACE")
     out = [header]
@@ -65,6 +65,7 @@ def rows(items: Sequence[Mapping[str, Any]], *, wide: bool = False, all_namespac
         row = [
             str(meta.get("name")),
             str(ready.get("status", "Unknown")),
+            _verified(st),
             revision if wide else _short(revision),
             str(st.get("release") or ""),
             held if wide else _short(held),
@@ -74,7 +75,7 @@ def rows(items: Sequence[Mapping[str, Any]], *, wide: bool = False, all_namespac
         if wide:
             source = spec.get("source") or {}
             ref = next((f"{k}:{source[k]}" for k in ("branch", "tag", "semver", "commit") if source.get(k)), "")
-            row[6:6] = [
+            row[7:7] = [
                 str(source.get("url", "")),
                 ref,
                 str(source.get("path") or "."),
@@ -85,6 +86,14 @@ def rows(items: Sequence[Mapping[str, Any]], *, wide: bool = False, all_namespac
             row.insert(0, str(meta.get("namespace")))
         out.append(row)
     return out
+
+
+def _verified(st: Mapping[str, Any]) -> str:
+    """The Verified condition: True, False, or while undecided its reason (Verifying, PrometheusErrors...)."""
+    cond = status.condition(st, "Verified")
+    if cond is None:
+        return ""
+    return str(cond.get("status")) if cond.get("status") != "Unknown" else str(cond.get("reason") or "Unknown")
 
 
 def _short(revision: str) -> str:

@@ -5,7 +5,9 @@ data and the daemon and the CLI answer alike:
 
 - numbers go up by one from the highest ever seen (a record, or ``status.release``), so they stay
   contiguous whatever crashes in between;
-- the default rollback target is the newest ``Healthy`` release before the current one;
+- the default rollback target is the newest ``Healthy`` release before the current one that did
+  not fail an enforced verification gate; a verification failure restores the newest release
+  that passed one (``last_verified``);
 - ``historyLimit`` keeps that many records, removing the oldest first, but never the current
   release nor the last healthy one (they may be needed to roll back to).
 """
@@ -25,9 +27,26 @@ def next_number(records: Records, current: int | None, invalid: Iterable[int] = 
 
 
 def last_healthy(records: Records, before: int | None = None) -> ReleaseInfo | None:
-    """The newest Healthy release numbered below ``before`` (any, when None)."""
-    healthy = [r for n, r in records.items() if r.result is Result.HEALTHY and (before is None or n < before)]
+    """The newest Healthy release numbered below ``before`` (any, when None), never one that failed verification."""
+    healthy = [
+        r
+        for n, r in records.items()
+        if r.result is Result.HEALTHY and not r.failed_verification and (before is None or n < before)
+    ]
     return max(healthy, key=lambda r: r.number, default=None)
+
+
+def last_verified(records: Records, before: int | None = None) -> ReleaseInfo | None:
+    """The newest Healthy release below ``before`` that passed verification.
+
+    Failing that, the newest Healthy one recorded before verification was turned on (no verdict
+    at all): the release an Environment ran before it was given a gate is as good as it gets.
+    """
+    eligible = [r for n, r in records.items() if r.result is Result.HEALTHY and (before is None or n < before)]
+    verified = [r for r in eligible if r.verified]
+    if verified:
+        return max(verified, key=lambda r: r.number)
+    return max((r for r in eligible if r.verification is None), key=lambda r: r.number, default=None)
 
 
 def target(
@@ -89,7 +108,7 @@ def target(
 
 def to_prune(records: Records, limit: int, current: int | None) -> list[ReleaseInfo]:
     """Records beyond ``limit``, oldest first, sparing the current and the last healthy release."""
-    keep = {current, getattr(last_healthy(records), "number", None)}
+    keep = {current, getattr(last_healthy(records), "number", None), getattr(last_verified(records), "number", None)}
     surplus = len(records) - limit
     out: list[ReleaseInfo] = []
     for number in sorted(records):

@@ -152,6 +152,16 @@ class Ledger:
         self.records[new.number] = new
         return new
 
+    async def verified(self, info: ReleaseInfo, verdict: str, message: str, enforced: bool) -> ReleaseInfo:
+        """Record the verification gate's verdict on ``info`` (see ``gitopsd.gates``)."""
+        info = self.records.get(info.number, info)
+        new = replace(info, verification=verdict, verification_message=message, verification_enforced=enforced)
+        if new == info:
+            return info
+        await self.store.mark_verification(self.owner, new)
+        self.records[new.number] = new
+        return new
+
     async def prune(self, limit: int, status: Mapping[str, Any]) -> list[int]:
         """Step 8: delete records beyond ``limit`` (never the current or the last healthy one)."""
         doomed = history.to_prune(self.records, limit, current_number(status))

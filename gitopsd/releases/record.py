@@ -20,6 +20,8 @@ namespace, named like Helm's ``sh.helm.release.v1.<name>.v<N>``)::
         release.gitopsd.dev/trigger: sync | manual | auto:HealthCheckFailed
         release.gitopsd.dev/request: <token>            # the rollback request it answers, if any
         release.gitopsd.dev/finished-at, .../reason     # once the verdict is in
+        release.gitopsd.dev/verification: Passed | Failed | Inconclusive | Cancelled
+        release.gitopsd.dev/verification-message, .../verification-enforced   # spec.verification's verdict
         release.gitopsd.dev/objects, .../parts, .../size
       ownerReferences: [the Environment]               # deleting it deletes its history
     data:
@@ -41,6 +43,10 @@ Results (the verdict of the release's own deploy; ``Pending`` until it is in):
   default rollback target (``--to`` may still name it).
 - ``Superseded``: replaced before it reached a verdict: a newer revision arrived while it was
   Pending (after a crash, or preempted by a newer release).
+
+A Healthy release of an Environment with ``spec.verification`` also gets the metric gate's
+verdict (``verification``; ``verification-enforced: "false"`` for a dry run, which neither rolls
+back nor blocks promotion). See ``gitopsd.gates``.
 """
 
 from __future__ import annotations
@@ -126,10 +132,23 @@ class ReleaseInfo:
     objects: int = 0
     parts: int = 1
     size: int = 0  # compressed bundle bytes
+    verification: str | None = None  # Passed, Failed, Inconclusive, Cancelled (spec.verification)
+    verification_message: str = ""
+    verification_enforced: bool = True  # False: a dry run (enforce: false), recorded only
 
     @property
     def is_rollback(self) -> bool:
         return self.restored_from is not None
+
+    @property
+    def verified(self) -> bool:
+        """Passed an enforced verification gate."""
+        return self.verification == "Passed" and self.verification_enforced
+
+    @property
+    def failed_verification(self) -> bool:
+        """Failed an enforced verification gate (not a default rollback target)."""
+        return self.verification == "Failed" and self.verification_enforced
 
     def with_result(self, result: Result, at: str, reason: str | None = None) -> ReleaseInfo:
         return replace(self, result=result, finished_at=at, reason=reason)
@@ -145,6 +164,8 @@ class ReleaseInfo:
         }
         if self.note:
             entry["note"] = self.note
+        if self.verification:
+            entry["verification"] = self.verification + ("" if self.verification_enforced else " (dry run)")
         return entry
 
 
@@ -209,8 +230,19 @@ def release_annotations(info: ReleaseInfo) -> dict[str, str]:
         "objects": str(info.objects),
         "parts": str(info.parts),
         "size": str(info.size),
+        **verification_annotations(info),
     }
     return {_A + k: v for k, v in values.items() if v is not None}
+
+
+def verification_annotations(info: ReleaseInfo) -> dict[str, str | None]:
+    if info.verification is None:
+        return {}
+    return {
+        "verification": info.verification,
+        "verification-message": info.verification_message[:1024],
+        "verification-enforced": "true" if info.verification_enforced else "false",
+    }
 
 
 def result_patch(info: ReleaseInfo) -> dict[str, Any]:
@@ -221,6 +253,12 @@ def result_patch(info: ReleaseInfo) -> dict[str, Any]:
             "annotations": {_A + "finished-at": info.finished_at, _A + "reason": info.reason},
         }
     }
+
+
+def verification_patch(info: ReleaseInfo) -> dict[str, Any]:
+    """A merge patch that records ``info``'s verification verdict on its head Secret."""
+    notes = verification_annotations(info)
+    return {"metadata": {"annotations": {_A + k: v for k, v in notes.items()}}}
 
 
 def _base(owner: Owner, name: str, type_: str, number: int) -> dict[str, Any]:
@@ -316,6 +354,9 @@ def info_of(owner: Owner, obj: Mapping[str, Any]) -> ReleaseInfo:
         objects=number_of("objects", 0) or 0,
         parts=number_of("parts", 1) or 1,
         size=number_of("size", 0) or 0,
+        verification=text("verification", False),
+        verification_message=text("verification-message", False) or "",
+        verification_enforced=text("verification-enforced", False) != "false",
     )
 
 

@@ -33,6 +33,7 @@ from gitopsd.releases.record import (
     part_name,
     result_patch,
     secret_name,
+    verification_patch,
 )
 
 SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
@@ -161,6 +162,14 @@ class ReleaseStore:
         await self.kube.patch(
             SECRETS.path(owner.namespace, secret_name(owner.name, info.number)),
             result_patch(info),
+            field_manager=self.field_manager,
+        )
+
+    async def mark_verification(self, owner: Owner, info: ReleaseInfo) -> None:
+        """Record ``info``'s verification verdict on its head."""
+        await self.kube.patch(
+            SECRETS.path(owner.namespace, secret_name(owner.name, info.number)),
+            verification_patch(info),
             field_manager=self.field_manager,
         )
 

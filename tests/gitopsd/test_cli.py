@@ -57,7 +57,7 @@ def test_cli_steers_the_daemon_and_drift_is_reverted(
     out = gitopsd_cli(cluster, "get", "-n", ops)
     assert out.returncode == 0, out.stderr
     header, row = out.stdout.splitlines()
-    assert header.split() == ["NAME", "READY", "REVISION", "RELEASE", "HELD", "AGE", "STATUS"]
+    assert header.split() == ["NAME", "READY", "VERIFIED", "REVISION", "RELEASE", "HELD", "AGE", "STATUS"]
     assert row.split()[:3] == ["shop", "True", f"main@sha1:{first[:7]}"]
     assert json.loads(gitopsd_cli(cluster, "get", "shop", "-n", ops, "-o", "json").stdout)["metadata"]["name"] == "shop"
 

@@ -32,9 +32,9 @@ def test_get_rows_show_short_revision_and_ready_message() -> None:
         },
     }
     header, row = rows([item], all_namespaces=True)
-    assert header == ["NAMESPACE", "NAME", "READY", "REVISION", "RELEASE", "HELD", "AGE", "STATUS"]
-    assert row[:6] == ["ops", "prod", "True", "v1.2.0@sha1:aaaaaaa", "7", "v1.3.0@sha1:bbbbbbb"]
-    assert row[7] == "Applied revision: v1.2.0"
+    assert header == ["NAMESPACE", "NAME", "READY", "VERIFIED", "REVISION", "RELEASE", "HELD", "AGE", "STATUS"]
+    assert row[:7] == ["ops", "prod", "True", "", "v1.2.0@sha1:aaaaaaa", "7", "v1.3.0@sha1:bbbbbbb"]
+    assert row[8] == "Applied revision: v1.2.0"
     wide = rows([item], wide=True)[1]
     assert "tag:v1.2.0" in wide and "v1.2.0@sha1:" + "a" * 40 in wide
 

@@ -258,7 +258,7 @@ def test_kubectl_apply_of_a_bad_environment_is_refused_and_creates_nothing(
 
 
 def test_kubectl_get_env_shows_the_designed_columns(crd: ClusterInfo, api: client.ApiClient, namespace: str) -> None:
-    """NAME READY REVISION RELEASE HELD AGE STATUS, filled from the status subresource."""
+    """NAME READY VERIFIED REVISION RELEASE HELD AGE STATUS, filled from the status subresource."""
     objects = client.CustomObjectsApi(api)
     spec = {"source": {"url": URL, "semver": ">=1.0.0 <2.0.0", "path": "deploy/prod"}, "targetNamespace": "shop"}
     created = objects.create_namespaced_custom_object(
@@ -280,21 +280,42 @@ def test_kubectl_get_env_shows_the_designed_columns(crd: ClusterInfo, api: clien
                 "message": "Deployment shop/web: 0 of 2 replicas ready",
                 "observedGeneration": 1,
                 "lastTransitionTime": "2026-11-22T20:00:00Z",
-            }
+            },
+            {
+                "type": "Verified",
+                "status": "True",
+                "reason": "VerificationPassed",
+                "message": "release 7: error-ratio passed",
+                "observedGeneration": 1,
+                "lastTransitionTime": "2026-11-22T20:00:00Z",
+            },
         ],
+        "verification": {
+            "release": 7,
+            "phase": "Passed",
+            "metrics": [
+                {
+                    "name": "error-ratio",
+                    "query": "sum(rate(x[2m]))",
+                    "phase": "Passed",
+                    "passed": 5,
+                    "samples": [{"time": "2026-11-22T20:00:00.000Z", "value": "NaN", "outcome": "NoData"}],
+                }
+            ],
+        },
     }
     objects.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, "prod", {"status": status})
 
     out = kubectl(crd, "get", "env", "-n", namespace)
     assert out.returncode == 0, out.stderr
     header, row = out.stdout.splitlines()
-    assert header.split() == ["NAME", "READY", "REVISION", "RELEASE", "HELD", "AGE", "STATUS"]
+    assert header.split() == ["NAME", "READY", "VERIFIED", "REVISION", "RELEASE", "HELD", "AGE", "STATUS"]
     cells = row.split()
-    assert cells[:5] == ["prod", "False", "v1.2.0@sha1:3f2c9a1b", "7", "sha1:9ab1c2d3"]
+    assert cells[:6] == ["prod", "False", "True", "v1.2.0@sha1:3f2c9a1b", "7", "sha1:9ab1c2d3"]
     assert row.endswith("Deployment shop/web: 0 of 2 replicas ready")
 
     stored = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "prod")
-    assert stored["status"] == status  # later-issue fields (release, held, history) are kept as written
+    assert stored["status"] == status  # later-issue fields (release, held, history, verification) are kept
     assert stored["metadata"]["generation"] == created["metadata"]["generation"]  # status writes are not spec changes
 
 

@@ -1,0 +1,180 @@
+"""The Prometheus port of verification: instant queries (``/api/v1/query``) and syntax checks.
+
+Plain aiohttp, not prometheus-api-client: that library is a blocking ``requests`` client (every
+call would need a worker thread beside the daemon's event loop) and pulls in pandas, numpy and
+matplotlib for helpers we do not use; what we need from it, one GET and its JSON, is a few
+lines here. (metrics_adapter made the same choice for the same reasons, with measurements.)
+
+``check`` asks ``/api/v1/format_query`` (Prometheus >= 2.38), which parses without evaluating:
+a query that does not parse is known before anything is deployed, with Prometheus' own error.
+
+Errors, each naming the server (credentials never included)::
+
+    PrometheusError
+    ├── PrometheusUnreachable   no connection, or no answer within the timeout
+    ├── QueryRejected           HTTP 400 bad_data: the query does not parse (a spec error)
+    └── QueryFailed             any other HTTP error (422 execution, 401/403, 5xx) or a bad payload
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+
+from gitopsd.errors import GitopsdError, truncate
+from gitopsd.gates.evaluate import Reading
+
+
+class PrometheusError(GitopsdError):
+    reason = "PrometheusError"
+
+
+class PrometheusUnreachable(PrometheusError):
+    reason = "PrometheusUnreachable"
+
+
+class QueryRejected(PrometheusError):
+    reason = "InvalidQuery"
+
+
+class QueryFailed(PrometheusError):
+    reason = "PrometheusQueryFailed"
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Where Prometheus is and how to authenticate (from ``spec.verification.prometheus``)."""
+
+    url: str
+    timeout: float = 10.0
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    ca: bytes | None = None
+
+    def __repr__(self) -> str:  # never print credentials
+        return f"Connection({self.url!r}, timeout={self.timeout})"
+
+
+class Prometheus(Protocol):
+    async def query(self, promql: str) -> Reading:
+        """One instant query, as a reading (a value, empty, or several series)."""
+        ...
+
+    async def check(self, promql: str) -> None:
+        """Raise ``QueryRejected`` when ``promql`` does not parse."""
+        ...
+
+
+class HttpPrometheus:
+    def __init__(self, connection: Connection, session: aiohttp.ClientSession) -> None:
+        self.connection = connection
+        self.session = session
+        self.where = f"Prometheus {connection.url}"
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, connection: Connection) -> AsyncIterator[HttpPrometheus]:
+        """A client with its own session, closed on exit (a gate round is a few seconds long)."""
+        context: ssl.SSLContext | bool = True
+        if connection.ca:
+            context = ssl.create_default_context(cadata=connection.ca.decode())
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=context, limit=8),
+            timeout=aiohttp.ClientTimeout(total=connection.timeout),
+            headers=_auth_headers(connection),
+        ) as session:
+            yield cls(connection, session)
+
+    async def query(self, promql: str) -> Reading:
+        body = await self._get("/api/v1/query", {"query": promql, "timeout": f"{self.connection.timeout:g}s"})
+        data = body.get("data")
+        if not isinstance(data, Mapping):
+            raise QueryFailed(f"{self.where}: the answer has no data")
+        kind, result = data.get("resultType"), data.get("result")
+        if kind == "scalar" and isinstance(result, list) and len(result) == 2:
+            return Reading.of(_number(result[1], self.where))
+        if kind == "vector" and isinstance(result, list):
+            if not result:
+                return Reading.empty()
+            if len(result) == 1:
+                return Reading.of(_number((result[0].get("value") or [None, None])[1], self.where))
+            return Reading.many([_labels(item.get("metric") or {}) for item in result])
+        if kind == "matrix":
+            raise QueryFailed(
+                f"{self.where}: the query returned a range vector; give an instant one (no [..] at the end)"
+            )
+        raise QueryFailed(f"{self.where}: unexpected result type {kind!r}")
+
+    async def check(self, promql: str) -> None:
+        try:
+            await self._get("/api/v1/format_query", {"query": promql})
+        except QueryFailed as exc:
+            if "HTTP 404" not in exc.message:
+                raise
+            await self._get("/api/v1/query", {"query": promql})  # an older Prometheus: evaluate it instead
+
+    async def _get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
+        url = self.connection.url + path
+        try:
+            async with self.session.get(url, params=dict(params)) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except TimeoutError:
+            raise PrometheusUnreachable(f"{self.where}: no answer within {self.connection.timeout:g}s") from None
+        except aiohttp.ClientError as exc:
+            raise PrometheusUnreachable(f"{self.where}: {_describe(exc)}") from None
+        except asyncio.CancelledError:
+            raise
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if status == 200 and isinstance(body, dict) and body.get("status") == "success":
+            return body
+        error = body.get("error") if isinstance(body, dict) else None
+        kind = body.get("errorType") if isinstance(body, dict) else None
+        text = truncate(str(error) if error else raw.decode(errors="replace"), 400)
+        if status == 400 and kind == "bad_data":
+            raise QueryRejected(f"{self.where} rejected the query: {text}")
+        if status in (401, 403):
+            raise QueryFailed(
+                f"{self.where} refused the credentials (HTTP {status}); check spec.verification.prometheus.secretRef"
+            )
+        raise QueryFailed(f"{self.where}: HTTP {status}" + (f" {kind}" if kind else "") + f": {text}")
+
+
+def _auth_headers(connection: Connection) -> dict[str, str]:
+    if connection.token:
+        return {"Authorization": f"Bearer {connection.token}"}
+    if connection.username is not None:
+        auth = aiohttp.BasicAuth(connection.username, connection.password or "")
+        return {"Authorization": auth.encode()}
+    return {}
+
+
+def _number(text: Any, where: str) -> float:
+    try:
+        return float(text)  # "NaN", "+Inf" and "-Inf" included
+    except (TypeError, ValueError):
+        raise QueryFailed(f"{where}: sample value {text!r} is not a number") from None
+
+
+def _labels(metric: Mapping[str, Any]) -> str:
+    name = str(metric.get("__name__") or "")
+    pairs = ",".join(f'{k}="{v}"' for k, v in sorted(metric.items()) if k != "__name__")
+    return f"{name}{{{pairs}}}"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect ({exc.os_error.strerror or exc.os_error})"
+    text = str(exc) or type(exc).__name__
+    return truncate(text, 200)

@@ -1,0 +1,466 @@
+"""The verification gate inside the reconciler: start it, sample it, conclude it, act on its verdict.
+
+Where it runs. A gate lasts minutes (``deadline``), but each of its steps is short: one round
+of instant queries, at most ``prometheus.timeout``. So the gate is a small state machine kept
+in ``status.verification``, and every reconcile of the Environment advances it by one step
+(``after``): the reconcile that finds the current release Healthy starts the gate; one whose
+sample is due takes it; the daemon is asked to come back when the next sample is due
+(``Outcome.requeue_after``) instead of after the whole ``interval``. No worker is held for
+longer than one round, nothing else writes status or records concurrently (one reconcile per
+Environment at a time), and a restarted daemon continues a gate exactly where its status says:
+the counts, the next sample time and the deadline are all there (wall-clock times).
+
+Order of writes (extending ``releases.ledger``'s steps 1-8 for a release N that passed its
+health gate)::
+
+    G1. status.verification = {release N, Running, deadline, nextSampleAt, metrics}
+    G2. each round: the metrics' counts and newest samples in status.verification
+    G3. the verdict in status.verification (and the Verified condition)
+    G4. the verdict on record N (annotation release.gitopsd.dev/verification), then
+        ``recorded: true``; Events, lifecycle event and metrics are told here, once
+    G5. the consequence (onFailure: Rollback → a rollback release, steps 1-8 again), then
+        ``acted: true``
+
+A kill at any point: before G3 the gate resumes; between G3 and G5 the next reconcile finishes
+G4 and G5 (each is idempotent: a record already marked is not marked again, and a rollback is
+only started while N is still the current release). A newer release cancels the gate (its
+record says ``Cancelled``), and a changed ``spec.verification`` starts it over.
+
+Outcomes: Passed → ``Verified=True``; Failed → ``Verified=False`` and ``onFailure`` (Rollback
+restores the last verified release through ``rollback.perform`` and holds the revision; Hold
+keeps it, unverified); Inconclusive (deadline, Prometheus errors at the deadline, a bad query)
+→ Hold, never a rollback. With ``enforce: false`` every verdict is recorded and nothing is done.
+A rollback release is verified too, but never rolled back automatically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from gitopsd import status
+from gitopsd.errors import GitopsdError
+from gitopsd.gates import evaluate, progress, templates
+from gitopsd.gates.evaluate import GatePhase, MetricProgress, Reading
+from gitopsd.gates.progress import GateProgress, stamp
+from gitopsd.gates.prometheus import Connection, HttpPrometheus, PrometheusError, QueryRejected
+from gitopsd.gates.spec import PrometheusSpec, VerificationSpec
+from gitopsd.kube import NotFound, Resource
+from gitopsd.model import Revision
+from gitopsd.outcome import Outcome, SyncState, involved, parse_revision
+from gitopsd.releases import Ledger, Owner, ReleaseInfo, Result, history
+from gitopsd.spec import Environment
+
+if TYPE_CHECKING:
+    from gitopsd.reconcile import Reconciler
+
+log = structlog.get_logger("gitopsd.gates")
+
+VERIFIED = "Verified"
+VERIFY = "gitopsd.dev/verify"  # `gitopsd verify` asks here: {"token", "by", "dryRun"}
+SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
+Progress = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class Memory:
+    """What the gates remember between reconciles: queries Prometheus already parsed."""
+
+    checked: set[tuple[str, str]] = field(default_factory=set)
+
+    def remember(self, url: str, query: str) -> None:
+        if len(self.checked) > 10_000:
+            self.checked.clear()
+        self.checked.add((url, query))
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyRequest:
+    token: str
+    by: str = "unknown"
+    dry_run: bool = False
+
+
+def pending_request(annotations: Mapping[str, str], st: Mapping[str, Any]) -> VerifyRequest | None:
+    """The ``gitopsd verify`` request not handled yet, if any (an unreadable one is ignored)."""
+    raw = annotations.get(VERIFY)
+    if not raw:
+        return None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not isinstance(body.get("token"), str):
+        return None
+    if (st.get("lastHandledVerify") or {}).get("token") == body["token"]:
+        return None
+    return VerifyRequest(body["token"], str(body.get("by") or "unknown"), bool(body.get("dryRun", False)))
+
+
+def template_values(env: Environment, commit: str) -> dict[str, str]:
+    values = dict(env.spec.substitute)
+    values.update(namespace=env.spec.target_namespace or env.namespace, environment=env.name, revision=commit)
+    return values
+
+
+def resolved(env: Environment, spec: VerificationSpec, commit: str) -> list[str]:
+    """Each metric's query with its variables filled in, for the release at ``commit``."""
+    base = template_values(env, commit)
+    return [templates.resolve(m.query, {**base, **({"window": m.window} if m.window else {})}) for m in spec.metrics]
+
+
+# -- before a new release ----------------------------------------------------------------------
+
+
+async def admit(rec: Reconciler, env: Environment, revision: Revision) -> None:
+    """Refuse to deploy behind a gate that cannot work: a query Prometheus cannot parse, a missing Secret.
+
+    Raises ``GitopsdError`` (the Environment is Stalled; nothing is applied). Prometheus being
+    unreachable is not a reason to refuse: the gate then holds the release, and says why.
+    """
+    spec = env.spec.verification
+    if spec is None:
+        return
+    queries = resolved(env, spec, revision.commit)
+    todo = [(i, q) for i, q in enumerate(queries) if (spec.prometheus.url, q) not in rec.gates.checked]
+    if not todo:
+        return
+    connection = await connection_of(rec, env, spec.prometheus)
+    async with HttpPrometheus.open(connection) as prom:
+        for i, query in todo:
+            try:
+                await prom.check(query)
+            except QueryRejected as exc:
+                name = spec.metrics[i].name
+                raise GitopsdError(
+                    f"spec.verification.metrics[{i}] ({name}): {exc.message}; {revision} was not deployed",
+                    reason="InvalidVerificationQuery",
+                ) from None
+            except PrometheusError as exc:
+                log.info("verification queries not checked before deploy", environment=env.key, error=exc.message)
+                return
+            rec.gates.remember(spec.prometheus.url, query)
+
+
+async def connection_of(rec: Reconciler, env: Environment, spec: PrometheusSpec) -> Connection:
+    """Prometheus' address and credentials (``secretRef``: token, or username + password; ca.crt)."""
+    if not spec.secret_name:
+        return Connection(spec.url, spec.timeout)
+    where = f"spec.verification.prometheus.secretRef: Secret {env.namespace}/{spec.secret_name}"
+    try:
+        secret = await rec.kube.get(SECRETS.path(env.namespace, spec.secret_name))
+    except NotFound:
+        raise GitopsdError(f"{where} not found", reason="SecretNotFound") from None
+    data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+    token, user = data.get("token"), data.get("username")
+    if token is None and user is None:
+        raise GitopsdError(f"{where} holds neither 'token' nor 'username' and 'password'", reason="SecretInvalid")
+    return Connection(
+        spec.url,
+        spec.timeout,
+        token=token.decode().strip() if token is not None else None,
+        username=user.decode() if user is not None else None,
+        password=data["password"].decode() if "password" in data else None,
+        ca=data.get("ca.crt"),
+    )
+
+
+# -- after every reconcile ---------------------------------------------------------------------
+
+
+async def after(rec: Reconciler, state: SyncState, outcome: Outcome, progress_: Progress) -> Outcome:
+    """Advance the current release's gate by one step; ``outcome`` with ``requeue_after`` when it runs."""
+    env = state.env
+    request = pending_request(env.annotations, state.status)
+    quiet = env.spec.verification is None and not state.status.get("verification") and request is None
+    if quiet and status.condition(state.status, VERIFIED) is None:
+        return outcome
+    ledger = await rec.ledgers.of(Owner(env.namespace, env.name, env.uid))
+    try:
+        return await _advance(rec, state, ledger, outcome, request, progress_)
+    except PrometheusError as exc:  # never raised by sampling (those are Error samples); kept safe
+        log.warning("verification step failed", environment=env.key, error=exc.message)
+        return outcome
+
+
+async def _advance(
+    rec: Reconciler,
+    state: SyncState,
+    ledger: Ledger,
+    outcome: Outcome,
+    request: VerifyRequest | None,
+    progress_: Progress,
+) -> Outcome:
+    env, spec, now = state.env, state.env.spec.verification, rec.clock()
+    current = ledger.current(state.status)
+    gate = progress.from_status(state.status.get("verification"))
+    if gate is not None and gate.running and (not _is(current, gate) or spec is None):
+        why = "spec.verification was removed" if spec is None else f"release {getattr(current, 'number', '?')} came"
+        await _cancel(rec, env, ledger, gate, why)
+        gate = None
+    elif gate is not None and gate.phase.final and not (gate.recorded and gate.acted) and _is(current, gate):
+        return await _conclude(rec, state, ledger, gate, outcome, progress_)
+    if gate is not None and not _is(current, gate):
+        gate = None
+    if spec is None:
+        new = dict(state.status)
+        new.pop("verification", None)
+        status.remove_condition(new, VERIFIED)
+        if request is not None:
+            new = _answer(new, request, "Refused", "spec.verification is not set: there is no gate to run", None)
+        await rec._write_status(state, new)
+        return outcome
+    if current is None:
+        if request is not None:
+            await rec._write_status(state, _answer(state.status, request, "Refused", "nothing is deployed yet", None))
+        return outcome
+    if gate is not None and gate.running and gate.spec_key != spec.key:
+        log.info("spec.verification changed: the gate starts over", environment=env.key, release=current.number)
+        gate = None
+    answered = dict(state.status)
+    if request is not None:
+        if current.result is Result.HEALTHY:
+            gate = await _start(rec, env, spec, current, now, request)
+            answered = _answer(answered, request, "Started", f"verifying release {current.number}", current.number)
+        else:
+            text = f"release {current.number} is {current.result}: only a Healthy release is verified"
+            answered = _answer(answered, request, "Refused", text, current.number)
+    if gate is None or gate.phase is GatePhase.PENDING:
+        gate = await _initial(rec, env, spec, current, now)
+    if gate.running and (gate.due(now) or gate.deadline_reached(now)):
+        gate = await _round(rec, env, spec, gate, now, progress_)
+    new = {**answered, "verification": gate.to_status()}
+    _set_condition(new, gate, env.generation, stamp(now))
+    await rec._write_status(state, new)
+    if gate.phase.final and not (gate.recorded and gate.acted):
+        return await _conclude(rec, state, ledger, gate, outcome, progress_)
+    return replace(outcome, requeue_after=gate.wait(now) if gate.running else None)
+
+
+async def _initial(
+    rec: Reconciler, env: Environment, spec: VerificationSpec, current: ReleaseInfo, now: datetime
+) -> GateProgress:
+    """The gate of a release that has none yet: started, known from its record, or waiting for health."""
+    if current.result is not Result.HEALTHY:
+        text = f"release {current.number} is {current.result}: verification starts once it passes its health gate"
+        return GateProgress(current.number, current.revision, GatePhase.PENDING, "AwaitingHealth", text,
+                            enforce=spec.enforce, on_failure=spec.on_failure, spec_key=spec.key)  # fmt: skip
+    if current.verification in (None, "Cancelled"):
+        return await _start(rec, env, spec, current, now, None)
+    return GateProgress(
+        current.number, current.revision, GatePhase(current.verification), current.verification,
+        current.verification_message, enforce=current.verification_enforced, on_failure=spec.on_failure,
+        spec_key=spec.key, recorded=True, acted=True,
+    )  # fmt: skip
+
+
+async def _start(
+    rec: Reconciler,
+    env: Environment,
+    spec: VerificationSpec,
+    current: ReleaseInfo,
+    now: datetime,
+    request: VerifyRequest | None,
+) -> GateProgress:
+    """G1: a new gate for ``current``; a query Prometheus cannot parse makes its metric Invalid at once."""
+    revision = parse_revision(current.revision)
+    queries = resolved(env, spec, revision.commit if revision else "")
+    metrics = tuple(MetricProgress(m.name, q) for m, q in zip(spec.metrics, queries, strict=True))
+    unchecked = [(i, q) for i, q in enumerate(queries) if (spec.prometheus.url, q) not in rec.gates.checked]
+    if unchecked:
+        metrics = await _check(rec, env, spec, metrics, unchecked)
+    enforce = spec.enforce and not (request is not None and request.dry_run)
+    gate = progress.start(
+        current.number, current.revision, metrics, now=now, start_delay=spec.start_delay, deadline=spec.deadline,
+        enforce=enforce, on_failure=spec.on_failure, spec_key=spec.key,
+        request=request.token if request else None, requested_by=request.by if request else None,
+    )  # fmt: skip
+    log.info("verification started", environment=env.key, release=current.number, metrics=len(metrics))
+    if any(m.phase is evaluate.MetricPhase.INVALID for m in metrics):
+        found = evaluate.verdict(metrics, spec.samples, deadline_reached=False)
+        gate = replace(gate, phase=found.phase, reason=found.reason, message=found.message, finished_at=stamp(now))
+    return gate
+
+
+async def _check(
+    rec: Reconciler,
+    env: Environment,
+    spec: VerificationSpec,
+    metrics: tuple[MetricProgress, ...],
+    unchecked: list[tuple[int, str]],
+) -> tuple[MetricProgress, ...]:
+    out = list(metrics)
+    try:
+        connection = await connection_of(rec, env, spec.prometheus)
+        async with HttpPrometheus.open(connection) as prom:
+            for i, query in unchecked:
+                try:
+                    await prom.check(query)
+                    rec.gates.remember(spec.prometheus.url, query)
+                except QueryRejected as exc:
+                    out[i] = replace(out[i], phase=evaluate.MetricPhase.INVALID, message=exc.message)
+    except GitopsdError as exc:  # unreachable or no credentials: sampling will say so, as Errors
+        log.info("verification queries not checked", environment=env.key, error=exc.message)
+    return tuple(out)
+
+
+async def _round(
+    rec: Reconciler, env: Environment, spec: VerificationSpec, gate: GateProgress, now: datetime, progress_: Progress
+) -> GateProgress:
+    """G2 (and G3 when it decides): one instant query per metric still sampling, then the verdict."""
+    if gate.due(now):
+        wanted = [m for m in gate.metrics if m.sampling]
+        progress_(f"verification of release {gate.release}: sampling {len(wanted)} metrics")
+        readings = await _read_all(rec, env, spec.prometheus, [m.query for m in wanted])
+        by_name = {m.name: m for m in spec.metrics}
+        at = stamp(now)
+        updated = dict(zip((m.name for m in wanted), readings, strict=True))
+        metrics = []
+        for m in gate.metrics:
+            if m.name in updated:
+                before = m
+                m = evaluate.record(m, updated[m.name], at, by_name[m.name], spec.samples)
+                outcome = m.samples[-1].outcome if m.samples and m.samples != before.samples else None
+                if outcome is not None:
+                    rec.metrics.verification_samples.labels(env.key, str(outcome)).inc()
+            metrics.append(m)
+        gate = replace(gate, metrics=tuple(metrics), next_sample_at=stamp(now + timedelta(seconds=spec.interval)))
+    found = evaluate.verdict(gate.metrics, spec.samples, deadline_reached=gate.deadline_reached(now))
+    gate = replace(gate, phase=found.phase, reason=found.reason, message=found.message)
+    if found.phase.final:
+        gate = replace(gate, finished_at=stamp(now), next_sample_at="")
+        log.info("verification concluded", environment=env.key, release=gate.release, verdict=str(found.phase),
+                 reason=found.reason)  # fmt: skip
+    return gate
+
+
+async def _read_all(rec: Reconciler, env: Environment, spec: PrometheusSpec, queries: list[str]) -> list[Reading]:
+    if not queries:
+        return []
+    try:
+        connection = await connection_of(rec, env, spec)
+    except GitopsdError as exc:
+        return [Reading.failed(exc.message)] * len(queries)
+
+    async def one(prom: HttpPrometheus, query: str) -> Reading:
+        try:
+            return await prom.query(query)
+        except PrometheusError as exc:
+            return Reading.failed(exc.message)
+
+    async with HttpPrometheus.open(connection) as prom:
+        return list(await asyncio.gather(*(one(prom, q) for q in queries)))
+
+
+# -- the verdict and what follows ----------------------------------------------------------------
+
+
+async def _conclude(
+    rec: Reconciler, state: SyncState, ledger: Ledger, gate: GateProgress, outcome: Outcome, progress_: Progress
+) -> Outcome:
+    """G4 and G5: the verdict on the record and told once; then onFailure, unless a dry run or a rollback release."""
+    env, spec = state.env, state.env.spec.verification
+    release = ledger.records.get(gate.release)
+    if not gate.recorded:
+        if release is not None:
+            release = await ledger.verified(release, str(gate.phase), gate.message, gate.enforce)
+            state.status = status.with_release(state.status, None, ledger.history())
+        await _tell(rec, env, gate)
+        gate = replace(gate, recorded=True)
+        await _save(rec, state, gate)
+    if gate.acted:
+        return outcome
+    action, target = _decide(gate, release, ledger, spec)
+    gate = replace(gate, acted=True, action=action)
+    if target is None:
+        await _save(rec, state, gate)
+        return outcome
+    progress_(f"release {gate.release} failed verification: rolling back to release {target.number}")
+    # G5 before `acted` is saved: a crash in between leaves a rollback record the ledger finishes.
+    from gitopsd import rollback
+
+    result = await rollback.perform(
+        rec, state, ledger, target, trigger="auto:VerificationFailed", by="gitopsd", token=None,
+        reason="VerificationFailed", progress=progress_,
+    )  # fmt: skip
+    return replace(result, requeue_after=0.0)  # the restored release's own gate starts at once
+
+
+def _decide(
+    gate: GateProgress, release: ReleaseInfo | None, ledger: Ledger, spec: VerificationSpec | None
+) -> tuple[str, ReleaseInfo | None]:
+    """What to do about a verdict: (what status says, the release to restore or None)."""
+    if gate.phase is not GatePhase.FAILED:
+        return ("none" if gate.phase is GatePhase.PASSED else "held: neither promoted nor rolled back"), None
+    if not gate.enforce:
+        return "none: dry run (enforce: false), recorded only", None
+    if gate.on_failure != "Rollback":
+        return "held (onFailure: Hold): kept, not verified", None
+    if release is None or release.is_rollback:
+        return "held: a rollback release is never rolled back automatically", None
+    target = history.last_verified(ledger.records, before=gate.release)
+    if target is None:
+        return "held: no verified release to roll back to", None
+    return f"rolled back to release {target.number}", target
+
+
+async def _tell(rec: Reconciler, env: Environment, gate: GateProgress) -> None:
+    verdict = str(gate.phase)
+    rec.metrics.verification_total.labels(env.key, verdict).inc()
+    text = f"Verification of release {gate.release} ({gate.revision}): {verdict}: {gate.message}"
+    if not gate.enforce:
+        text += " (dry run: recorded only)"
+    if gate.phase is GatePhase.PASSED:
+        await rec.recorder.record(involved(env), "Normal", "VerificationPassed", text)
+        return
+    reason = "VerificationFailed" if gate.phase is GatePhase.FAILED else "VerificationInconclusive"
+    await rec.recorder.record(involved(env), "Warning", reason, text)
+    rec._announce(env, "verification.failed", parse_revision(gate.revision), gate.reason or reason, text)
+
+
+async def _cancel(rec: Reconciler, env: Environment, ledger: Ledger, gate: GateProgress, why: str) -> None:
+    release = ledger.records.get(gate.release)
+    if release is not None and release.verification is None:
+        await ledger.verified(release, "Cancelled", f"cancelled: {why}", gate.enforce)
+    rec.metrics.verification_total.labels(env.key, "Cancelled").inc()
+    log.info("verification cancelled", environment=env.key, release=gate.release, why=why)
+
+
+async def _save(rec: Reconciler, state: SyncState, gate: GateProgress) -> None:
+    new = {**state.status, "verification": gate.to_status()}
+    _set_condition(new, gate, state.env.generation, stamp(rec.clock()))
+    await rec._write_status(state, new)
+
+
+def _set_condition(st: dict[str, Any], gate: GateProgress, generation: int, now: str) -> None:
+    value: bool | None = {GatePhase.PASSED: True, GatePhase.FAILED: False, GatePhase.INCONCLUSIVE: False}.get(
+        gate.phase
+    )
+    message = f"release {gate.release} ({gate.revision}): {gate.message}"
+    if not gate.enforce:
+        message += " (dry run: recorded only)"
+    if gate.action and gate.action != "none":
+        message += f"; {gate.action}"
+    status.set_condition(st, VERIFIED, value, gate.reason or str(gate.phase), message, generation, now[:19] + "Z")
+
+
+def _is(current: ReleaseInfo | None, gate: GateProgress) -> bool:
+    return current is not None and current.number == gate.release
+
+
+def _answer(
+    st: Mapping[str, Any], request: VerifyRequest, result: str, message: str, release: int | None
+) -> dict[str, Any]:
+    new = dict(st)
+    entry: dict[str, Any] = {"token": request.token, "result": result, "message": message}
+    if release is not None:
+        entry["release"] = release
+    new["lastHandledVerify"] = entry
+    return new
