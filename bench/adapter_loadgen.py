@@ -54,6 +54,7 @@ type result struct {
 	BytesMean float64        `json:"bytes_mean"`
 	Dropped   int            `json:"dropped"`
 	SecondP99 []float64      `json:"per_second_p99_ms"`
+	Latencies []float64      `json:"latencies_ms,omitempty"`
 	FirstErr  string         `json:"first_error,omitempty"`
 }
 
@@ -73,12 +74,13 @@ func main() {
 	key := flag.String("key", "", "client key")
 	var hdrs header
 	flag.Var(&hdrs, "H", "header K: V (repeatable)")
+	raw := flag.Bool("raw", false, "also output every latency")
 	flag.Parse()
 
-	raw, err := os.ReadFile(*pathsFile)
+	pathData, err := os.ReadFile(*pathsFile)
 	if err != nil { panic(err) }
 	var paths []string
-	for _, l := range strings.Split(string(raw), "\n") { if l != "" { paths = append(paths, l) } }
+	for _, l := range strings.Split(string(pathData), "\n") { if l != "" { paths = append(paths, l) } }
 
 	tlsCfg := &tls.Config{}
 	if *ca != "" {
@@ -178,6 +180,7 @@ func main() {
 		sort.Float64s(l)
 		res.SecondP99 = append(res.SecondP99, l[int(0.99*float64(len(l)-1))])
 	}
+	if *raw { res.Latencies = lat }
 	json.NewEncoder(os.Stdout).Encode(res)
 }
 """
@@ -215,6 +218,7 @@ def run(
     duration: float = 10,
     concurrency: int = 32,
     nice: int | None = None,
+    raw: bool = False,
 ) -> dict[str, Any]:
     """Run the load generator; returns its JSON result."""
     binary = ensure_loadgen()
@@ -229,6 +233,8 @@ def run(
         f"-concurrency={concurrency}",
         f"-ca={target.ca}",
     ]
+    if raw:
+        args.append("-raw")
     if target.cert and target.key:
         args += [f"-cert={target.cert}", f"-key={target.key}"]
     for h in target.headers:
