@@ -14,7 +14,7 @@ from typing import Any
 
 from gitopsd import __version__
 from gitopsd import log as logging_setup
-from gitopsd.cli import diff, get, history, notify, render, rollback, run, sync
+from gitopsd.cli import diff, get, history, notify, render, rollback, run, sync, verify
 from gitopsd.cli.common import CliError
 from gitopsd.errors import GitopsdError
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     notify.add_parser(sub)
     history.add_parser(sub)
     rollback.add_parser(sub)
+    verify.add_parser(sub)
     return parser
 
 

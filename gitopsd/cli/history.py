@@ -66,6 +66,12 @@ def document(
             item["finishedAt"] = info.finished_at
         if info.reason:
             item["reason"] = info.reason
+        if info.verification:
+            item["verification"] = {
+                "result": info.verification,
+                "enforced": info.verification_enforced,
+                "message": info.verification_message,
+            }
         items.append(item)
     doc: dict[str, Any] = {"environment": environment, "current": current, "releases": items}
     if invalid:
@@ -74,7 +80,7 @@ def document(
 
 
 def rows(current: int | None, releases: list[Release], invalid: dict[str, ReleaseError]) -> list[list[str]]:
-    out = [["RELEASE", "REVISION", "DIGEST", "APPLIED AT", "RESULT", "BY", "NOTE"]]
+    out = [["RELEASE", "REVISION", "DIGEST", "APPLIED AT", "RESULT", "VERIFIED", "BY", "NOTE"]]
     for release in releases:
         info = release.info
         note = ", ".join(n for n in ("current" if info.number == current else "", info.note) if n)
@@ -85,10 +91,11 @@ def rows(current: int | None, releases: list[Release], invalid: dict[str, Releas
                 info.digest.removeprefix("sha256:")[:12],
                 info.applied_at,
                 str(info.result),
+                (info.verification or "") + ("" if info.verification_enforced else " (dry run)"),
                 info.applied_by,
                 note,
             ]
         )
     for name, exc in sorted(invalid.items()):
-        out.append(["?", "", "", "", "Invalid", "", f"{name}: {exc.message}"])
+        out.append(["?", "", "", "", "Invalid", "", "", f"{name}: {exc.message}"])
     return out

@@ -53,7 +53,8 @@ def check(template: str, known: Iterable[str]) -> list[str]:
     names = variables(template)
     for name in names:
         if name not in allowed:
-            choices = ", ".join(f".{k}" for k in sorted(allowed, key=lambda k: (k not in BUILTINS, k)))
+            builtins = [k for k in BUILTINS if k in allowed]
+            choices = ", ".join(f".{k}" for k in [*builtins, *sorted(allowed - set(builtins))])
             raise TemplateError(f"unknown template variable .{name} (known: {choices})")
     return names
 

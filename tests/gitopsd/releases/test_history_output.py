@@ -17,14 +17,18 @@ def _release(n: int, result: Result, **extra: object) -> Release:
 
 
 def test_table_marks_the_current_release_and_lists_invalid_records() -> None:
-    """Columns RELEASE REVISION DIGEST APPLIED AT RESULT BY NOTE; short digest; current and invalid named."""
-    releases = [_release(1, Result.HEALTHY), _release(2, Result.HEALTHY, note="rollback to 1", applied_by="alice")]
+    """Columns RELEASE REVISION DIGEST APPLIED AT RESULT VERIFIED BY NOTE; short digest; current and invalid named."""
+    releases = [
+        _release(1, Result.HEALTHY, verification="Passed"),
+        _release(2, Result.HEALTHY, note="rollback to 1", applied_by="alice", verification="Failed",
+                 verification_enforced=False),
+    ]  # fmt: skip
     invalid = {"gitopsd.release.v1.prod.v3": ReleaseError("Secret x is corrupted: digest", reason="ReleaseCorrupted")}
     rows = cli.rows(2, releases, invalid)
-    assert rows[0] == ["RELEASE", "REVISION", "DIGEST", "APPLIED AT", "RESULT", "BY", "NOTE"]
-    assert rows[1][:3] == ["1", f"v1@sha1:{1:040x}", "abababababab"]
-    assert rows[2][4:] == ["Healthy", "alice", "current, rollback to 1"]
-    assert rows[3][4] == "Invalid" and "gitopsd.release.v1.prod.v3: Secret x is corrupted" in rows[3][6]
+    assert rows[0] == ["RELEASE", "REVISION", "DIGEST", "APPLIED AT", "RESULT", "VERIFIED", "BY", "NOTE"]
+    assert rows[1][:3] == ["1", f"v1@sha1:{1:040x}", "abababababab"] and rows[1][5] == "Passed"
+    assert rows[2][4:] == ["Healthy", "Failed (dry run)", "alice", "current, rollback to 1"]
+    assert rows[3][4] == "Invalid" and "gitopsd.release.v1.prod.v3: Secret x is corrupted" in rows[3][7]
 
 
 def test_document_has_every_fact_and_is_yaml_safe() -> None:
@@ -36,3 +40,11 @@ def test_document_has_every_fact_and_is_yaml_safe() -> None:
     assert first["result"] == "RolledBack" and first["reason"] == "rolled back to 0" and first["current"] is False
     assert second["current"] is True and set(second) >= {"release", "revision", "digest", "appliedAt", "appliedBy"}
     assert yaml.safe_load(yaml.safe_dump(doc)) == doc
+
+
+def test_document_carries_the_verification_verdict() -> None:
+    """A verified release says so in -o json|yaml: result, whether enforced, and the gate's message."""
+    doc = cli.document("ops/prod", 1, [_release(1, Result.HEALTHY, verification="Failed",
+                                                  verification_message="error-ratio failed")], {})  # fmt: skip
+    assert doc["releases"][0]["verification"] == {"result": "Failed", "enforced": True, "message": "error-ratio failed"}
+    assert "verification" not in cli.document("ops/prod", 1, [_release(1, Result.HEALTHY)], {})["releases"][0]
