@@ -120,8 +120,12 @@ def start_adapter(
     port: int | None = None,
     wait_ready: bool = True,
     env: dict[str, str] | None = None,
+    tie_to_parent: bool = True,
 ) -> RunningAdapter:
-    """Start ``metrics-adapter`` listening on localhost (both families); wait for /readyz."""
+    """Start ``metrics-adapter`` listening on localhost (both families); wait for /readyz.
+
+    ``tie_to_parent=False`` lets it outlive this process (the demo's ``--keep``).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.yaml").write_text(config_text)
     port = port or free_dual_port()
@@ -139,7 +143,7 @@ def start_adapter(
         *(extra_args or []),
     ]
     running = RunningAdapter(port, directory, cert, cluster)
-    running._procs.add(procs.start("metrics-adapter", argv, directory / "logs", env=env))
+    running._procs.add(procs.start("metrics-adapter", argv, directory / "logs", env=env, tie_to_parent=tie_to_parent))
     if wait_ready:
         ctx = ssl.create_default_context(cafile=str(cluster.ca_cert))
         try:

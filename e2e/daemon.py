@@ -18,11 +18,14 @@ from e2e import procs
 
 
 class DaemonProcess:
-    def __init__(self, kubeconfig: Path, directory: Path, *extra: str, name: str = "gitopsd") -> None:
+    def __init__(
+        self, kubeconfig: Path, directory: Path, *extra: str, name: str = "gitopsd", tie_to_parent: bool = True
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.directory = directory
         self.extra = extra
         self.name = name
+        self.tie_to_parent = tie_to_parent  # False: outlives this process (the demo's --keep)
         self.port = procs.free_port("127.0.0.1")
         self.proc: procs.Process | None = None
         self.starts = 0
@@ -44,7 +47,7 @@ class DaemonProcess:
             "--shutdown-grace=10",
             *self.extra,
         ]
-        self.proc = procs.start(self.name, argv, self.directory / "logs")
+        self.proc = procs.start(self.name, argv, self.directory / "logs", tie_to_parent=self.tie_to_parent)
         self.starts += 1
         procs.wait_until(
             f"{self.name} /readyz", lambda: procs.http_ok(self.url("/readyz")), timeout=timeout, watch=[self.proc]

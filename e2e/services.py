@@ -39,6 +39,13 @@ def _require(program: str, package: str) -> str:
     return path
 
 
+def _own_dir(directory: Path | None, kind: str) -> Path:
+    if directory is None:
+        return procs.private_dir(kind)
+    directory.mkdir(parents=True)
+    return directory
+
+
 def _loopback(ip_family: str) -> str:
     return "::1" if ip_family == "ipv6" else "127.0.0.1"
 
@@ -86,10 +93,20 @@ class Prometheus(_Base):
         return result
 
 
-def start_prometheus(ip_family: str = "ipv4", scrape_interval: str = "1s") -> Prometheus:
-    """Start Prometheus on a free port; returns once /-/ready answers."""
+def start_prometheus(
+    ip_family: str = "ipv4",
+    scrape_interval: str = "1s",
+    *,
+    directory: Path | None = None,
+    tie_to_parent: bool = True,
+) -> Prometheus:
+    """Start Prometheus on a free port; returns once /-/ready answers.
+
+    ``directory`` (default: a new private temporary one) is created and removed at stop;
+    ``tie_to_parent=False`` lets the server outlive this process (the demo's ``--keep``).
+    """
     binary = _require(PROMETHEUS, "prometheus")
-    directory = procs.private_dir("prometheus")
+    directory = _own_dir(directory, "prometheus")
     host = _loopback(ip_family)
     prom = Prometheus(directory=directory, host=host, port=procs.free_port(host))
     try:
@@ -117,6 +134,7 @@ def start_prometheus(ip_family: str = "ipv4", scrape_interval: str = "1s") -> Pr
                     "--log.level=warn",
                 ],
                 directory / "logs",
+                tie_to_parent=tie_to_parent,
             )
         )
         procs.wait_until("prometheus /-/ready", lambda: procs.http_ok(f"{prom.url}/-/ready"), timeout=60, watch=[proc])
@@ -140,10 +158,10 @@ class Redis(_Base):
         return f"redis://{procs.url_host(self.host)}:{self.port}/0"
 
 
-def start_redis(ip_family: str = "ipv4") -> Redis:
-    """Start redis-server on a free port; returns once it answers PING."""
+def start_redis(ip_family: str = "ipv4", *, directory: Path | None = None, tie_to_parent: bool = True) -> Redis:
+    """Start redis-server on a free port; returns once it answers PING (arguments as for Prometheus)."""
     binary = _require(REDIS, "redis-server")
-    directory = procs.private_dir("redis")
+    directory = _own_dir(directory, "redis")
     host = _loopback(ip_family)
     redis = Redis(directory=directory, host=host, port=procs.free_port(host))
     try:
@@ -168,6 +186,7 @@ def start_redis(ip_family: str = "ipv4") -> Redis:
                     "no",
                 ],
                 directory / "logs",
+                tie_to_parent=tie_to_parent,
             )
         )
         procs.wait_until("redis PING", lambda: _redis_ping(host, redis.port), timeout=30, watch=[proc])

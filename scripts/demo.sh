@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
-# The demo. Until gitopsd and metrics_adapter can run it, it starts the local control plane
-# (etcd, kube-apiserver, controller-manager, scheduler, kwok nodes) and tells you how to use it.
+# The demo: gitopsd and metrics-adapter doing their main job on a local cluster, narrated with the
+# real commands and their output (Git push -> dev / staging / prod, a bad release rolled back and
+# held, an HPA on a request rate and a queue length). Sets everything up first (scripts/setup.sh).
+#
+#   ./scripts/demo.sh [--keep] [--until N] [--dir DIR]   run it (--keep: leave it running at the end)
+#   ./scripts/demo.sh --stop [--dir DIR]                  stop a demo left running with --keep
+#   --skip-setup                                          skip scripts/setup.sh (already run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh >&2
-family=${IP_FAMILY:-ipv4}
-dir=${DEMO_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gitopsd/demo-$family}
-if [ -f "$dir/cluster.json" ]; then
-  echo "a demo cluster is already running in $dir"
-else
-  rm -rf "$dir"
-  .venv/bin/python -m e2e.cluster up --ip-family "$family" --dir "$dir"
+args=()
+setup=1
+stop=0
+for arg in "$@"; do
+  case "$arg" in
+    --skip-setup) setup=0 ;;
+    --stop) stop=1; args+=("$arg") ;;
+    *) args+=("$arg") ;;
+  esac
+done
+if [ "$setup" = 1 ] && [ "$stop" = 0 ]; then
+  scripts/setup.sh >&2
 fi
-cat <<TXT
-
-Try it:
-  export KUBECONFIG=$dir/kubeconfig
-  kubectl get nodes
-  kubectl create deployment web --image=nginx --replicas=3 && kubectl rollout status deployment/web
-  kubectl get pods -o wide          # Running and Ready on kwok nodes; no image is pulled
-
-Stop it (removes $dir):
-  .venv/bin/python -m e2e.cluster down --dir $dir
-TXT
+exec .venv/bin/python -m e2e.demo "${args[@]}"
