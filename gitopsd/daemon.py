@@ -104,6 +104,7 @@ class Daemon:
             on_fetch=lambda url, seconds: self.metrics.git_fetch_duration.labels(url).observe(seconds),
         )
         self.reconciler = Reconciler(kube, self.sources, EventRecorder(kube), self.metrics)
+        self.metrics.watch_statuses(self._statuses)
         if announcer is not None:
             self.reconciler.announcer = announcer
         self.leader: Elector = leader or NoElection()
@@ -131,6 +132,16 @@ class Daemon:
         if not self._synced:
             return False, "listing Environments"
         return True, f"{len(self._objects)} Environments"
+
+    def _statuses(self) -> list[tuple[str, dict[str, Any]]]:
+        """(metrics label, status) of the Environments this replica reconciles; none on a standby."""
+        if not self.leader.is_leader:
+            return []
+        found = []
+        for obj in list(self._objects.values()):
+            meta = obj.get("metadata") or {}
+            found.append((f"{meta.get('namespace')}.{meta.get('name')}", obj.get("status") or {}))
+        return found
 
     def trigger(self, key: str, *, fresh: bool = True) -> bool:
         """Reconcile ``namespace/name`` as soon as a worker is free (webhooks, tests).

@@ -7,10 +7,48 @@ daemons in one process and read each one's figures.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+# (environment label, status) of each Environment this daemon reconciles.
+StatusSource = Callable[[], Iterable[tuple[str, Mapping[str, Any]]]]
+
+
+class _StatusCollector(Collector):
+    """Release number and hold per Environment, read at scrape time from the watched status.
+
+    Read from status rather than counted where releases happen, so the figures are right after
+    a restart or a leader change, and a standby (which reconciles nothing) exports none.
+    """
+
+    def __init__(self) -> None:
+        self.source: StatusSource = lambda: ()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        release = GaugeMetricFamily(
+            "gitopsd_environment_release",
+            "The current release number (status.release); one more per release, rollbacks included.",
+            labels=["environment"],
+        )
+        held = GaugeMetricFamily(
+            "gitopsd_environment_held",
+            "1 while a revision is held back after a failed release or a rollback (status.held), else 0.",
+            labels=["environment"],
+        )
+        for environment, status in self.source():
+            number = status.get("release")
+            if isinstance(number, int):
+                release.add_metric([environment], number)
+            revision = (status.get("held") or {}).get("revision")
+            held.add_metric([environment], 1 if revision else 0)
+        yield release
+        yield held
 
 
 class Metrics:
@@ -82,6 +120,12 @@ class Metrics:
         self.queue_depth = Gauge(
             "gitopsd_work_queue_depth", "Environments waiting for a worker.", registry=r
         )
+        self._statuses = _StatusCollector()
+        r.register(self._statuses)
+
+    def watch_statuses(self, source: StatusSource) -> None:
+        """Export ``gitopsd_environment_release`` and ``gitopsd_environment_held`` from ``source``."""
+        self._statuses.source = source
 
     def forget(self, environment: str) -> None:
         """Drop the series of a deleted Environment."""

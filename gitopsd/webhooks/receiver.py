@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import aiohttp
 import structlog
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gitopsd.errors import SpecError
 from gitopsd.sources import redact
@@ -124,12 +124,20 @@ class Receiver:
         self.secrets = secrets
         self.leadership = leadership or AlwaysLeader()
         self.settings = settings or ReceiverSettings()
+        registry = registry or CollectorRegistry()
         self.requests = Counter(
             "gitopsd_webhook_requests_total",
             "Webhook requests by provider and result (triggered, ignored, unknown_repository, unauthorized, "
             "bad_request, too_large, timeout, forwarded, unavailable, not_configured).",
             ["provider", "result"],
-            registry=registry or CollectorRegistry(),
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "gitopsd_webhook_request_duration_seconds",
+            "Time to answer a webhook request (verify, match, queue; or forward to the leader), by provider.",
+            ["provider"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
         )
         self._session: aiohttp.ClientSession | None = None
         self._sources: dict[str, tuple[Any, SourceSpec | None]] = {}  # key -> (generation, parsed source)
@@ -175,6 +183,7 @@ class Receiver:
         response = await self._handle(provider, request)
         result = response.headers.get("X-Gitopsd-Result", "error")
         self.requests.labels(provider, result).inc()
+        self.seconds.labels(provider).observe(time.monotonic() - started)
         log.info(
             "webhook",
             provider=provider,
