@@ -2,13 +2,21 @@
 
 Missing binaries or services fail the run with the reason instead of skipping: a suite that
 quietly skips its integration tests proves nothing.
+
+``GITOPSD_E2E_KUBECONFIG=PATH`` runs the suite against an existing cluster instead (kind, via
+``python -m e2e.kind``; or a harness cluster from ``python -m e2e.cluster up``): ``cluster_ipv4``
+and ``cluster_ipv6`` yield it for the IP families it serves, and on a cluster that is not a
+harness cluster of this machine the tests that need one are skipped, each with the reason
+(``HARNESS_ONLY``).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 import pytest
@@ -16,7 +24,21 @@ import pytest
 from e2e import gitserver, services, sqs
 from e2e.binaries import Binaries, BinariesUnavailable, ensure_binaries
 from e2e.cluster import ClusterInfo, IPFamily, LocalCluster, new_cluster_dir
-from e2e.procs import log_tail, reap_stale_dirs
+from e2e.kind import existing
+from e2e.procs import log_tail, private_dir, reap_stale_dirs
+
+# Tests that need a harness cluster of this machine, by node id prefix, and why: skipped when
+# GITOPSD_E2E_KUBECONFIG names another cluster (kind), if they use a cluster (or the binaries).
+_NO_LOCALHOST = "the API server cannot reach processes on this machine (ExternalName -> localhost)"
+HARNESS_ONLY: dict[str, str] = {
+    "tests/e2e/test_lifecycle.py": "tests the local harness itself (starting and stopping its clusters)",
+    "tests/e2e/test_workloads.py::test_api_version_is_the_built_release": "checks the harness's kube-apiserver build",
+    "tests/e2e/test_aggregation.py": _NO_LOCALHOST,
+    # The adapter runs on this machine behind the cluster's aggregator; on kind the installed
+    # adapter (a pod) is checked by tests/manifests instead.
+    "tests/metrics_adapter/": _NO_LOCALHOST,
+}
+_CLUSTER_FIXTURES = frozenset({"cluster", "cluster_ipv4", "cluster_ipv6", "binaries"})
 
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -54,16 +76,63 @@ def _run_cluster(request: pytest.FixtureRequest, family: IPFamily, binaries: Bin
         cluster.stop(remove=True)
 
 
-@pytest.fixture(scope="session")
-def cluster_ipv4(request: pytest.FixtureRequest, binaries: Binaries) -> Iterator[ClusterInfo]:
-    """A ready local cluster on 127.0.0.1, shared by the whole session."""
-    yield from _run_cluster(request, "ipv4", binaries)
+_EXISTING: list[existing.ExistingCluster | None] = []
+
+
+def _existing() -> existing.ExistingCluster | None:
+    """The cluster of GITOPSD_E2E_KUBECONFIG (read once per session), or None."""
+    if not _EXISTING:
+        try:
+            found = None
+            if os.environ.get(existing.ENV_KUBECONFIG, "").strip():
+                found = existing.from_environment(private_dir("existing"))
+            _EXISTING.append(found)
+        except existing.ExistingClusterError as exc:
+            pytest.exit(str(exc), returncode=2)
+    return _EXISTING[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    found = _existing() if os.environ.get(existing.ENV_KUBECONFIG) else None
+    if found is None or found.harness:
+        return
+    for item in items:
+        if not _CLUSTER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            continue
+        path = Path(str(item.path)).relative_to(config.rootpath).as_posix()
+        nodeid = path + item.nodeid[item.nodeid.index("::") :] if "::" in item.nodeid else path
+        for prefix, why in HARNESS_ONLY.items():
+            if nodeid.startswith(prefix):
+                item.add_marker(pytest.mark.skip(reason=f"{found.describe()}: {why}"))
+                break
+
+
+def _cluster(request: pytest.FixtureRequest, family: IPFamily) -> Iterator[ClusterInfo]:
+    found = _existing()
+    if found is None:
+        yield from _run_cluster(request, family, request.getfixturevalue("binaries"))
+        return
+    if family not in found.infos:
+        pytest.skip(f"{found.describe()}: no {family}")
+    yield found.infos[family]
 
 
 @pytest.fixture(scope="session")
-def cluster_ipv6(request: pytest.FixtureRequest, binaries: Binaries) -> Iterator[ClusterInfo]:
-    """A ready local cluster on ::1 with an IPv6 service CIDR, shared by the whole session."""
-    yield from _run_cluster(request, "ipv6", binaries)
+def existing_cluster() -> existing.ExistingCluster | None:
+    """The cluster named by GITOPSD_E2E_KUBECONFIG, or None when the harness starts its own."""
+    return _existing()
+
+
+@pytest.fixture(scope="session")
+def cluster_ipv4(request: pytest.FixtureRequest) -> Iterator[ClusterInfo]:
+    """A ready local cluster on 127.0.0.1, shared by the whole session (or the existing one's IPv4)."""
+    yield from _cluster(request, "ipv4")
+
+
+@pytest.fixture(scope="session")
+def cluster_ipv6(request: pytest.FixtureRequest) -> Iterator[ClusterInfo]:
+    """A ready local cluster on ::1 with an IPv6 service CIDR, shared by the session (or the existing one's IPv6)."""
+    yield from _cluster(request, "ipv6")
 
 
 @pytest.fixture(scope="session", params=["ipv4", "ipv6"])
