@@ -19,12 +19,13 @@ health gate)::
     G4. the verdict on record N (annotation release.gitopsd.dev/verification), then
         ``recorded: true``; Events, lifecycle event and metrics are told here, once
     G5. the consequence (onFailure: Rollback → a rollback release, steps 1-8 again), then
-        ``acted: true``
+        ``acted: true`` (after a rollback, the restored release being current is the mark)
 
-A kill at any point: before G3 the gate resumes; between G3 and G5 the next reconcile finishes
-G4 and G5 (each is idempotent: a record already marked is not marked again, and a rollback is
-only started while N is still the current release). A newer release cancels the gate (its
-record says ``Cancelled``), and a changed ``spec.verification`` starts it over.
+G4 and G5 are ``gates.conclude``. A kill at any point: before G3 the gate resumes; between
+G3 and G5 the next reconcile finishes G4 and G5 (each is idempotent: a record already marked
+is not marked again, and a rollback is only started while N is still the current release). A
+newer release cancels the gate (its record says ``Cancelled``), and a changed
+``spec.verification`` starts it over.
 
 Outcomes: Passed → ``Verified=True``; Failed → ``Verified=False`` and ``onFailure`` (Rollback
 restores the last verified release through ``rollback.perform`` and holds the revision; Hold
@@ -47,15 +48,15 @@ import structlog
 
 from gitopsd import status
 from gitopsd.errors import GitopsdError
-from gitopsd.gates import evaluate, progress, templates
+from gitopsd.gates import conclude, evaluate, progress, templates
 from gitopsd.gates.evaluate import GatePhase, MetricProgress, Reading
 from gitopsd.gates.progress import GateProgress, stamp
 from gitopsd.gates.prometheus import Connection, HttpPrometheus, PrometheusError, QueryRejected
 from gitopsd.gates.spec import PrometheusSpec, VerificationSpec
 from gitopsd.kube import NotFound, Resource
 from gitopsd.model import Revision
-from gitopsd.outcome import Outcome, SyncState, involved, parse_revision
-from gitopsd.releases import Ledger, Owner, ReleaseInfo, Result, history
+from gitopsd.outcome import Outcome, SyncState, parse_revision
+from gitopsd.releases import Ledger, Owner, ReleaseInfo, Result
 from gitopsd.spec import Environment
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("gitopsd.gates")
 
-VERIFIED = "Verified"
+VERIFIED = conclude.VERIFIED
 VERIFY = "gitopsd.dev/verify"  # `gitopsd verify` asks here: {"token", "by", "dryRun"}
 SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
 Progress = Callable[[str], None]
@@ -203,10 +204,10 @@ async def _advance(
     gate = progress.from_status(state.status.get("verification"))
     if gate is not None and gate.running and (not _is(current, gate) or spec is None):
         why = "spec.verification was removed" if spec is None else f"release {getattr(current, 'number', '?')} came"
-        await _cancel(rec, env, ledger, gate, why)
+        await conclude.cancel(rec, env, ledger, gate, why)
         gate = None
     elif gate is not None and gate.phase.final and not (gate.recorded and gate.acted) and _is(current, gate):
-        return await _conclude(rec, state, ledger, gate, outcome, progress_)
+        return await conclude.conclude(rec, state, ledger, gate, outcome, progress_)
     if gate is not None and not _is(current, gate):
         gate = None
     if spec is None:
@@ -237,10 +238,10 @@ async def _advance(
     if gate.running and (gate.due(now) or gate.deadline_reached(now)):
         gate = await _round(rec, env, spec, gate, now, progress_)
     new = {**answered, "verification": gate.to_status()}
-    _set_condition(new, gate, env.generation, stamp(now))
+    conclude.set_condition(new, gate, env.generation, stamp(now))
     await rec._write_status(state, new)
     if gate.phase.final and not (gate.recorded and gate.acted):
-        return await _conclude(rec, state, ledger, gate, outcome, progress_)
+        return await conclude.conclude(rec, state, ledger, gate, outcome, progress_)
     return replace(outcome, requeue_after=gate.wait(now) if gate.running else None)
 
 
@@ -357,98 +358,6 @@ async def _read_all(rec: Reconciler, env: Environment, spec: PrometheusSpec, que
 
     async with HttpPrometheus.open(connection) as prom:
         return list(await asyncio.gather(*(one(prom, q) for q in queries)))
-
-
-# -- the verdict and what follows ----------------------------------------------------------------
-
-
-async def _conclude(
-    rec: Reconciler, state: SyncState, ledger: Ledger, gate: GateProgress, outcome: Outcome, progress_: Progress
-) -> Outcome:
-    """G4 and G5: the verdict on the record and told once; then onFailure, unless a dry run or a rollback release."""
-    env, spec = state.env, state.env.spec.verification
-    release = ledger.records.get(gate.release)
-    if not gate.recorded:
-        if release is not None:
-            release = await ledger.verified(release, str(gate.phase), gate.message, gate.enforce)
-            state.status = status.with_release(state.status, None, ledger.history())
-        await _tell(rec, env, gate)
-        gate = replace(gate, recorded=True)
-        await _save(rec, state, gate)
-    if gate.acted:
-        return outcome
-    action, target = _decide(gate, release, ledger, spec)
-    gate = replace(gate, acted=True, action=action)
-    if target is None:
-        await _save(rec, state, gate)
-        return outcome
-    progress_(f"release {gate.release} failed verification: rolling back to release {target.number}")
-    # G5 before `acted` is saved: a crash in between leaves a rollback record the ledger finishes.
-    from gitopsd import rollback
-
-    result = await rollback.perform(
-        rec, state, ledger, target, trigger="auto:VerificationFailed", by="gitopsd", token=None,
-        reason="VerificationFailed", progress=progress_,
-    )  # fmt: skip
-    return replace(result, requeue_after=0.0)  # the restored release's own gate starts at once
-
-
-def _decide(
-    gate: GateProgress, release: ReleaseInfo | None, ledger: Ledger, spec: VerificationSpec | None
-) -> tuple[str, ReleaseInfo | None]:
-    """What to do about a verdict: (what status says, the release to restore or None)."""
-    if gate.phase is not GatePhase.FAILED:
-        return ("none" if gate.phase is GatePhase.PASSED else "held: neither promoted nor rolled back"), None
-    if not gate.enforce:
-        return "none: dry run (enforce: false), recorded only", None
-    if gate.on_failure != "Rollback":
-        return "held (onFailure: Hold): kept, not verified", None
-    if release is None or release.is_rollback:
-        return "held: a rollback release is never rolled back automatically", None
-    target = history.last_verified(ledger.records, before=gate.release)
-    if target is None:
-        return "held: no verified release to roll back to", None
-    return f"rolled back to release {target.number}", target
-
-
-async def _tell(rec: Reconciler, env: Environment, gate: GateProgress) -> None:
-    verdict = str(gate.phase)
-    rec.metrics.verification_total.labels(env.key, verdict).inc()
-    text = f"Verification of release {gate.release} ({gate.revision}): {verdict}: {gate.message}"
-    if not gate.enforce:
-        text += " (dry run: recorded only)"
-    if gate.phase is GatePhase.PASSED:
-        await rec.recorder.record(involved(env), "Normal", "VerificationPassed", text)
-        return
-    reason = "VerificationFailed" if gate.phase is GatePhase.FAILED else "VerificationInconclusive"
-    await rec.recorder.record(involved(env), "Warning", reason, text)
-    rec._announce(env, "verification.failed", parse_revision(gate.revision), gate.reason or reason, text)
-
-
-async def _cancel(rec: Reconciler, env: Environment, ledger: Ledger, gate: GateProgress, why: str) -> None:
-    release = ledger.records.get(gate.release)
-    if release is not None and release.verification is None:
-        await ledger.verified(release, "Cancelled", f"cancelled: {why}", gate.enforce)
-    rec.metrics.verification_total.labels(env.key, "Cancelled").inc()
-    log.info("verification cancelled", environment=env.key, release=gate.release, why=why)
-
-
-async def _save(rec: Reconciler, state: SyncState, gate: GateProgress) -> None:
-    new = {**state.status, "verification": gate.to_status()}
-    _set_condition(new, gate, state.env.generation, stamp(rec.clock()))
-    await rec._write_status(state, new)
-
-
-def _set_condition(st: dict[str, Any], gate: GateProgress, generation: int, now: str) -> None:
-    value: bool | None = {GatePhase.PASSED: True, GatePhase.FAILED: False, GatePhase.INCONCLUSIVE: False}.get(
-        gate.phase
-    )
-    message = f"release {gate.release} ({gate.revision}): {gate.message}"
-    if not gate.enforce:
-        message += " (dry run: recorded only)"
-    if gate.action and gate.action != "none":
-        message += f"; {gate.action}"
-    status.set_condition(st, VERIFIED, value, gate.reason or str(gate.phase), message, generation, now[:19] + "Z")
 
 
 def _is(current: ReleaseInfo | None, gate: GateProgress) -> bool:

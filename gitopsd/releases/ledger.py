@@ -20,6 +20,9 @@ For a new release N (a Git revision, or a rollback restoring release K)::
     7. status: Ready, the applied inventory, history;
     8. records beyond historyLimit are deleted.
 
+With ``spec.verification`` the gate's steps G1-G5 follow (``gitopsd.gates.runner``): its
+progress in status, its verdict in status then on record N, then ``onFailure``.
+
 On restart nothing is taken on trust beyond these facts: a Pending record numbered above
 ``status.release`` (a crash between 2 and 3: nothing of it was applied) is reused if it is
 what is wanted now (the same revision and digest, or the same rollback) and Superseded
