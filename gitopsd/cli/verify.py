@@ -21,6 +21,7 @@ from typing import Any
 from gitopsd import environments
 from gitopsd.cli.common import CliError, add_kube_args, fetch_environment, kube_from, namespace_of
 from gitopsd.cli.identity import whoami
+from gitopsd.errors import SpecError
 from gitopsd.gates.runner import VERIFY
 from gitopsd.releases import requests as asks
 from gitopsd.spec import format_duration, parse_duration
@@ -42,6 +43,10 @@ def add_parser(sub: Any) -> None:
 async def run(args: argparse.Namespace) -> int:
     namespace = namespace_of(args)
     where = f"{namespace}/{args.name}"
+    try:
+        wanted = parse_duration(args.timeout, "--timeout") if args.timeout else None
+    except SpecError:
+        raise CliError(f"--timeout: must be a duration such as 90s, 5m or 1h (got {args.timeout!r})", code=2) from None
     async with kube_from(args) as kube:
         _, env = await fetch_environment(kube, namespace, args.name)
         spec = env.spec.verification
@@ -52,7 +57,7 @@ async def run(args: argparse.Namespace) -> int:
         release = env.status.get("release")
         if not isinstance(release, int):
             raise CliError(f"Environment {where} has no release deployed yet: nothing to verify")
-        timeout = parse_duration(args.timeout, "--timeout") if args.timeout else spec.deadline + 60
+        timeout = wanted if wanted is not None else spec.deadline + 60
         token = asks.new_token()
         body = {"token": token, "by": await whoami(kube), "dryRun": bool(args.dry_run)}
         annotations = {VERIFY: json.dumps(body, separators=(",", ":")), environments.REQUESTED_AT: token}

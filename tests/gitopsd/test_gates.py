@@ -61,6 +61,11 @@ def ratio(**extra: Any) -> dict[str, Any]:
     return {"name": "error-ratio", "query": RATIO, "range": {"max": 0.01}, **extra}
 
 
+def scraped(prom: services.Prometheus, query: str) -> None:
+    """Wait until Prometheus has the series (a new scrape target takes a second or two)."""
+    wait_for(f"Prometheus to have {query}", lambda: prom.query(query), timeout=30)
+
+
 def verification(cluster: ClusterInfo, ns: str, name: str) -> dict[str, Any]:
     result: dict[str, Any] = (env_object(cluster, ns, name).get("status") or {}).get("verification") or {}
     return result
@@ -129,6 +134,7 @@ def test_a_healthy_release_is_verified_recorded_and_can_be_verified_again(
     cluster = gitopsd_crd
     ops, shop = namespaces("ops"), namespaces("shop")
     exporter.set("e2e_error_ratio", {"namespace": shop}, 0.001)
+    scraped(prometheus, f'e2e_error_ratio{{namespace="{shop}"}}')
     commit = repo.commit(app("v1"))
     daemon = start_daemon(f"--namespace={ops}")
     manifest = environment("web", ops, repo.file_url, target=shop, branch="main")
@@ -337,6 +343,8 @@ def test_no_data_two_series_deadlines_and_hold_end_as_configured(
         exporter.set("e2e_error_ratio", {"namespace": ns}, 0.5 if ns == apps["hold"] else 0.001)
     for pod in ("web-a", "web-b"):
         exporter.set("e2e_pod_errors", {"namespace": apps["many"], "pod": pod}, 0.0)
+    scraped(prometheus, f'e2e_pod_errors{{namespace="{apps["many"]}"}}')
+    scraped(prometheus, f'e2e_error_ratio{{namespace="{apps["hold"]}"}}')
     missing = 'e2e_never_exported{namespace="{{.namespace}}"}'
     specs = {
         "skip": gate(prometheus.url, {"name": "missing", "query": missing, "range": {"max": 1}}, samples=2,
@@ -390,6 +398,13 @@ def test_no_data_two_series_deadlines_and_hold_end_as_configured(
     assert daemon.metric("gitopsd_verification_total", result="Inconclusive") == 2
     assert daemon.metric("gitopsd_rollbacks_total") == 0
 
+    # `gitopsd verify --dry-run` of the failing one: the verdict printed and recorded as a dry run, exit 1.
+    out = gitopsd_cli(cluster, "verify", "hold", "-n", ops, "--dry-run", "--timeout", "30s")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "  error-ratio  0.5  Fail" in out.stdout and "✗" in out.stdout and "dry run" in out.stdout
+    notes = records(cluster, ops, "hold")[1]["metadata"]["annotations"]
+    assert notes["release.gitopsd.dev/verification-enforced"] == "false"
+
 
 def test_promotion_takes_only_commits_staging_ran_healthy_and_verified(
     gitopsd_crd: ClusterInfo,
@@ -403,6 +418,7 @@ def test_promotion_takes_only_commits_staging_ran_healthy_and_verified(
     cluster = gitopsd_crd
     ops, stage_ns, prod_ns = namespaces("ops"), namespaces("stage"), namespaces("prod")
     exporter.set("e2e_error_ratio", {"namespace": stage_ns}, 0.001)
+    scraped(prometheus, f'e2e_error_ratio{{namespace="{stage_ns}"}}')
     c1 = repo.commit(app("v1"))
     start_daemon(f"--namespace={ops}")
     staging = environment("staging", ops, repo.file_url, target=stage_ns, branch="main")
@@ -496,6 +512,10 @@ def test_bad_gates_are_refused_and_nothing_is_deployed(
         "pong": ("PromotionCycle", ["a cycle (pong → ping → pong)"]),
         "nosecret": ("SecretNotFound", [f"spec.verification.prometheus.secretRef: Secret {ops}/prom-auth not found"]),
     }  # fmt: skip
+    out = gitopsd_cli(cluster, "verify", "orphan", "-n", ops)
+    assert out.returncode == 1 and "has no spec.verification: there is no gate to run" in out.stderr, out.stderr
+    out = gitopsd_cli(cluster, "verify", "promql", "-n", ops)
+    assert out.returncode == 1 and "has no release deployed yet" in out.stderr, out.stderr
     for name, (reason, needles) in expected.items():
         ready = wait_reason(cluster, ops, name, reason, timeout=30)
         assert all(n in ready["message"] for n in needles), ready["message"]
