@@ -60,6 +60,49 @@ GOOD: list[dict[str, Any]] = [
     },
 ]
 
+# Release gates (docs/gates.md).
+_PROM = {"url": "http://prometheus.monitoring:9090"}
+_METRIC = {
+    "name": "error-ratio",
+    "query": 'x{ns="{{.namespace}}"}[{{.window}}]',
+    "window": "2m",
+    "range": {"max": 0.01},
+}
+
+
+def _gated(**verification: Any) -> dict[str, Any]:
+    return {"source": {"url": URL, "branch": "main"}, "verification": {"prometheus": _PROM, "metrics": [_METRIC],
+                                                                       **verification}}  # fmt: skip
+
+
+GOOD += [
+    _gated(),
+    {
+        **_gated(startDelay="0s", interval="1s", samples=1, deadline="2s", onFailure="Hold", enforce=False),
+        "substitute": {"APP": "web"},
+        "promotion": {"requireHealthyIn": [{"name": "staging"}, {"name": "qa"}], "match": "content"},
+    },
+    _gated(metrics=[{"name": "up", "query": "min(up)", "range": {"min": 1, "max": 1}, "failureThreshold": 2,
+                     "noData": "Fail"}], samples=2),
+]  # fmt: skip
+GATES_BAD: list[tuple[str, dict[str, Any]]] = [
+    ("spec.verification.samples", _gated(samples=0)),
+    ("spec.verification.metrics[0].range", _gated(metrics=[{**_METRIC, "range": {"min": 2, "max": 1}}])),
+    ("spec.verification.metrics[0].range", _gated(metrics=[{**_METRIC, "range": {}}])),
+    ("spec.verification.metrics[0].window", _gated(metrics=[{k: v for k, v in _METRIC.items() if k != "window"}])),
+    ("spec.verification.metrics", _gated(metrics=[_METRIC, _METRIC])),
+    ("spec.verification.metrics", _gated(samples=2, metrics=[{**_METRIC, "failureThreshold": 3}])),
+    ("spec.verification.deadline", _gated(deadline="1m")),
+    ("spec.verification.interval", _gated(interval="500ms")),
+    ("spec.verification.prometheus.url", {**_gated(), "verification": {"prometheus": {"url": "prom:9090"},
+                                                                       "metrics": [_METRIC]}}),
+    ("spec.verification.onFailure", _gated(onFailure="Retry")),
+    ("spec.promotion.requireHealthyIn", {"source": {"url": URL, "branch": "main"},
+                                         "promotion": {"requireHealthyIn": [{"name": "a"}, {"name": "a"}]}}),
+    ("spec.promotion.match", {"source": {"url": URL, "branch": "main"},
+                              "promotion": {"requireHealthyIn": [{"name": "a"}], "match": "tree"}}),
+]  # fmt: skip
+
 # Specs spec.py refuses, with the field it names: the schema must refuse each, naming the same field.
 BAD: list[tuple[str, dict[str, Any]]] = [
     ("spec.source", {"source": {"url": URL, "branch": "main", "tag": "v1"}}),
@@ -116,6 +159,8 @@ BAD: list[tuple[str, dict[str, Any]]] = [
         {"source": {"url": URL, "branch": "main"}, "freeze": [{"cron": "0 18 * * FRI", "duration": "2d"}]},
     ),
 ]
+
+BAD += GATES_BAD
 
 # What the schema leaves to spec.py (the daemon then reports the Environment Stalled, field named).
 PARSER_ONLY: list[tuple[str, dict[str, Any]]] = [
