@@ -161,10 +161,10 @@ apiVersion: gitopsd.dev/v1alpha1
 kind: Environment
 metadata: {{name: prod, namespace: {NAMESPACE}}}
 spec:
-  source: {{url: "{repo_url}", semver: "*", path: deploy/overlays/prod}}   # the newest release tag
+  source: {{url: "{repo_url}", semver: "*", path: deploy/overlays/prod}}   # "*": the newest release tag
   targetNamespace: {TARGETS["prod"]}
-{common}  wait: {{timeout: {PROD_WAIT}s}}   # the health gate
-  rollback: {{auto: true}}                  # a release that fails it is rolled back and held
+{common}  wait: {{timeout: {PROD_WAIT}s}}        # the health gate
+  rollback: {{auto: true}}      # a release that fails it is rolled back, and its revision held
 """
 
 

@@ -184,7 +184,9 @@ class Stack:
         port = procs.free_port("127.0.0.1")
         self.daemon = DaemonProcess(
             self.kubeconfig, home, f"--namespace={shop.NAMESPACE}", f"--config={config}",
-            f"--webhook-bind-address=127.0.0.1:{port}", tie_to_parent=self.tie,
+            f"--webhook-bind-address=127.0.0.1:{port}",
+            "--shutdown-grace=3",  # a stopping demo abandons a step in flight sooner than the harness's 10 s
+            tie_to_parent=self.tie,
         )  # fmt: skip
         try:
             self.daemon.start()
