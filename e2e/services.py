@@ -56,6 +56,11 @@ class _Base:
     host: str = "127.0.0.1"
     _procs: procs.ProcessSet = field(default_factory=procs.ProcessSet)
 
+    @property
+    def processes(self) -> list[procs.Process]:
+        """The service's running processes (for callers that record them, like the demo)."""
+        return list(self._procs.procs)
+
     def stop(self) -> None:
         self._procs.stop()
         shutil.rmtree(self.directory, ignore_errors=True)

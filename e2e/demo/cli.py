@@ -102,6 +102,8 @@ def _run_locked(directory: Path, *, keep: bool, until: int) -> int:
     started = time.monotonic()
     finished = False
     story: Story | None = None
+    failure: str | None = None
+    logs: Path | None = None
     code = 1
     try:
         say.out("gitopsd demo: Git branches and tags as environments, a bad release rolled back automatically,")
@@ -127,9 +129,10 @@ def _run_locked(directory: Path, *, keep: bool, until: int) -> int:
         _summary(say, setup_seconds, time.monotonic() - started, until)
         code = 0
     except StartFailed as exc:
-        _error(f"{exc}\nNothing of the demo is left running.")
+        failure = f"{exc}\nNothing of the demo is left running."
     except DemoError as exc:
-        _error(f"the demo failed: {exc}\nLogs of every component were in {directory} (removed now).")
+        logs = directory.with_name(directory.name + "-logs")
+        failure = f"the demo failed: {exc}\nNothing of it is left running; the components' logs are in {logs}"
     except KeyboardInterrupt as exc:
         sys.stdout.flush()
         signame = str(exc) or "SIGINT"
@@ -145,9 +148,11 @@ def _run_locked(directory: Path, *, keep: bool, until: int) -> int:
             _kept(stack)
         else:
             t0 = time.monotonic()
-            guard.stop_everything(directory, dict(state.processes))
+            guard.stop_everything(directory, dict(state.processes), save_logs=logs)
             print(f"stopped everything the demo started and removed {directory} ({time.monotonic() - t0:.1f} s)",
                   flush=True)  # fmt: skip
+        if failure:
+            _error(failure)
     return code
 
 

@@ -97,9 +97,12 @@ def kept_demo_running(directory: Path) -> bool:
     return bool(doc and doc.get("keep") and any(procs.pid_alive(int(p)) for p in doc["processes"].values()))
 
 
-def stop_everything(directory: Path, processes: dict[str, int] | None = None) -> list[str]:
+def stop_everything(
+    directory: Path, processes: dict[str, int] | None = None, *, save_logs: Path | None = None
+) -> list[str]:
     """Stop the recorded processes (newest first, SIGTERM then SIGKILL), then anything else naming
-    ``directory``, then remove it. Returns the names of the recorded processes that were running."""
+    ``directory``, then remove it (first copying every ``*.log`` to ``save_logs``, when given).
+    Returns the names of the recorded processes that were running."""
     if processes is None:
         processes = {k: int(v) for k, v in ((read_state(directory) or {}).get("processes") or {}).items()}
     stopped = []
@@ -108,6 +111,12 @@ def stop_everything(directory: Path, processes: dict[str, int] | None = None) ->
             stopped.append(name)
         procs.kill_group(pid)
     kill_processes_naming(directory)
+    if save_logs is not None:
+        shutil.rmtree(save_logs, ignore_errors=True)
+        for log in directory.rglob("*.log"):
+            target = save_logs / log.relative_to(directory)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, target)
     shutil.rmtree(directory, ignore_errors=True)
     return stopped
 

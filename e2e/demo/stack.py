@@ -69,7 +69,6 @@ class Stack:
     daemon: DaemonProcess | None = None
     repo: WorkRepo | None = None
     home: Path = field(default_factory=Path)
-    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def tie(self) -> bool:
@@ -84,15 +83,11 @@ class Stack:
         started = time.monotonic()
         try:
             start()
-        except (KeyboardInterrupt, SystemExit):
-            raise
         except StartFailed:
             raise
         except Exception as exc:
             raise StartFailed(component, str(exc)) from exc
-        took = time.monotonic() - started
-        self.timings[component] = took
-        say(f"{label} ({took:.1f} s)")
+        say(f"{label} ({time.monotonic() - started:.1f} s)")
 
     def start(self, say: Callable[[str], None]) -> None:
         self._step("Prometheus", self._prometheus, say, "Prometheus is up, scraping every second")
@@ -117,11 +112,11 @@ class Stack:
 
     def _prometheus(self) -> None:
         self.prometheus = services.start_prometheus(directory=self.directory / "prometheus", tie_to_parent=self.tie)
-        self._record("prometheus", self.prometheus._procs)
+        self._record("prometheus", self.prometheus.processes)
 
     def _redis(self) -> None:
         self.redis = services.start_redis(directory=self.directory / "redis", tie_to_parent=self.tie)
-        self._record("redis", self.redis._procs)
+        self._record("redis", self.redis.processes)
 
     def _cluster(self) -> None:
         self.cluster = LocalCluster(self.directory / "cluster", "ipv4", tie_to_parent=self.tie)
@@ -232,8 +227,8 @@ class Stack:
         if out.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
 
-    def _record(self, prefix: str, group: procs.ProcessSet) -> None:
-        for proc in group.procs:
+    def _record(self, prefix: str, processes: list[procs.Process]) -> None:
+        for proc in processes:
             self.state.add(prefix if proc.name == prefix else f"{prefix}-{proc.name}", proc.pid)
 
     def shell_env(self) -> dict[str, str]:
