@@ -333,7 +333,7 @@ def test_queue_entries_sharing_a_name_form_one_metric(scene: Scene) -> None:
     [
         (f"{CM}/v1beta1/namespaces/NS/pods/POD/no_such_metric", "could not find the metric no_such_metric for pods"),
         (f"{CM}/v1beta1/namespaces/NS/pods/no-such-pod/inflight_requests", "for pods no-such-pod"),
-        (f"{CM}/v1beta1/namespaces/NS/widgets/x/inflight_requests", "could not find the requested resource 'widgets'"),
+        (f"{CM}/v1beta1/namespaces/NS/nothings/x/inflight_requests", "the requested resource 'nothings'"),
         (f"{CM}/v1beta1/namespaces/NS/pods/*/inflight_requests?labelSelector=app%3D%3D%3Dx", "labelSelector: "),
         (
             f"{CM}/v1beta2/namespaces/NS/pods/POD/inflight_requests?metricLabelSelector=kind%3E1",

@@ -101,7 +101,7 @@ def test_bad_config_or_flags_stop_start_up_with_exit_2(
 def test_unknown_override_resource_is_refused_after_discovery(stack_ipv4: Stack, tmp_path: Path) -> None:
     """An override naming a resource the cluster lacks stops start-up naming rule, label and resource."""
     cfg = tmp_path / "adapter.yaml"
-    cfg.write_text("rules: [{seriesQuery: up, metricsQuery: up, resources: {overrides: {svc: {resource: widget}}}}]\n")
+    cfg.write_text("rules: [{seriesQuery: up, metricsQuery: up, resources: {overrides: {svc: {resource: nothing}}}}]\n")
     out = run(
         f"--config={cfg}",
         f"--prometheus-url={stack_ipv4.prometheus.url}",
@@ -110,7 +110,7 @@ def test_unknown_override_resource_is_refused_after_discovery(stack_ipv4: Stack,
         f"--kubeconfig={stack_ipv4.cluster.kubeconfig}",
     )
     assert out.returncode == 2, out.stderr
-    assert "rules[0].resources.overrides.svc: no resource 'widget'" in out.stderr
+    assert "rules[0].resources.overrides.svc: no resource 'nothing'" in out.stderr
 
 
 def test_unreachable_kubernetes_fails_start_up_with_one_line(tmp_path: Path) -> None:

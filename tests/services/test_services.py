@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -66,10 +67,11 @@ def test_prometheus_scrapes_a_target_and_answers_queries(
 
 def test_rabbitmq_queue_depth_is_read_back(rabbitmq: services.RabbitMQ) -> None:
     """Messages published to a queue show up in the management API's ready count."""
-    rabbitmq.declare_queue("orders")
-    rabbitmq.publish("orders", 7)
+    queue = f"orders-{uuid.uuid4().hex[:8]}"  # the broker is shared with the adapter's tests
+    rabbitmq.declare_queue(queue)
+    rabbitmq.publish(queue, 7)
     info = procs.wait_until(
-        "messages_ready=7", lambda: (i := rabbitmq.queue_info("orders")).get("messages_ready") == 7 and i, timeout=60
+        "messages_ready=7", lambda: (i := rabbitmq.queue_info(queue)).get("messages_ready") == 7 and i, timeout=60
     )
     assert info["messages"] == 7
     assert info["messages_unacknowledged"] == 0
@@ -78,13 +80,14 @@ def test_rabbitmq_queue_depth_is_read_back(rabbitmq: services.RabbitMQ) -> None:
 def test_redis_list_and_stream_backlog_are_read_back(redis_server: services.Redis) -> None:
     """A list's length and a consumer group's pending count are what the test wrote."""
     r = redis.Redis.from_url(redis_server.url)
-    r.rpush("jobs", *[f"job-{i}" for i in range(5)])
-    assert r.llen("jobs") == 5
+    jobs, events = (f"{k}-{uuid.uuid4().hex[:8]}" for k in ("jobs", "events"))  # the server is shared
+    r.rpush(jobs, *[f"job-{i}" for i in range(5)])
+    assert r.llen(jobs) == 5
 
     for i in range(4):
-        r.xadd("events", {"n": i})
-    r.xgroup_create("events", "workers", id="0")
-    r.xreadgroup("workers", "w1", {"events": ">"}, count=3)
-    groups = r.xinfo_groups("events")
+        r.xadd(events, {"n": i})
+    r.xgroup_create(events, "workers", id="0")
+    r.xreadgroup("workers", "w1", {events: ">"}, count=3)
+    groups = r.xinfo_groups(events)
     assert groups[0]["pending"] == 3
     assert groups[0]["lag"] == 1
