@@ -4,7 +4,7 @@ Missing binaries or services fail the run with the reason instead of skipping: a
 quietly skips its integration tests proves nothing.
 
 ``GITOPSD_E2E_KUBECONFIG=PATH`` runs the suite against an existing cluster instead (kind, via
-``python -m e2e.kind``; or a harness cluster from ``python -m e2e.cluster up``): ``cluster_ipv4``
+``scripts/kind-e2e.sh``; or a harness cluster from ``python -m e2e.cluster up``): ``cluster_ipv4``
 and ``cluster_ipv6`` yield it for the IP families it serves, and on a cluster that is not a
 harness cluster of this machine the tests that need one are skipped, each with the reason
 (``HARNESS_ONLY``).
