@@ -87,6 +87,39 @@ class Prometheus(_Base):
         tmp.write_text(json.dumps(entry))
         tmp.rename(target_file)  # atomic, so discovery never reads half a file
 
+    def add_tls_job(self, job: str, address: str, *, ca_file: Path, token_file: Path | None = None) -> None:
+        """Scrape ``https://address/metrics`` as ``job``, its certificate checked against ``ca_file``.
+
+        TLS and credentials are settings of a scrape job, not of a discovered target, so this adds
+        a job of its own (``token_file``: a bearer token sent with each scrape) and reloads.
+        """
+        job_config: dict[str, Any] = {
+            "job_name": job,
+            "scheme": "https",
+            "tls_config": {"ca_file": str(ca_file)},
+            "static_configs": [{"targets": [address]}],
+        }
+        if token_file is not None:
+            job_config["authorization"] = {"credentials_file": str(token_file)}
+        self._edit_jobs(job, job_config)
+
+    def remove_job(self, job: str) -> None:
+        """Stop scraping a job added by :meth:`add_tls_job`."""
+        self._edit_jobs(job, None)
+
+    def _edit_jobs(self, job: str, job_config: dict[str, Any] | None) -> None:
+        path = self.directory / "prometheus.yml"
+        config = json.loads(path.read_text())
+        jobs = [j for j in config["scrape_configs"] if j["job_name"] != job]
+        config["scrape_configs"] = jobs + ([job_config] if job_config else [])
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(config))
+        tmp.rename(path)
+        # /-/reload answers once the new configuration is in force, or with the reason it is not.
+        req = urllib.request.Request(f"{self.url}/-/reload", method="POST")  # noqa: S310 - loopback URL
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback URL
+            resp.read()
+
     def query(self, promql: str) -> list[dict[str, Any]]:
         """Run an instant query and return its result vector."""
         url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"

@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,20 @@ RATE_INTERVAL = "1m"
 
 # Panels whose query is only checked to parse, each with the reason its data cannot exist here.
 PARSES_ONLY: dict[str, str] = {}
+
+# What the scene makes certain, as the least value each of these panels must show (first query,
+# all series summed): one Environment held after one automatic rollback (releases 1 -> 2 -> 3),
+# one whose reconciles fail.
+AT_LEAST: dict[str, float] = {
+    "Environments ready": 1,
+    "Environments not ready": 1,
+    "Held revisions": 1,
+    "Rollbacks in range": 1,
+    "Rollbacks by environment and reason (in range)": 1,
+    "Current release by environment": 3,
+    "Releases by environment (in range)": 2,
+    "Objects managed": 2,
+}
 
 APP = """\
 apiVersion: v1
@@ -163,7 +177,8 @@ def test_dashboard_is_valid_grafana_json() -> None:
         for t in targets:
             assert t.get("expr"), f"{where}: target {t.get('refId')} has no expr"
             assert t.get("datasource", DATASOURCE_REF) == DATASOURCE_REF, f"{where}: target datasource"
-    assert set(PARSES_ONLY) <= {p["title"] for p in all_panels}, "PARSES_ONLY names a panel that does not exist"
+    titles = {p["title"] for p in all_panels}
+    assert set(PARSES_ONLY) <= titles and set(AT_LEAST) <= titles, "PARSES_ONLY / AT_LEAST name a missing panel"
 
 
 def test_substitute_fills_grafana_variables_and_refuses_unknown_ones() -> None:
@@ -185,6 +200,7 @@ class Scene:
     adapter: RunningAdapter
     environment_key: str
     started: float
+    poke: Callable[[], None]  # one more webhook and round of adapter requests
 
 
 def _kubectl_ok(cluster: ClusterInfo, *args: str, input: str | None = None) -> str:
@@ -213,17 +229,20 @@ def _wait_scraped(prom: services.Prometheus, promql: str, what: str, timeout: fl
     wait_for(f"Prometheus to have {what} ({promql})", lambda: prom.query(promql), timeout=timeout)
 
 
+CUSTOM = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/{ns}/pods/web-0/inflight"
+EXTERNAL = "/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/dash_queue_messages"
+DEAD = "/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/dash_dead_backlog"
+
+
 def _drive_adapter(adapter: RunningAdapter, namespace: str) -> None:
-    """Custom and external metric requests (answered), and one for a queue whose Redis is down (503)."""
-    custom = f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{namespace}/pods/web-0/inflight"
-    external = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/dash_queue_messages"
-    dead = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/dash_dead_backlog"
+    """Custom and external metric requests (answered, then from memory), and one for a queue whose Redis is down."""
+    custom, external = CUSTOM.format(ns=namespace), EXTERNAL.format(ns=namespace)
     for path in (custom, external):
         wait_for(f"adapter GET {path} = 200", lambda p=path: adapter.get(p)[0] == 200, timeout=60)  # type: ignore[misc]
-    for _ in range(5):  # asked again while young: answered from memory
+    for _ in range(3):
         assert adapter.get(custom)[0] == 200
         assert adapter.get(external)[0] == 200
-    status, body = adapter.get(dead)
+    status, body = adapter.get(DEAD.format(ns=namespace))
     assert status == 503, (status, body)
 
 
@@ -281,7 +300,9 @@ def scene(
 
         env = environment("web", ops, repo.file_url, target=app, interval="2s", branch="main",
                           wait={"timeout": "6s"}, rollback={"auto": True}, notify=[{"notifier": "audit"}])  # fmt: skip
-        apply_objects(cluster, env)
+        # An Environment whose path is not in the repository: its reconciles fail.
+        broken = environment("broken", ops, repo.file_url, target=app, path="missing", interval="2s", branch="main")
+        apply_objects(cluster, env, broken)
         wait_ready(cluster, ops, "web", revision=f"main@sha1:{good}")
 
         # A release whose pods never turn Ready: rolled back to release 1, its revision held.
@@ -289,28 +310,33 @@ def scene(
 
         def held() -> bool:
             st = env_object(cluster, ops, "web").get("status") or {}
-            return (st.get("held") or {}).get("revision") == f"main@sha1:{bad}" and condition(
-                {"status": st}, "Ready"
-            ).get("status") == "True"
+            ready = condition({"status": st}, "Ready").get("status") == "True"
+            return ready and (st.get("held") or {}).get("revision") == f"main@sha1:{bad}"
 
-        _drive_adapter(adapter, app)
         wait_for("the bad release rolled back and held", held, timeout=90)
 
-        # A signed generic webhook for the branch: accepted and triggers a reconcile (still held).
-        body = encode({"repository": repo.file_url, "ref": "refs/heads/main", "after": bad})
-        status, answer = post(f"http://127.0.0.1:{hook_port}/hooks/generic", body,
-                              signed_headers("generic", hook_secret, body))  # fmt: skip
-        assert (status, answer.get("result")) == (202, "triggered"), answer
+        running = adapter
+
+        def poke() -> None:
+            """A signed generic webhook for the branch (triggers a reconcile; still held), adapter requests."""
+            body = encode({"repository": repo.file_url, "ref": "refs/heads/main", "after": bad})
+            status, answer = post(f"http://127.0.0.1:{hook_port}/hooks/generic", body,
+                                  signed_headers("generic", hook_secret, body))  # fmt: skip
+            assert (status, answer.get("result")) == (202, "triggered"), answer
+            _drive_adapter(running, app)
+
+        poke()
         wait_for("a notification delivered", lambda: receiver.at("/audit"), timeout=30)
 
         _wait_scraped(prometheus, 'gitopsd_rollbacks_total{reason="HealthCheckFailed"}', "the rollback")
+        _wait_scraped(prometheus, 'gitopsd_reconcile_total{result="failed"}', "a failed reconcile")
         _wait_scraped(prometheus, "gitopsd_webhook_requests_total", "the webhook request")
         _wait_scraped(prometheus, "gitopsd_notifications_total", "the notification")
         _wait_scraped(
             prometheus, 'metrics_adapter_request_duration_seconds_count{route="external"}', "adapter requests"
         )
         _wait_scraped(prometheus, "metrics_adapter_upstream_errors_total", "the upstream error")
-        yield Scene(cluster, prometheus, daemon, adapter, f"{ops}.web", started)
+        yield Scene(cluster, prometheus, daemon, adapter, f"{ops}.web", started, poke)
     finally:
         if daemon is not None:
             code = daemon.stop()
@@ -338,19 +364,28 @@ def _api(prom: services.Prometheus, path: str, params: list[tuple[str, str]]) ->
     return body
 
 
+def _value(sample: dict[str, Any]) -> float:
+    return float(sample["value"][1])
+
+
 def _check_query(prom: services.Prometheus, title: str, expr: str, legend: str, data: bool) -> str | None:
-    """None when ``expr`` parses (and returns samples whose labels the legend names); else what is wrong."""
+    """None when ``expr`` runs and (``data``) returns a number whose labels the legend names; else what is wrong."""
     body = _api(prom, "/api/v1/query", [("query", expr)])
     if body.get("status") != "success":
         return f"{title!r}: {expr}\n    does not run: {body.get('errorType')}: {body.get('error')}"
     result = body["data"]["result"]
     if not data:
         return None
-    if not result:
-        return f"{title!r}: {expr}\n    returned no samples"
+    if not any(not math.isnan(_value(s)) for s in result):
+        return f"{title!r}: {expr}\n    returned no samples" + (" but NaN" if result else "")
     missing = {name for name in legend_labels(legend) for series in result if name not in series["metric"]}
     if missing:
         return f"{title!r}: {expr}\n    legend {legend!r} names labels the result lacks: {sorted(missing)}"
+    least = AT_LEAST.get(title)
+    if least is not None:
+        total = sum(_value(s) for s in result if not math.isnan(_value(s)))
+        if total < least:
+            return f"{title!r}: {expr}\n    shows {total:g}, the scene makes it at least {least:g}"
     return None
 
 
@@ -377,10 +412,14 @@ def test_every_panel_query_runs_and_returns_data(scene: Scene) -> None:
         problems[:] = _panel_problems(scene)
         return not problems
 
-    # Rates need two scrapes of a fresh series: give Prometheus a few intervals before failing.
-    deadline = time.monotonic() + 30
-    while not settled() and time.monotonic() < deadline:
-        time.sleep(2)
+    # A rate needs a counter to move between two scrapes inside its window: keep the hooks and
+    # adapter requests coming, a few scrape intervals apart, until every panel shows data (bounded).
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline:
+        scene.poke()
+        time.sleep(3)
+        if settled():
+            break
     assert not problems, "dashboard panels failing:\n  " + "\n  ".join(problems)
 
 
