@@ -18,6 +18,7 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -68,7 +69,10 @@ class LocalCluster:
         hpa_downscale_stabilization: str = "30s",
         binaries: Binaries | None = None,
         tie_to_parent: bool = True,
+        apiserver_args: Sequence[str] = (),
     ) -> None:
+        """``apiserver_args`` are extra kube-apiserver flags (feature gates, runtime config),
+        appended after the harness's own."""
         if ip_family not in _FAMILY:
             raise ValueError(f"ip_family must be 'ipv4' or 'ipv6', not {ip_family!r}")
         self.directory = directory
@@ -78,6 +82,7 @@ class LocalCluster:
         self.hpa_downscale_stabilization = hpa_downscale_stabilization
         self._binaries = binaries
         self._tie = tie_to_parent
+        self.apiserver_args = tuple(apiserver_args)
         self._procs = procs.ProcessSet()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -118,7 +123,7 @@ class LocalCluster:
             procs.wait_until(
                 "etcd health", lambda: procs.http_ok(f"{lay.etcd_url}/health"), timeout=left(30), watch=[etcd]
             )
-            apiserver = self._launch("kube-apiserver", components.kube_apiserver(bins, lay, tls))
+            apiserver = self._launch("kube-apiserver", components.kube_apiserver(bins, lay, tls, self.apiserver_args))
             ctx = bootstrap.admin_ssl(tls)
             procs.wait_until(
                 "kube-apiserver /readyz",

@@ -5,6 +5,7 @@ Kept apart from process management so the flags can be read (and unit-tested) in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,8 @@ def etcd(bins: Binaries, lay: Layout) -> list[str]:
     ]
 
 
-def kube_apiserver(bins: Binaries, lay: Layout, tls: ClusterPKI) -> list[str]:
+def kube_apiserver(bins: Binaries, lay: Layout, tls: ClusterPKI, extra: Sequence[str] = ()) -> list[str]:
+    """The kube-apiserver command line; ``extra`` flags come last, so they win over ours."""
     return [
         str(bins.kube_apiserver),
         f"--bind-address={lay.host}",
@@ -90,6 +92,7 @@ def kube_apiserver(bins: Binaries, lay: Layout, tls: ClusterPKI) -> list[str]:
         "--endpoint-reconciler-type=none",
         "--profiling=false",
         "--v=1",
+        *extra,
     ]
 
 
