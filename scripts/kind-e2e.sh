@@ -64,6 +64,14 @@ if [ -z "$engine" ]; then
 fi
 
 name=$(sed -n 's/^name: *//p' "$config")
+# kwok-equivalent.yaml uses MutatingAdmissionPolicy (alpha in 1.32-1.33): the configs switch on
+# its feature gate and API version; refuse one that does not rather than fail after creating it.
+if ! grep -qE '^  MutatingAdmissionPolicy: *true' "$config" \
+  || ! grep -qE '^  admissionregistration\.k8s\.io/v1alpha1: *"?true"?' "$config"; then
+  echo "error: $config does not switch on MutatingAdmissionPolicy (featureGates:) and" \
+    "admissionregistration.k8s.io/v1alpha1 (runtimeConfig:), which e2e/kind/kwok-equivalent.yaml needs" >&2
+  exit 1
+fi
 if kind get clusters 2>/dev/null | grep -qx "$name"; then
   echo "error: a kind cluster named '$name' exists already; delete it first: kind delete cluster --name $name" >&2
   exit 1
@@ -97,19 +105,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# kwok-equivalent.yaml uses MutatingAdmissionPolicy (alpha in 1.32-1.33): turn on its feature
-# gate and API version unless the config already does.
-cluster_config="$workdir/kind-config.yaml"
-cp "$config" "$cluster_config"
-if ! grep -q 'MutatingAdmissionPolicy' "$config"; then
-  cat >>"$cluster_config" <<'EOF'
-featureGates:
-  MutatingAdmissionPolicy: true
-runtimeConfig:
-  admissionregistration.k8s.io/v1alpha1: "true"
-EOF
-fi
-
 image=${GITOPSD_E2E_IMAGE:-}
 if [ -z "$image" ]; then
   image="gitopsd:e2e-$(git rev-parse --short HEAD 2>/dev/null || echo local)"
@@ -123,7 +118,7 @@ if [ -n "${KIND_NODE_IMAGE:-}" ]; then
   node_image=(--image "$KIND_NODE_IMAGE")
 fi
 created=1
-kind create cluster --config "$cluster_config" --kubeconfig "$kubeconfig" --wait 180s "${node_image[@]}"
+kind create cluster --config "$config" --kubeconfig "$kubeconfig" --wait 180s "${node_image[@]}"
 
 if "$engine" image inspect "$image" >/dev/null 2>&1; then
   echo "[kind-e2e] loading $image into the nodes" >&2
