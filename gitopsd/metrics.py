@@ -51,6 +51,11 @@ class _StatusCollector(Collector):
         yield held
 
 
+#: Every value of ``gitopsd_reconcile_total{result}`` and ``gitopsd_rollbacks_total{reason}``.
+RECONCILE_RESULTS = ("applied", "unchanged", "failed", "suspended", "preempted")
+ROLLBACK_REASONS = ("HealthCheckFailed", "VerificationFailed", "Manual")
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -64,7 +69,7 @@ class Metrics:
         )
         self.reconcile_total = Counter(
             "gitopsd_reconcile_total",
-            "Reconciles by result (applied, unchanged, failed, suspended).",
+            "Reconciles by result (applied, unchanged, failed, suspended, preempted).",
             ["environment", "result"],
             registry=r,
         )
@@ -117,11 +122,22 @@ class Metrics:
             ["environment", "outcome"],
             registry=r,
         )
-        self.queue_depth = Gauge(
-            "gitopsd_work_queue_depth", "Environments waiting for a worker.", registry=r
-        )
+        self.queue_depth = Gauge("gitopsd_work_queue_depth", "Environments waiting for a worker.", registry=r)
         self._statuses = _StatusCollector()
         r.register(self._statuses)
+
+    def seed(self, environment: str) -> None:
+        """Create an Environment's counters at 0 (idempotent, cheap).
+
+        Prometheus' ``increase()`` and ``rate()`` cannot see a series' first increment when the
+        series appears already at 1, so the first rollback or failed reconcile of a daemon's
+        lifetime would be invisible to alerts and the dashboard. Series that exist from the
+        start at 0 make every increment count.
+        """
+        for result in RECONCILE_RESULTS:
+            self.reconcile_total.labels(environment, result)
+        for reason in ROLLBACK_REASONS:
+            self.rollbacks.labels(environment, reason)
 
     def watch_statuses(self, source: StatusSource) -> None:
         """Export ``gitopsd_environment_release`` and ``gitopsd_environment_held`` from ``source``."""
@@ -138,3 +154,7 @@ class Metrics:
         ):
             with contextlib.suppress(KeyError):
                 metric.remove(environment)
+        for counter, values in ((self.reconcile_total, RECONCILE_RESULTS), (self.rollbacks, ROLLBACK_REASONS)):
+            for value in values:
+                with contextlib.suppress(KeyError):
+                    counter.remove(environment, value)

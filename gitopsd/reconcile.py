@@ -356,6 +356,7 @@ class Reconciler:
         state.env = _with_status(state.env, new_status)
 
     def _report(self, env: Environment, outcome: Outcome) -> None:
+        self.metrics.seed(env.key)
         self.metrics.reconcile_duration.labels(env.key).observe(outcome.duration)
         self.metrics.reconcile_total.labels(env.key, outcome.result).inc()
         fields: dict[str, Any] = {
