@@ -11,6 +11,11 @@ Three kinds of task share one event loop:
   reconciled by at most one worker at a time; asked for again meanwhile, it runs once more
   right after.
 
+A deleted (Terminating) Environment is never synced again. One holding the finalizer
+``gitopsd.dev/prune`` is finalized instead (``finalizer``: its objects deleted, then the
+finalizer removed), retried with backoff while a delete fails; a sync in flight is cut short.
+One found Terminating at start (deleted while no daemon ran) is finalized the same way.
+
 SIGTERM sets ``stop``: no new work is taken, reconciles in flight get ``shutdown_grace``
 seconds to finish and are then cancelled (a cancelled sync is safe: the next one converges),
 and ``run`` returns.
@@ -38,8 +43,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gitopsd import environments, probes, status
-from gitopsd.errors import SpecError
+from gitopsd import environments, finalizer, probes, status
+from gitopsd.errors import GitopsdError, SpecError
 from gitopsd.events import EventRecorder
 from gitopsd.kube import Gone, Kube, KubeError
 from gitopsd.leader import Elector, LeadershipLost, NoElection
@@ -54,6 +59,7 @@ from gitopsd.spec import parse_duration, parse_environment
 log = structlog.get_logger("gitopsd.daemon")
 
 _INVALID_RETRY = 60.0
+_FINALIZE_RETRY_MAX = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,7 @@ class Daemon:
         self._running: set[str] = set()
         self._again: set[str] = set()
         self._fresh: set[str] = set()
+        self._finalize_failures: dict[str, int] = {}  # Terminating Environments whose cleanup failed, and how often
         self._busy: set[asyncio.Task[Any]] = set()  # workers in the middle of a reconcile
         self._wake = asyncio.Event()
         self._synced = False
@@ -285,6 +292,13 @@ class Daemon:
         key = _key(obj)
         old = self._objects.get(key)
         self._objects[key] = obj
+        if finalizer.terminating(obj):
+            self._next_due.pop(key, None)  # no regular reconcile of a deleted Environment
+            if finalizer.holds(obj) and (old is None or not finalizer.terminating(old)):
+                # Deletion waits for us: a sync in flight (a long health wait) is not worth finishing.
+                self.reconciler.preempt(str((obj.get("metadata") or {}).get("uid") or ""))
+                self._enqueue(key)
+            return
         if old is None:
             self._enqueue(key)
             return
@@ -304,6 +318,7 @@ class Daemon:
     def _forget(self, key: str) -> None:
         obj = self._objects.pop(key, None)
         self._next_due.pop(key, None)
+        self._finalize_failures.pop(key, None)
         if obj is not None:
             with contextlib.suppress(SpecError):
                 self.reconciler.forget(parse_environment(obj))
@@ -365,11 +380,13 @@ class Daemon:
             if key in self._again:
                 self._again.discard(key)
                 self._enqueue(key)
-            elif key in self._objects:
+            elif key in self._objects and delay is not None:
                 self._schedule(key, delay)
 
-    async def _reconcile(self, key: str, obj: dict[str, Any]) -> float:
-        """Reconcile one Environment; return the delay until its next regular reconcile."""
+    async def _reconcile(self, key: str, obj: dict[str, Any]) -> float | None:
+        """Reconcile one Environment; return the delay until its next regular reconcile (None: none)."""
+        if finalizer.terminating(obj):
+            return await self._finalize(key, obj)
         try:
             env = parse_environment(obj)
         except SpecError as exc:
@@ -389,6 +406,29 @@ class Daemon:
         if outcome.requeue_after is not None:  # a verification sample is due sooner
             return min(env.spec.interval * jitter, outcome.requeue_after)
         return env.spec.interval * jitter
+
+    async def _finalize(self, key: str, obj: dict[str, Any]) -> float | None:
+        """Finish a deleted Environment (see ``finalizer``); the delay until the next try while it fails."""
+        if not finalizer.holds(obj):
+            return None  # not ours to finish: it goes by itself
+        meta = obj.get("metadata") or {}
+        try:
+            done = await finalizer.finalize(
+                self.kube,
+                self.reconciler.recorder,
+                str(meta.get("namespace")),
+                str(meta.get("name")),
+                concurrency=self.reconciler.applier.concurrency,
+            )
+        except GitopsdError as exc:
+            log.warning("finalize failed", environment=key, error=exc.message)
+            done = finalizer.Finalized(False)
+        if done.done:
+            self._finalize_failures.pop(key, None)
+            return None
+        failures = self._finalize_failures.get(key, 0) + 1
+        self._finalize_failures[key] = failures
+        return min(2.0**failures, _FINALIZE_RETRY_MAX)
 
     async def _report_invalid(self, obj: dict[str, Any], exc: SpecError) -> None:
         meta = obj.get("metadata") or {}

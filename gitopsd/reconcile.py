@@ -109,7 +109,7 @@ class Reconciler:
         self.metrics.forget(env.key)
 
     def preempt(self, uid: str) -> bool:
-        """Cancel the sync in flight for Environment ``uid``: a rollback request has arrived.
+        """Cancel the sync in flight for Environment ``uid``: a rollback request has arrived, or it was deleted.
 
         A rollback in flight is not preempted (a second request waits, and the CLI refuses it).
         """
@@ -170,7 +170,7 @@ class Reconciler:
         except asyncio.CancelledError:
             me = asyncio.current_task()
             if uid in self._preempted and task.cancelled() and not (me is not None and me.cancelling()):
-                log.info("sync preempted by a rollback request", environment=state.env.key)
+                log.info("sync preempted (rollback request or deletion)", environment=state.env.key)
                 self.ledgers.forget(uid)  # a record write may have been cut short: read them again
                 return Outcome("preempted")
             raise
