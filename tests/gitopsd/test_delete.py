@@ -63,6 +63,19 @@ metadata:
     }
 
 
+NEVER_READY_APP = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api, e2e.gitopsd.dev/never-ready: "true"}}
+    spec: {containers: [{name: api, image: registry.invalid/api:1}]}
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Suite:
     cluster: ClusterInfo
@@ -80,7 +93,7 @@ def suite(gitopsd_crd: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) ->
     ops = f"del-ops-{suffix}"
     assert kubectl(cluster, "create", "namespace", ops).returncode == 0
     repo = WorkRepo.create(base / "remote" / "app.git", base / "work")
-    repo.commit(files(suffix))
+    repo.commit({**files(suffix), "slow/app.yaml": NEVER_READY_APP})
     daemon = DaemonProcess(cluster.kubeconfig, base / "gitopsd", f"--namespace={ops}").start()
     yield Suite(cluster, ops, repo, daemon, suffix)
     # A failed test may leave an Environment held by a finalizer: let it go so the namespace can.
@@ -202,6 +215,20 @@ def test_suspended_environment_is_orphaned(suite: Suite, namespaces: Callable[[s
     wait_for("the Environment gone", lambda: _env(s, "paused") is None)
     assert _live(s, "paused", target) == ALL
     assert _events(s, "paused", "OrphanedOnDelete") == ["Deleted; spec.suspend is true: its 5 objects left in place"]
+
+
+def test_deletion_cuts_a_health_wait_short(suite: Suite, namespaces: Callable[[str], str]) -> None:
+    """Deleted while its sync waits (up to 60s) for a Deployment that never turns Ready: finalized at once."""
+    s, target = suite, namespaces("del-app")
+    env = environment("waiting", s.ops, s.repo.file_url, target=target, path="slow", branch="main", interval="1h")
+    env["metadata"]["finalizers"] = [FINALIZER]
+    apply_objects(s.cluster, env)
+    wait_for("the Deployment applied", lambda: get_json(s.cluster, "deployments", "-n", target)["items"])
+    time.sleep(1.0)  # the health wait has begun
+    _delete(s, "waiting")
+    wait_for("the Environment gone before its health wait ends", lambda: _env(s, "waiting") is None, timeout=30)
+    deployments = get_json(s.cluster, "deployments", "-n", target)["items"]
+    assert all(d["metadata"].get("deletionTimestamp") for d in deployments), deployments
 
 
 def test_failed_delete_keeps_the_finalizer_reports_and_retries(suite: Suite, namespaces: Callable[[str], str]) -> None:
