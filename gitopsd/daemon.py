@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import random
-import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +53,7 @@ from gitopsd.reconcile import Reconciler
 from gitopsd.releases import requests
 from gitopsd.sources import GitSources
 from gitopsd.spec import parse_duration, parse_environment
+from gitopsd.workqueue import WorkQueue
 
 log = structlog.get_logger("gitopsd.daemon")
 
@@ -118,16 +117,10 @@ class Daemon:
         self.services = tuple(services)
         self.webhook_port: int | None = None
         self._objects: dict[str, dict[str, Any]] = {}
-        self._due: list[tuple[float, str]] = []  # heap; stale entries skipped
-        self._next_due: dict[str, float] = {}
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
-        self._running: set[str] = set()
-        self._again: set[str] = set()
+        self._work = WorkQueue(on_depth=self.metrics.queue_depth.set)
         self._fresh: set[str] = set()
         self._finalize_failures: dict[str, int] = {}  # Terminating Environments whose cleanup failed, and how often
         self._busy: set[asyncio.Task[Any]] = set()  # workers in the middle of a reconcile
-        self._wake = asyncio.Event()
         self._synced = False
         self.bound_port: int | None = None
 
@@ -163,7 +156,7 @@ class Daemon:
             url = ((obj.get("spec") or {}).get("source") or {}).get("url")
             if not (isinstance(url, str) and self.sources.invalidate(url)):
                 self._fresh.add(key)
-        self._enqueue(key)
+        self._work.add(key)
         return True
 
     def synced(self) -> bool:
@@ -227,7 +220,7 @@ class Daemon:
         lost: LeadershipLost | None = None
         tasks = [
             asyncio.create_task(self._informer(stop), name="informer"),
-            asyncio.create_task(self._scheduler(stop), name="scheduler"),
+            asyncio.create_task(self._work.run_timer(stop), name="scheduler"),
         ]
         workers = [asyncio.create_task(self._worker(i), name=f"worker-{i}") for i in range(self.settings.workers)]
         try:
@@ -236,7 +229,7 @@ class Daemon:
             log.error("leadership lost: stopping all work now", error=str(exc))
             lost = exc
         finally:
-            log.info("stopping", in_flight=sorted(self._running))
+            log.info("stopping", in_flight=sorted(self._work.running))
             for task in tasks:
                 task.cancel()
             # Without the Lease another replica may already be writing: no grace period then.
@@ -293,14 +286,14 @@ class Daemon:
         old = self._objects.get(key)
         self._objects[key] = obj
         if finalizer.terminating(obj):
-            self._next_due.pop(key, None)  # no regular reconcile of a deleted Environment
+            self._work.cancel(key)  # no regular reconcile of a deleted Environment
             if finalizer.holds(obj) and (old is None or not finalizer.terminating(old)):
                 # Deletion waits for us: a sync in flight (a long health wait) is not worth finishing.
                 self.reconciler.preempt(str((obj.get("metadata") or {}).get("uid") or ""))
-                self._enqueue(key)
+                self._work.add(key)
             return
         if old is None:
-            self._enqueue(key)
+            self._work.add(key)
             return
         meta, old_meta = obj.get("metadata") or {}, old.get("metadata") or {}
         requested = (meta.get("annotations") or {}).get(environments.REQUESTED_AT)
@@ -308,49 +301,20 @@ class Daemon:
         if rollback and rollback != requests.token_of(old_meta.get("annotations"), requests.ROLLBACK):
             # A rollback request preempts a sync in flight (see gitopsd.rollback).
             self.reconciler.preempt(str(meta.get("uid") or ""))
-            self._enqueue(key)
+            self._work.add(key)
         elif requested and requested != (old_meta.get("annotations") or {}).get(environments.REQUESTED_AT):
             self._fresh.add(key)
-            self._enqueue(key)
+            self._work.add(key)
         elif meta.get("generation") != old_meta.get("generation"):
-            self._enqueue(key)
+            self._work.add(key)
 
     def _forget(self, key: str) -> None:
         obj = self._objects.pop(key, None)
-        self._next_due.pop(key, None)
+        self._work.cancel(key)
         self._finalize_failures.pop(key, None)
         if obj is not None:
             with contextlib.suppress(SpecError):
                 self.reconciler.forget(parse_environment(obj))
-
-    # -- scheduling ------------------------------------------------------------------------
-
-    def _enqueue(self, key: str) -> None:
-        if key in self._running:
-            self._again.add(key)
-        elif key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
-        self.metrics.queue_depth.set(self._queue.qsize())
-
-    def _schedule(self, key: str, delay: float) -> None:
-        due = time.monotonic() + delay
-        self._next_due[key] = due
-        heapq.heappush(self._due, (due, key))
-        self._wake.set()
-
-    async def _scheduler(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            now = time.monotonic()
-            while self._due and self._due[0][0] <= now:
-                due, key = heapq.heappop(self._due)
-                if self._next_due.get(key) == due:  # else superseded by a later schedule
-                    del self._next_due[key]
-                    self._enqueue(key)
-            self._wake.clear()
-            timeout = min(self._due[0][0] - now, 5.0) if self._due else 5.0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
 
     # -- workers ---------------------------------------------------------------------------
 
@@ -358,13 +322,11 @@ class Daemon:
         task = asyncio.current_task()
         assert task is not None
         while True:
-            key = await self._queue.get()
-            self._queued.discard(key)
-            self.metrics.queue_depth.set(self._queue.qsize())
+            key = await self._work.get()
             obj = self._objects.get(key)
             if obj is None:
+                self._work.done(key)
                 continue
-            self._running.add(key)
             self._busy.add(task)
             try:
                 delay = await self._reconcile(key, obj)
@@ -376,12 +338,8 @@ class Daemon:
                 delay = _INVALID_RETRY
             finally:
                 self._busy.discard(task)
-                self._running.discard(key)
-            if key in self._again:
-                self._again.discard(key)
-                self._enqueue(key)
-            elif key in self._objects and delay is not None:
-                self._schedule(key, delay)
+            if not self._work.done(key) and key in self._objects and delay is not None:
+                self._work.add_after(key, delay)
 
     async def _reconcile(self, key: str, obj: dict[str, Any]) -> float | None:
         """Reconcile one Environment; return the delay until its next regular reconcile (None: none)."""
