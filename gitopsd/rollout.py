@@ -194,7 +194,7 @@ async def report_rollback(rec: Reconciler, state: SyncState, release: ReleaseInf
     held = state.status.get("held") or {}
     text = f"Rolled back to release {release.restored_from} ({release.revision}) as release {release.number}"
     text += f", {'automatically after ' + reason if auto else 'as requested by ' + release.applied_by}"
-    text += f": {release.result}"
+    text += f" (now {release.result})"
     if held.get("revision"):
         text += f"; holding {held['revision']}"
     await rec.recorder.record(_involved(env), "Warning" if auto else "Normal", "RolledBack", text)
