@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from gitopsd.cli.common import cache_dir
+from gitopsd.desired import Desired, load_credentials
 from gitopsd.kube import Kube
 from gitopsd.model import Manifest, Revision
-from gitopsd.reconcile import load_credentials
-from gitopsd.render import RenderOptions, render
 from gitopsd.sources import GitSources
 from gitopsd.spec import Environment
 
@@ -18,16 +15,7 @@ async def render_environment(kube: Kube, env: Environment) -> tuple[Revision, li
     sources = GitSources(cache_dir() / "git")
     try:
         revision = await sources.resolve(env.spec.source, creds)
-        tree = await sources.tree(env.spec.source, creds, revision)
-        await kube.discovery.ensure()
-        options = RenderOptions(
-            path=env.spec.source.path,
-            environment=env.name,
-            revision=revision,
-            substitute=env.spec.substitute,
-            target_namespace=env.spec.target_namespace,
-        )
-        manifests = await asyncio.to_thread(render, tree, options, kube.discovery.scopes())
+        manifests, _digest = await Desired(kube, sources).render(env, revision, creds)
     finally:
         await sources.close()
     return revision, manifests
