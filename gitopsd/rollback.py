@@ -36,7 +36,6 @@ from gitopsd.rollout import Step, run, superset
 
 if TYPE_CHECKING:
     from gitopsd.reconcile import Reconciler
-    from gitopsd.spec import Environment
 
 Progress = Callable[[str], None]
 
@@ -81,14 +80,14 @@ async def automatic(
         try:
             await ledger.bundle(target.number)
         except ReleaseError as exc:
-            await rec.recorder.record(_involved(env), "Warning", exc.reason, f"Cannot roll back: {exc}")
+            await rec.recorder.record(involved(env), "Warning", exc.reason, f"Cannot roll back: {exc}")
             target = None
     if target is None:
         # Nothing healthy to go back to: hold the failed revision so it is not retried in a loop.
         message = f"release {failed.number} ({failed.revision}) failed its health gate and no Healthy release is kept"
         state.status = status.held(state.status, _hold(failed, reason, "gitopsd"))
         await rec._write_status(state, state.status)
-        await rec.recorder.record(_involved(env), "Warning", "RevisionHeld", f"{message}: holding {failed.revision}")
+        await rec.recorder.record(involved(env), "Warning", "RevisionHeld", f"{message}: holding {failed.revision}")
         rec._announce(env, "revision.held", None, reason, message)
         return Outcome("failed", release=failed.number, verdict=str(failed.result), message=message)
     return await perform(
@@ -196,7 +195,7 @@ async def lift_hold(rec: Reconciler, state: SyncState, request: Request) -> None
     await rec._write_status(state, status.resume_handled(status.unheld(state.status), request.token))
     if held.get("revision"):
         message = f"hold on {held['revision']} lifted by {request.by}"
-        await rec.recorder.record(_involved(state.env), "Normal", "Resumed", message)
+        await rec.recorder.record(involved(state.env), "Normal", "Resumed", message)
         rec._announce(state.env, "resumed", parse_revision(str(held["revision"])), "Resumed", message)
 
 
@@ -204,7 +203,7 @@ async def refuse(rec: Reconciler, state: SyncState, request: Request, exc: Gitop
     """Say no, changing nothing but the request's answer in status."""
 
     message = f"rollback refused: {exc.message}"
-    await rec.recorder.record(_involved(state.env), "Warning", "RollbackRefused", message)
+    await rec.recorder.record(involved(state.env), "Warning", "RollbackRefused", message)
     now = environments.now_rfc3339()
     await rec._write_status(state, status.rollback_handled(state.status, request.token, "Refused", message, None, now))
     return Outcome("unchanged", error=None, message=message)
@@ -239,8 +238,3 @@ def held_note(st: Mapping[str, Any]) -> str:
         f"; holding {held['revision']} ({held.get('reason')} in release {held.get('release')}): "
         "it resumes when the source moves or on 'gitopsd resume'"
     )
-
-
-def _involved(env: Environment) -> dict[str, Any]:
-
-    return involved(env)

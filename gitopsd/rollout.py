@@ -151,10 +151,10 @@ async def run(
         rec._announce(env, "deploy.succeeded", revision, "ReconciliationSucceeded", message)
     if touched:
         summary = f"{step.revision}{label}: {changed} changed, {pruned} pruned"
-        await rec.recorder.record(_involved(env), "Normal", "ReconciliationSucceeded", f"Applied {summary}")
+        await rec.recorder.record(involved(env), "Normal", "ReconciliationSucceeded", f"Applied {summary}")
     if drift:
         restored = f"Restored what was changed by hand: {_drift_names(result)}"
-        await rec.recorder.record(_involved(env), "Warning", "DriftCorrected", restored)
+        await rec.recorder.record(involved(env), "Warning", "DriftCorrected", restored)
     return Outcome("applied" if touched else "unchanged", revision, changed, pruned, drift, health=health,
                    release=release.number, verdict=str(release.result), message=message)  # fmt: skip
 
@@ -197,7 +197,7 @@ async def report_rollback(rec: Reconciler, state: SyncState, release: ReleaseInf
     text += f" (now {release.result})"
     if held.get("revision"):
         text += f"; holding {held['revision']}"
-    await rec.recorder.record(_involved(env), "Warning" if auto else "Normal", "RolledBack", text)
+    await rec.recorder.record(involved(env), "Warning" if auto else "Normal", "RolledBack", text)
     rec._announce(env, "rollback.performed", parse_revision(release.revision), reason, text)
     if held.get("revision"):
         rec._announce(
@@ -214,8 +214,3 @@ def _label(release: ReleaseInfo) -> str:
 def _drift_names(result: SyncResult) -> str:
     names = [str(ref) for ref in result.drifted()]
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-
-
-def _involved(env: Any) -> dict[str, Any]:
-
-    return involved(env)
