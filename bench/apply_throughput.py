@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import shutil
@@ -37,8 +36,7 @@ from typing import Any
 
 import yaml
 
-from e2e.binaries import ensure_binaries
-from e2e.cluster import STATE_FILE, LocalCluster, new_cluster_dir
+from bench.cluster import emit, on_cluster
 from gitopsd.apply import Applier, ApplyMemo, ApplyOptions, Inventory, SyncResult
 from gitopsd.kube import Kube
 from gitopsd.model import Manifest
@@ -228,24 +226,13 @@ def main() -> int:
     parser.add_argument("--cluster-dir", type=Path, help="use this running harness cluster instead of a fresh one")
     parser.add_argument("--skip-baseline", action="store_true", help="no kubectl run (for iterating on gitopsd alone)")
     args = parser.parse_args()
-    if args.cluster_dir:
-        state = json.loads((args.cluster_dir / STATE_FILE).read_text())
-        report = run(
-            args.cluster_dir / "kubeconfig", state["processes"], args.apps, args.concurrency, not args.skip_baseline
+    return emit(
+        on_cluster(
+            "bench-apply",
+            args.cluster_dir,
+            lambda kubeconfig, pids: run(kubeconfig, pids, args.apps, args.concurrency, not args.skip_baseline),
         )
-        report["cluster"] = "existing"
-    else:
-        ensure_binaries()
-        cluster = LocalCluster(new_cluster_dir("bench-apply"), "ipv4")
-        try:
-            info = cluster.start()
-            report = run(info.kubeconfig, cluster.processes, args.apps, args.concurrency, not args.skip_baseline)
-            report["cluster"] = "fresh"
-        finally:
-            cluster.stop(remove=True)
-    json.dump(report, sys.stdout, indent=2)
-    print()
-    return 0
+    )
 
 
 if __name__ == "__main__":

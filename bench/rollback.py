@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import statistics
 import subprocess
@@ -35,8 +34,7 @@ from typing import Any
 
 import yaml
 
-from e2e.binaries import ensure_binaries
-from e2e.cluster import LocalCluster, new_cluster_dir
+from bench.cluster import emit, on_cluster
 from e2e.gitrepo import WorkRepo
 from gitopsd import environments
 from gitopsd import log as logging_setup
@@ -292,21 +290,11 @@ def main() -> int:
     logging_setup.configure("warning")  # stdout is for the JSON report
     if shutil.which("kubectl") is None:
         raise SystemExit("kubectl is needed on PATH")
-    if args.cluster_dir:
-        report = asyncio.run(run(args.cluster_dir / "kubeconfig", args.rounds))
-        report["cluster"] = "existing"
-    else:
-        ensure_binaries()
-        cluster = LocalCluster(new_cluster_dir("bench-rollback"), "ipv4")
-        try:
-            info = cluster.start()
-            report = asyncio.run(run(info.kubeconfig, args.rounds))
-            report["cluster"] = "fresh"
-        finally:
-            cluster.stop(remove=True)
-    json.dump(report, sys.stdout, indent=2, default=str)
-    print()
-    return 0
+    return emit(
+        on_cluster(
+            "bench-rollback", args.cluster_dir, lambda kubeconfig, _pids: asyncio.run(run(kubeconfig, args.rounds))
+        )
+    )
 
 
 if __name__ == "__main__":

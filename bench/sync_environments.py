@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -34,8 +33,7 @@ from typing import Any
 import yaml
 
 from bench.apply_throughput import Meter, app, cpu_seconds, kubectl_apply, settle
-from e2e.binaries import ensure_binaries
-from e2e.cluster import LocalCluster, new_cluster_dir
+from bench.cluster import emit, on_cluster
 from e2e.daemon import DaemonProcess
 from e2e.gitrepo import WorkRepo
 from gitopsd import environments
@@ -236,16 +234,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--skip-baseline", action="store_true", help="no kubectl run (for iterating, not reporting)")
     args = parser.parse_args()
-    ensure_binaries()
-    cluster = LocalCluster(new_cluster_dir("bench-sync"), "ipv4")
-    try:
-        info = cluster.start()
-        report = run(info.kubeconfig, cluster.processes, args.apps, args.workers, not args.skip_baseline)
-    finally:
-        cluster.stop(remove=True)
-    json.dump(report, sys.stdout, indent=2)
-    print()
-    return 0
+    return emit(
+        on_cluster(
+            "bench-sync",
+            None,
+            lambda kubeconfig, pids: run(kubeconfig, pids, args.apps, args.workers, not args.skip_baseline),
+        )
+    )
 
 
 if __name__ == "__main__":

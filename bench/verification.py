@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import statistics
 import subprocess
@@ -34,9 +33,8 @@ from typing import Any
 
 import yaml
 
+from bench.cluster import emit, on_cluster
 from e2e import services
-from e2e.binaries import ensure_binaries
-from e2e.cluster import LocalCluster, new_cluster_dir
 from e2e.exporter import Exporter
 from e2e.gitrepo import WorkRepo
 from gitopsd import environments
@@ -201,21 +199,13 @@ def main() -> int:
     parser.add_argument("--cluster-dir", type=Path, help="use this running harness cluster instead of a fresh one")
     args = parser.parse_args()
     logging_setup.configure("warning")  # stdout is for the JSON report
-    if args.cluster_dir:
-        report = asyncio.run(run(args.cluster_dir / "kubeconfig", args.metrics, args.samples))
-        report["cluster"] = "existing"
-    else:
-        ensure_binaries()
-        cluster = LocalCluster(new_cluster_dir("bench-verification"), "ipv4")
-        try:
-            info = cluster.start()
-            report = asyncio.run(run(info.kubeconfig, args.metrics, args.samples))
-            report["cluster"] = "fresh"
-        finally:
-            cluster.stop(remove=True)
-    json.dump(report, sys.stdout, indent=2, default=str)
-    print()
-    return 0
+    return emit(
+        on_cluster(
+            "bench-verification",
+            args.cluster_dir,
+            lambda kubeconfig, _pids: asyncio.run(run(kubeconfig, args.metrics, args.samples)),
+        )
+    )
 
 
 if __name__ == "__main__":

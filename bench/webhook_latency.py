@@ -34,9 +34,8 @@ from typing import Any
 
 import aiohttp
 
+from bench.cluster import emit, on_cluster
 from e2e import procs
-from e2e.binaries import ensure_binaries
-from e2e.cluster import LocalCluster, new_cluster_dir
 from e2e.daemon import DaemonProcess
 from e2e.gitrepo import WorkRepo
 from gitopsd.kube import Kube, Resource
@@ -225,21 +224,12 @@ def main() -> int:
     parser.add_argument("--cluster-dir", type=Path, help="use this running harness cluster instead of a fresh one")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gitopsd-bench-hooks-") as tmp:
-        if args.cluster_dir:
-            report = asyncio.run(measure(args.cluster_dir / "kubeconfig", Path(tmp), args.pushes, args.poll_pushes))
-            report["cluster"] = "existing"
-        else:
-            ensure_binaries()
-            cluster = LocalCluster(new_cluster_dir("bench-hooks"), "ipv4")
-            try:
-                info = cluster.start()
-                report = asyncio.run(measure(info.kubeconfig, Path(tmp), args.pushes, args.poll_pushes))
-                report["cluster"] = "fresh"
-            finally:
-                cluster.stop(remove=True)
-    json.dump(report, sys.stdout, indent=2)
-    print()
-    return 0
+        report = on_cluster(
+            "bench-hooks",
+            args.cluster_dir,
+            lambda kubeconfig, _pids: asyncio.run(measure(kubeconfig, Path(tmp), args.pushes, args.poll_pushes)),
+        )
+    return emit(report)
 
 
 if __name__ == "__main__":
