@@ -50,7 +50,7 @@ PARSES_ONLY: dict[str, str] = {}
 
 # What the scene makes certain, as the least value each of these panels must show (first query,
 # all series summed): one Environment held after one automatic rollback (releases 1 -> 2 -> 3),
-# one whose reconciles fail.
+# one whose reconciles fail, one that each poke moves (so Git fetches keep happening).
 AT_LEAST: dict[str, float] = {
     "Environments ready": 1,
     "Environments not ready": 1,
@@ -78,6 +78,13 @@ spec:
     metadata: {{labels: {{app: web{never}}}}}
     spec: {{containers: [{{name: web, image: "registry.invalid/web:{release}"}}]}}
 """
+POKE = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: poke-marker}}
+data: {{poke: "{n}"}}
+"""
+
 NEVER_READY = ', "e2e.gitopsd.dev/never-ready": "true"'
 
 ADAPTER_CONFIG = """
@@ -315,14 +322,24 @@ def scene(
 
         wait_for("the bad release rolled back and held", held, timeout=90)
 
-        running = adapter
+        # A third Environment follows branch `poke`, where every poke pushes a change: the mirror
+        # fetches each time, so the fetch-duration rate has samples inside its 1m window however
+        # long the scene took to settle (a held `main` is only ls-remote'd, never fetched again).
+        repo.branch("poke")
+        repo.commit({"poke/marker.yaml": POKE.format(n=0)})
+        apply_objects(cluster, environment("poked", ops, repo.file_url, target=app, path="poke",
+                                           interval="1h", branch="poke"))  # fmt: skip
+        wait_ready(cluster, ops, "poked")
+        running, pokes = adapter, iter(range(1, 10_000))
 
         def poke() -> None:
-            """A signed generic webhook for the branch (triggers a reconcile; still held), adapter requests."""
-            body = encode({"repository": repo.file_url, "ref": "refs/heads/main", "after": bad})
-            status, answer = post(f"http://127.0.0.1:{hook_port}/hooks/generic", body,
-                                  signed_headers("generic", hook_secret, body))  # fmt: skip
-            assert (status, answer.get("result")) == (202, "triggered"), answer
+            """Signed generic webhooks for both branches (main stays held; `poke` fetches), adapter requests."""
+            after = repo.commit({"poke/marker.yaml": POKE.format(n=next(pokes))})
+            for ref, sha in (("refs/heads/main", bad), ("refs/heads/poke", after)):
+                body = encode({"repository": repo.file_url, "ref": ref, "after": sha})
+                status, answer = post(f"http://127.0.0.1:{hook_port}/hooks/generic", body,
+                                      signed_headers("generic", hook_secret, body))  # fmt: skip
+                assert (status, answer.get("result")) == (202, "triggered"), answer
             _drive_adapter(running, app)
 
         poke()
