@@ -7,6 +7,9 @@ none of them imports another's internals at run time.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,12 +41,22 @@ class Outcome:
     requeue_after: float | None = None
 
 
+#: Wraps a wait that needs no worker (the health gate); the daemon's worker steps aside meanwhile.
+Aside = Callable[[], AbstractAsyncContextManager[None]]
+
+
+def stay() -> AbstractAsyncContextManager[None]:
+    """The ``Aside`` of a reconcile run outside the daemon's worker pool: nothing to give up."""
+    return contextlib.nullcontext()
+
+
 @dataclass(slots=True)
 class SyncState:
     """The Environment being reconciled and its status as last written."""
 
     env: Environment
     status: dict[str, Any]
+    aside: Aside = stay
 
 
 def involved(env: Environment) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from gitopsd.kube import Kube, KubeError
 from gitopsd.lifecycle import Announcer, EventType, LifecycleEvent, NullAnnouncer
 from gitopsd.metrics import Metrics
 from gitopsd.model import Revision
-from gitopsd.outcome import Outcome, SyncState, fields_of, involved
+from gitopsd.outcome import Aside, Outcome, SyncState, fields_of, involved, stay
 from gitopsd.releases import Ledger, Ledgers, Owner, ReleaseInfo, ReleaseStore, Result
 from gitopsd.releases import requests as asks
 from gitopsd.sources import GitSources, redact
@@ -127,10 +127,14 @@ class Reconciler:
         requested_at: str | None = None,
         fresh: bool = False,
         on_progress: Callable[[str], None] | None = None,
+        aside: Aside = stay,
     ) -> Outcome:
-        """Bring the cluster to what the Environment asks for and record the result."""
+        """Bring the cluster to what the Environment asks for and record the result.
+
+        ``aside`` wraps the health gate's wait (the daemon frees the worker meanwhile).
+        """
         started = time.monotonic()
-        state = SyncState(env, dict(env.status))
+        state = SyncState(env, dict(env.status), aside)
         progress = on_progress or (lambda _msg: None)
         try:
             if env.spec.suspend:

@@ -110,7 +110,8 @@ async def run(
         # Nothing moved since a failed health check: look once, don't wait the whole timeout again.
         timeout = spec.wait_timeout if (touched or step.fresh) else 0.0
         progress(f"waiting up to {timeout:.0f}s for {len(result.inventory.entries)} objects to become ready")
-        health = await rec.applier.wait(result.inventory, timeout, owner=env.key)
+        async with state.aside():  # only polling: the worker can take another Environment meanwhile
+            health = await rec.applier.wait(result.inventory, timeout, owner=env.key)
 
     inventory = result.inventory.to_status()
     label = _label(release)

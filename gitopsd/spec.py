@@ -132,9 +132,7 @@ def parse_environment(obj: Mapping[str, Any]) -> Environment:
         raise SpecError("", "an Environment needs metadata.name and metadata.namespace")
     key = f"{namespace}.{name}"
     if len(key) > 63:
-        raise SpecError(
-            "", f"'{key}' is {len(key)} characters; namespace + '.' + name must fit a label value (63)"
-        )
+        raise SpecError("", f"'{key}' is {len(key)} characters; namespace + '.' + name must fit a label value (63)")
     return Environment(
         namespace=namespace,
         name=name,

@@ -9,6 +9,10 @@ The rules client-go's rate-limited work queue taught controllers, for string key
   same key supersedes the earlier one, ``cancel(key)`` drops it.
 * ``run_timer(stop)`` moves due keys into the queue; it sleeps until the next one is due.
 
+``Slots`` bound how many runs do work at once. A run may step aside while it only waits (the
+health gate polling a rollout), so a slow rollout does not keep another Environment waiting for
+a worker; it takes a slot again, in turn, before it goes on.
+
 No I/O and no Kubernetes here: the daemon decides what a key means.
 """
 
@@ -18,7 +22,7 @@ import asyncio
 import contextlib
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 #: The timer re-checks at least this often (a bound, in case of a missed wake-up).
 _MAX_SLEEP = 5.0
@@ -102,3 +106,59 @@ class WorkQueue:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
+
+
+class Slot:
+    """One run's claim on a ``Slots`` place, held from ``Slots.hold`` until the run ends."""
+
+    def __init__(self, slots: Slots) -> None:
+        self._slots = slots
+        self.held = False
+
+    @contextlib.asynccontextmanager
+    async def aside(self) -> AsyncIterator[None]:
+        """Give the place up while the body only waits; take one again (in turn) after it."""
+        if not self.held:  # already aside (nested): nothing to give up
+            yield
+            return
+        self._slots._release(self)
+        try:
+            yield
+        finally:
+            await self._slots._acquire(self)
+
+
+class Slots:
+    """At most ``size`` runs ``working`` at once; ``waiting`` counts the runs waiting for a place."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"slots: size must be at least 1, got {size}")
+        self.size = size
+        self._free = asyncio.Semaphore(size)
+        self.waiting = 0
+        self.working = 0
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[Slot]:
+        slot = Slot(self)
+        await self._acquire(slot)
+        try:
+            yield slot
+        finally:
+            if slot.held:  # not when cancelled while waiting to come back from ``aside``
+                self._release(slot)
+
+    async def _acquire(self, slot: Slot) -> None:
+        self.waiting += 1
+        try:
+            await self._free.acquire()
+        finally:
+            self.waiting -= 1
+        slot.held = True
+        self.working += 1
+
+    def _release(self, slot: Slot) -> None:
+        slot.held = False
+        self.working -= 1
+        self._free.release()

@@ -5,7 +5,8 @@ The order of one ``Applier.sync``:
 1. **Plan** (``plan``): label every object ``gitopsd.dev/environment=<owner>``, resolve its type
    through discovery, sort it into a stage. Unknown kinds, objects without a namespace and
    duplicates are refused here.
-2. **Observe** (``live``): one list per kind by our label, GETs (or a namespace list) for the rest.
+2. **Observe** (``live``): one list by our label per kind with many objects, GETs (or a namespace
+   list) for the rest.
 3. **Dry-run** (``ssa.preflight``) every object that can be dry-run now, in parallel: the server
    answers with what the object would become. Objects the memo shows untouched since our last
    apply are not even dry-run. An object labelled for another Environment, an Apply manager's
@@ -246,12 +247,12 @@ class Applier:
         return await waiting.resolve(self.kube, entry)
 
     async def _observe(self, plan: Plan, previous: Inventory, owner: str) -> LiveState:
-        resources = [d.resource for d in plan.objects if d.resource is not None]
+        wanted = [(d.ref, d.resource) for d in plan.objects if d.resource is not None]
         for entry in previous:
             resource = await self._resolve_entry(entry)
             if resource is not None:
-                resources.append(resource)
-        live = await observing.observe(self.kube, owner, resources, concurrency=self.concurrency)
+                wanted.append((entry.ref, resource))
+        live = await observing.observe(self.kube, owner, wanted, concurrency=self.concurrency)
         # Namespaces first: objects in a Namespace of the bundle that does not exist yet wait.
         namespaces = [(d.ref, d.resource) for d in plan.stage(Stage.FOUNDATION) if d.ref.kind == "Namespace"]
         await observing.fill(self.kube, live, _typed(namespaces), concurrency=self.concurrency)

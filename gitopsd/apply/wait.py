@@ -1,10 +1,12 @@
 """Waiting until an Environment's objects are ready: polled lists, kstatus verdicts, a deadline.
 
-Each round reads every kind that still has objects not ready with one list (selected by the
-owner label when the owner is known, else one list per namespace), about once a second, and
-assesses each object with ``gitopsd.health``. An object that reached Current is not read again.
-The wait ends when all are Current (Healthy), as soon as one is Failed (waiting will not help),
-or at the deadline (TimedOut), naming the first object not ready and what it lacks.
+Each round, about once a second, reads the objects not ready yet: a GET each for a kind with
+few of them (its cost does not grow with the cluster), else one list of the kind (selected by
+the owner label when the owner is known, in their namespace when they share one; without an
+owner, one list per namespace), and assesses each object with ``gitopsd.health``. An object
+that reached Current is not read again. The wait ends when all are Current (Healthy), as soon
+as one is Failed (waiting will not help), or at the deadline (TimedOut), naming the first
+object not ready and what it lacks.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from collections.abc import Callable
 from typing import Any
 
 from gitopsd.apply.inventory import Inventory, InventoryEntry
-from gitopsd.apply.live import PAGE_SIZE, owner_selector
+from gitopsd.apply.live import LIST_THRESHOLD, PAGE_SIZE, owner_selector
 from gitopsd.apply.parallel import bounded
 from gitopsd.health import ALWAYS_READY, Health, HealthReport, ObjectHealth, Overall, Status, assess, summarize
-from gitopsd.kube import Kube, Resource, UnknownKind
+from gitopsd.kube import Kube, NotFound, Resource, UnknownKind
 from gitopsd.model import ObjectRef
 
 Progress = Callable[[HealthReport], None]
+#: One read of a poll round: the type, a namespace (None: all) and a name (None: a list).
+Query = tuple[Resource, str | None, str | None]
 
 
 async def resolve(kube: Kube, entry: InventoryEntry) -> Resource | None:
@@ -80,30 +84,48 @@ async def wait(
 async def _poll(
     kube: Kube, pending: dict[ObjectRef, Resource], owner: str | None, concurrency: int
 ) -> dict[ObjectRef, Health]:
-    """Read every pending object: one list per kind (by label) or per kind and namespace."""
-    queries: dict[tuple[str, str, str], tuple[Resource, str | None]] = {}
+    """Read every pending object: a GET each, or one list per kind (by label) or per kind and namespace."""
+    by_kind: dict[tuple[str, str], list[tuple[ObjectRef, Resource]]] = {}
     for ref, resource in pending.items():
-        namespace = None if owner or not resource.namespaced else ref.namespace
-        queries[(resource.group, resource.kind, namespace or "")] = (resource, namespace)
+        by_kind.setdefault((resource.group, resource.kind), []).append((ref, resource))
+    query_of: dict[ObjectRef, Query] = {}
+    for members in by_kind.values():
+        few = len(members) <= LIST_THRESHOLD
+        shared = {ref.namespace for ref, _ in members}
+        for ref, resource in members:
+            if few:
+                query_of[ref] = (resource, ref.namespace or None, ref.name)
+            elif resource.namespaced and (not owner or len(shared) == 1):
+                query_of[ref] = (resource, ref.namespace, None)
+            else:
+                query_of[ref] = (resource, None, None)
 
-    async def run(query: tuple[Resource, str | None]) -> list[dict[str, Any]]:
-        resource, namespace = query
+    async def run(query: Query) -> list[dict[str, Any]]:
+        resource, namespace, name = query
+        if name is not None:
+            try:
+                obj = await kube.get(resource.path(namespace, name))
+            except NotFound:
+                return []
+            obj.setdefault("apiVersion", resource.api_version)
+            obj.setdefault("kind", resource.kind)
+            return [obj]
         selector = owner_selector(owner) if owner else None
         return (await kube.list(resource.path(namespace), label_selector=selector, page_size=PAGE_SIZE)).items
 
     found: dict[ObjectRef, dict[str, Any]] = {}
-    failed: dict[tuple[str, str], str] = {}
-    items = list(queries.values())
-    for (resource, _), outcome in zip(items, await bounded(items, run, concurrency), strict=True):
+    failed: dict[Query, str] = {}
+    queries = list(dict.fromkeys(query_of.values()))
+    for query, outcome in zip(queries, await bounded(queries, run, concurrency), strict=True):
         if isinstance(outcome, Exception):
-            failed[(resource.group, resource.kind)] = str(outcome)
+            failed[query] = str(outcome)
             continue
         for obj in outcome:
             found[ObjectRef.of(obj)] = obj
     now = time.time()
     verdicts: dict[ObjectRef, Health] = {}
-    for ref, resource in pending.items():
-        error = failed.get((resource.group, resource.kind))
+    for ref in pending:
+        error = failed.get(query_of[ref])
         if error:
             verdicts[ref] = Health(Status.UNKNOWN, f"cannot be read: {error}", "ReadFailed")
         elif ref in found:

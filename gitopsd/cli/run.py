@@ -26,7 +26,12 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--config", type=Path, help="YAML: a DaemonConfig, and Environment objects to create or update at start"
     )
-    parser.add_argument("--workers", type=int, default=8, help="Environments reconciled at once (default 8)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=8,
+        help="Environments doing reconcile work at once (default 8); one waiting on its health gate steps aside",
+    )
     parser.add_argument(
         "--probes-bind-address", default=":8080", help="address of /metrics, /healthz, /readyz (default :8080)"
     )

@@ -41,12 +41,13 @@ _IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE"})
 
 @dataclass(slots=True)
 class RequestStats:
-    """Requests made, by (verb, resource); a verb of ``dry-run`` marks server-side dry-runs."""
+    """Requests made, by (verb, resource); ``DRYRUN`` marks server-side dry-runs, ``LIST`` a GET of
+    a collection (as kube-apiserver counts them: a list filters every object in its scope)."""
 
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def record(self, method: str, path: str, dry_run: bool) -> None:
-        verb = "DRYRUN" if dry_run else method
+        verb = "DRYRUN" if dry_run else "LIST" if method == "GET" and is_collection(path) else method
         self.calls[(verb, resource_of(path))] += 1
 
     @property
@@ -346,17 +347,31 @@ class Kube:
         return result
 
 
-def resource_of(path: str) -> str:
-    """The resource a path addresses (``deployments``, ``namespaces``, ``events``...), for stats."""
+def _resource_parts(path: str) -> list[str] | None:
+    """A resource path's segments after group/version and ``namespaces/<ns>``; None outside /api(s)."""
     parts = [p for p in path.split("?")[0].split("/") if p]
     if parts[:1] == ["api"]:
         rest = parts[2:]
     elif parts[:1] == ["apis"]:
         rest = parts[3:]
     else:
-        return "/" + "/".join(parts[:2])
+        return None
     if len(rest) >= 3 and rest[0] == "namespaces":
         rest = rest[2:]
+    return rest
+
+
+def is_collection(path: str) -> bool:
+    """Whether ``path`` addresses a collection (``.../configmaps``), not one object."""
+    rest = _resource_parts(path)
+    return rest is not None and len(rest) == 1
+
+
+def resource_of(path: str) -> str:
+    """The resource a path addresses (``deployments``, ``namespaces``, ``events``...), for stats."""
+    rest = _resource_parts(path)
+    if rest is None:
+        return "/" + "/".join([p for p in path.split("?")[0].split("/") if p][:2])
     resource = rest[0] if rest else "discovery"
     if len(rest) >= 3:  # a subresource: deployments/status
         resource += "/" + rest[2]

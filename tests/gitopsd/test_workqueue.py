@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from gitopsd.workqueue import WorkQueue
+import pytest
+
+from gitopsd.workqueue import Slots, WorkQueue
 
 
 class Clock:
@@ -83,3 +85,104 @@ async def test_run_timer_queues_a_key_when_due_and_stops() -> None:
     stop.set()
     q.add_after("wake", 0)  # wakes the timer so it sees stop
     await asyncio.wait_for(timer, timeout=5)
+
+
+# -- Slots: runs doing work at once, and stepping aside while they only wait ---------------------
+
+
+async def test_a_run_aside_lets_another_work_and_comes_back_in_turn() -> None:
+    """One slot: B waits while A works; A steps aside, B works; A comes back only once B is done."""
+    slots = Slots(1)
+    order: list[str] = []
+    a_waiting, b_done = asyncio.Event(), asyncio.Event()
+
+    async def a() -> None:
+        async with slots.hold() as slot:
+            order.append("a works")
+            async with slot.aside():
+                order.append("a aside")
+                a_waiting.set()
+                await b_done.wait()
+            order.append("a back")
+
+    async def b() -> None:
+        await a_waiting.wait()
+        async with slots.hold():
+            order.append("b works")
+            assert slots.working == 1
+            await asyncio.sleep(0.01)
+            b_done.set()
+            await asyncio.sleep(0.01)
+            order.append("b done")
+
+    await asyncio.wait_for(asyncio.gather(a(), b()), timeout=5)
+    assert order == ["a works", "a aside", "b works", "b done", "a back"]
+    assert (slots.working, slots.waiting) == (0, 0)
+
+
+async def test_runs_beyond_the_slots_wait_and_are_counted() -> None:
+    slots = Slots(2)
+    release = asyncio.Event()
+    peak = 0
+
+    async def run() -> None:
+        nonlocal peak
+        async with slots.hold():
+            peak = max(peak, slots.working)
+            await release.wait()
+
+    tasks = [asyncio.create_task(run()) for _ in range(5)]
+    await asyncio.sleep(0.01)
+    assert (slots.working, slots.waiting) == (2, 3)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
+    assert peak == 2 and (slots.working, slots.waiting) == (0, 0)
+
+
+async def test_a_run_cancelled_while_coming_back_gives_back_nothing_it_does_not_hold() -> None:
+    """Cancelled while waiting to come back from aside: the slot count stays right (no extra place)."""
+    slots = Slots(1)
+    aside, other_in = asyncio.Event(), asyncio.Event()
+
+    async def parked() -> None:
+        async with slots.hold() as slot, slot.aside():
+            aside.set()
+            await other_in.wait()
+
+    async def other() -> None:
+        await aside.wait()
+        async with slots.hold():
+            other_in.set()
+            await asyncio.sleep(3600)
+
+    p, o = asyncio.create_task(parked()), asyncio.create_task(other())
+    await asyncio.wait_for(other_in.wait(), timeout=5)
+    await asyncio.sleep(0.01)  # parked is now waiting to come back
+    assert (slots.working, slots.waiting) == (1, 1)
+    p.cancel()
+    await asyncio.gather(p, return_exceptions=True)
+    assert (slots.working, slots.waiting) == (1, 0)
+    o.cancel()
+    await asyncio.gather(o, return_exceptions=True)
+    assert (slots.working, slots.waiting) == (0, 0)
+    # Still exactly one place: a second holder waits while a first holds it.
+    first_in = asyncio.Event()
+
+    async def hold_forever() -> None:
+        async with slots.hold():
+            first_in.set()
+            await asyncio.sleep(3600)
+
+    h1 = asyncio.create_task(hold_forever())
+    await first_in.wait()
+    h2 = asyncio.create_task(hold_forever())
+    await asyncio.sleep(0.01)
+    assert (slots.working, slots.waiting) == (1, 1)
+    for t in (h1, h2):
+        t.cancel()
+    await asyncio.gather(h1, h2, return_exceptions=True)
+
+
+def test_slots_need_at_least_one_place() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        Slots(0)

@@ -105,7 +105,7 @@ async def test_replicas_set_by_an_hpa_are_left_alone(kube: Kube, ns: str, cluste
 
 
 async def test_unchanged_sync_makes_no_writes(cluster: ClusterInfo) -> None:
-    """Nothing moved: no writes; one list per kind with the memo, dry-runs only without it (IPv4 and IPv6)."""
+    """Nothing moved: no writes; one GET per object with the memo, dry-runs only without it (IPv4 and IPv6)."""
     ns = new_namespace(api_client(cluster), "noop")
     manifests = [deploy("web", ns), service("web", ns), configmap("cfg", ns)]
     manifests.append(
