@@ -222,8 +222,9 @@ class Applier:
     ) -> HealthReport:
         """Poll ``inventory``'s objects until all are Current, one is Failed, or ``timeout`` passes.
 
-        ``timeout`` 0 looks once. Give ``owner`` to read each kind with one labelled list (else
-        one list per kind and namespace).
+        ``timeout`` 0 looks once. Polls start ``interval`` apart and grow (``wait``). Objects are
+        read by GET when few of a kind are pending; else ``owner`` reads each kind with one
+        labelled list (without it, one list per kind and namespace).
         """
         return await waiting.wait(
             self.kube, inventory, timeout, owner=owner, interval=interval, on_progress=on_progress

@@ -1,12 +1,15 @@
 """Waiting until an Environment's objects are ready: polled lists, kstatus verdicts, a deadline.
 
-Each round, about once a second, reads the objects not ready yet: a GET each for a kind with
-few of them (its cost does not grow with the cluster), else one list of the kind (selected by
-the owner label when the owner is known, in their namespace when they share one; without an
-owner, one list per namespace), and assesses each object with ``gitopsd.health``. An object
-that reached Current is not read again. The wait ends when all are Current (Healthy), as soon
-as one is Failed (waiting will not help), or at the deadline (TimedOut), naming the first
-object not ready and what it lacks.
+Each round reads the objects not ready yet: at once, then after ``interval`` (1 s), and at
+intervals growing x1.5 up to ``MAX_INTERVAL``. Most objects are ready within seconds, and a
+rollout that takes minutes should not cost a read a second: with 400 Environments waiting at
+once on 2 cores, 1 s polls came to 36 reads per Environment. A round reads a GET each for a
+kind with few objects not ready (its cost does not grow with the cluster), else one list of the
+kind (selected by the owner label when the owner is known, in their namespace when they share
+one; without an owner, one list per namespace), and assesses each object with
+``gitopsd.health``. An object that reached Current is not read again. The wait ends when all
+are Current (Healthy), as soon as one is Failed (waiting will not help), or at the deadline
+(TimedOut), naming the first object not ready and what it lacks.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from gitopsd.kube import Kube, NotFound, Resource, UnknownKind
 from gitopsd.model import ObjectRef
 
 Progress = Callable[[HealthReport], None]
+#: Poll intervals grow by this factor each round, up to ``MAX_INTERVAL`` seconds.
+BACKOFF = 1.5
+MAX_INTERVAL = 5.0
 #: One read of a poll round: the type, a namespace (None: all) and a name (None: a list).
 Query = tuple[Resource, str | None, str | None]
 
@@ -52,6 +58,7 @@ async def wait(
 ) -> HealthReport:
     started = time.monotonic()
     deadline = started + max(0.0, timeout)
+    pause = interval
     verdicts: dict[ObjectRef, Health] = {}
     pending: dict[ObjectRef, Resource] = {}
     for entry in inventory:
@@ -78,7 +85,8 @@ async def wait(
             on_progress(report)
         if report.overall is not Overall.PROGRESSING:
             return report
-        await asyncio.sleep(max(0.0, min(interval, deadline - now)))
+        await asyncio.sleep(max(0.0, min(pause, deadline - now)))
+        pause = min(pause * BACKOFF, max(interval, MAX_INTERVAL))
 
 
 async def _poll(
