@@ -333,22 +333,24 @@ class Daemon:
         assert task is not None
         while True:
             key = await self._work.get()
-            obj = self._objects.get(key)
-            if obj is None:
-                self._work.done(key)
-                continue
-            self._busy.add(task)
-            try:
-                async with self._slots.hold() as slot:
+            # Busy (given the shutdown grace) only once it holds a slot: one still waiting for a
+            # slot has started nothing and stops at once. The object is read when work starts.
+            async with self._slots.hold() as slot:
+                obj = self._objects.get(key)
+                if obj is None:
+                    self._work.done(key)
+                    continue
+                self._busy.add(task)
+                try:
                     delay = await self._reconcile(key, obj, slot)
-            except asyncio.CancelledError:
-                log.info("reconcile abandoned at shutdown", environment=key)
-                raise
-            except Exception:  # a bug must not kill the worker or the daemon
-                log.exception("reconcile crashed", environment=key)
-                delay = _INVALID_RETRY
-            finally:
-                self._busy.discard(task)
+                except asyncio.CancelledError:
+                    log.info("reconcile abandoned at shutdown", environment=key)
+                    raise
+                except Exception:  # a bug must not kill the worker or the daemon
+                    log.exception("reconcile crashed", environment=key)
+                    delay = _INVALID_RETRY
+                finally:
+                    self._busy.discard(task)
             if not self._work.done(key) and key in self._objects and delay is not None:
                 self._work.add_after(key, delay)
 
