@@ -55,20 +55,47 @@ def owner_selector(owner: str) -> str:
     return f"{ENVIRONMENT_LABEL}={owner}"
 
 
-def list_scopes(wanted: Iterable[tuple[ObjectRef, Resource]]) -> list[tuple[Resource, str | None]]:
-    """The labelled lists worth making: (type, namespace or None for cluster-wide), one per kind
-    with more than ``LIST_THRESHOLD`` wanted objects; the other kinds are read by GET."""
-    kinds: dict[tuple[str, str], tuple[Resource, set[ObjectRef]]] = {}
+#: One read: the type, a namespace (None: every one) and a name (None: a list of that scope).
+Read = tuple[Resource, str | None, str | None]
+
+
+def plan_reads(
+    wanted: Iterable[tuple[ObjectRef, Resource]], *, list_per_namespace: bool = False
+) -> dict[ObjectRef, Read]:
+    """How to read each wanted object: a GET for a kind with up to ``LIST_THRESHOLD`` of them;
+    else one list of the kind, in their namespace when they share one, cluster-wide otherwise
+    (``list_per_namespace``: each namespace's own list, for reads without a label selector)."""
+    kinds: dict[tuple[str, str], dict[ObjectRef, Resource]] = {}
     for ref, resource in wanted:
-        kinds.setdefault((resource.group, resource.kind), (resource, set()))[1].add(ref)
-    scopes: list[tuple[Resource, str | None]] = []
-    for resource, refs in kinds.values():
-        if len(refs) <= LIST_THRESHOLD:
-            continue
-        namespaces = {ref.namespace for ref in refs}
-        shared = next(iter(namespaces)) if len(namespaces) == 1 and resource.namespaced else ""
-        scopes.append((resource, shared or None))
-    return scopes
+        kinds.setdefault((resource.group, resource.kind), {})[ref] = resource
+    reads: dict[ObjectRef, Read] = {}
+    for members in kinds.values():
+        few = len(members) <= LIST_THRESHOLD
+        shared = len({ref.namespace for ref in members}) == 1
+        for ref, resource in members.items():
+            if few:
+                reads[ref] = (resource, ref.namespace or None, ref.name)
+            elif resource.namespaced and (list_per_namespace or shared):
+                reads[ref] = (resource, ref.namespace, None)
+            else:
+                reads[ref] = (resource, None, None)
+    return reads
+
+
+def list_scopes(wanted: Iterable[tuple[ObjectRef, Resource]]) -> list[tuple[Resource, str | None]]:
+    """The labelled lists worth making (``plan_reads``): (type, namespace or None for cluster-wide)."""
+    return list(dict.fromkeys((r, ns) for r, ns, name in plan_reads(wanted).values() if name is None))
+
+
+async def get_object(kube: Kube, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+    """The live object (apiVersion and kind filled in), or None when it does not exist."""
+    try:
+        obj = await kube.get(resource.path(namespace, name))
+    except NotFound:
+        return None
+    obj.setdefault("apiVersion", resource.api_version)
+    obj.setdefault("kind", resource.kind)
+    return obj
 
 
 async def observe(
@@ -106,13 +133,7 @@ async def fill(kube: Kube, live: LiveState, wanted: Iterable[tuple[ObjectRef, Re
 
     async def get_one(pair: tuple[ObjectRef, Resource]) -> dict[str, Any] | None:
         ref, resource = pair
-        try:
-            obj = await kube.get(resource.path(ref.namespace or None, ref.name))
-        except NotFound:
-            return None
-        obj.setdefault("apiVersion", resource.api_version)
-        obj.setdefault("kind", resource.kind)
-        return obj
+        return await get_object(kube, resource, ref.namespace or None, ref.name)
 
     for members, outcome in zip(lists, await bounded(lists, list_namespace, concurrency), strict=True):
         if isinstance(outcome, Exception):

@@ -20,18 +20,16 @@ from collections.abc import Callable
 from typing import Any
 
 from gitopsd.apply.inventory import Inventory, InventoryEntry
-from gitopsd.apply.live import LIST_THRESHOLD, PAGE_SIZE, owner_selector
+from gitopsd.apply.live import PAGE_SIZE, Read, get_object, owner_selector, plan_reads
 from gitopsd.apply.parallel import bounded
 from gitopsd.health import ALWAYS_READY, Health, HealthReport, ObjectHealth, Overall, Status, assess, summarize
-from gitopsd.kube import Kube, NotFound, Resource, UnknownKind
+from gitopsd.kube import Kube, Resource, UnknownKind
 from gitopsd.model import ObjectRef
 
 Progress = Callable[[HealthReport], None]
 #: Poll intervals grow by this factor each round, up to ``MAX_INTERVAL`` seconds.
 BACKOFF = 1.5
 MAX_INTERVAL = 5.0
-#: One read of a poll round: the type, a namespace (None: all) and a name (None: a list).
-Query = tuple[Resource, str | None, str | None]
 
 
 async def resolve(kube: Kube, entry: InventoryEntry) -> Resource | None:
@@ -93,36 +91,18 @@ async def _poll(
     kube: Kube, pending: dict[ObjectRef, Resource], owner: str | None, concurrency: int
 ) -> dict[ObjectRef, Health]:
     """Read every pending object: a GET each, or one list per kind (by label) or per kind and namespace."""
-    by_kind: dict[tuple[str, str], list[tuple[ObjectRef, Resource]]] = {}
-    for ref, resource in pending.items():
-        by_kind.setdefault((resource.group, resource.kind), []).append((ref, resource))
-    query_of: dict[ObjectRef, Query] = {}
-    for members in by_kind.values():
-        few = len(members) <= LIST_THRESHOLD
-        shared = {ref.namespace for ref, _ in members}
-        for ref, resource in members:
-            if few:
-                query_of[ref] = (resource, ref.namespace or None, ref.name)
-            elif resource.namespaced and (not owner or len(shared) == 1):
-                query_of[ref] = (resource, ref.namespace, None)
-            else:
-                query_of[ref] = (resource, None, None)
+    query_of = plan_reads(pending.items(), list_per_namespace=owner is None)
 
-    async def run(query: Query) -> list[dict[str, Any]]:
+    async def run(query: Read) -> list[dict[str, Any]]:
         resource, namespace, name = query
         if name is not None:
-            try:
-                obj = await kube.get(resource.path(namespace, name))
-            except NotFound:
-                return []
-            obj.setdefault("apiVersion", resource.api_version)
-            obj.setdefault("kind", resource.kind)
-            return [obj]
+            obj = await get_object(kube, resource, namespace, name)
+            return [] if obj is None else [obj]
         selector = owner_selector(owner) if owner else None
         return (await kube.list(resource.path(namespace), label_selector=selector, page_size=PAGE_SIZE)).items
 
     found: dict[ObjectRef, dict[str, Any]] = {}
-    failed: dict[Query, str] = {}
+    failed: dict[Read, str] = {}
     queries = list(dict.fromkeys(query_of.values()))
     for query, outcome in zip(queries, await bounded(queries, run, concurrency), strict=True):
         if isinstance(outcome, Exception):
