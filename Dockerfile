@@ -8,13 +8,22 @@
 # (which carries kustomize as `kubectl kustomize`); the final stage holds the virtualenv, git,
 # openssh-client, tini and kubectl, and runs as an unprivileged user.
 
-# The Python the test suite runs on.
-ARG PYTHON_VERSION=3.11
-ARG DEBIAN_RELEASE=bookworm
+# Base images, pinned by digest: the tag is there for readers, the digest is what gets pulled,
+# so a rebuild gets the same bases until someone moves the pin on purpose. The digests are the
+# multi-arch index (one digest for amd64 and arm64). To update one, read the index digest of
+# the tag and paste it here, e.g.
+#   docker buildx imagetools inspect python:3.11-slim-bookworm    (the "Digest:" line)
+#   skopeo inspect --format '{{.Digest}}' docker://docker.io/library/debian:bookworm-slim
+# Another base (a mirror, one built locally) is a build argument:
+#   docker build --build-arg PYTHON_IMAGE=registry.example.com/python:3.11-slim-bookworm .
+# PYTHON_IMAGE: the Python the test suite runs on (3.11), on Debian bookworm, for both Python stages.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:528257d48c1da0dcecc2e725d1ae34498d60c965f1241e39cd6a85a8859bdf84
+# DEBIAN_IMAGE: only fetches kubectl; nothing of it reaches the final image.
+ARG DEBIAN_IMAGE=debian:bookworm-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251
 # Kept equal to the Kubernetes version the e2e harness tests against (e2e/binaries.py).
 ARG KUBECTL_VERSION=v1.33.13
 
-FROM python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE} AS build
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -28,18 +37,22 @@ RUN python -m venv /opt/gitopsd \
  && find /opt/gitopsd -name '__pycache__' -prune -exec rm -rf {} + \
  && /opt/gitopsd/bin/python -m compileall -q /opt/gitopsd/lib
 
-FROM debian:${DEBIAN_RELEASE}-slim AS kubectl
+FROM ${DEBIAN_IMAGE} AS kubectl
 ARG KUBECTL_VERSION
-ARG TARGETARCH=amd64
+# Set by BuildKit and buildah for each platform of a multi-arch build. No default here: a default
+# would win over the platform's value, and an arm64 image would get an amd64 kubectl. Builders
+# that set nothing build for the machine they run on, which dpkg names the same way (amd64, arm64).
+ARG TARGETARCH
 RUN apt-get update \
  && apt-get install --yes --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
-RUN curl -fsSLo /kubectl "https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${TARGETARCH}/kubectl" \
- && curl -fsSLo /kubectl.sha256 "https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${TARGETARCH}/kubectl.sha256" \
+RUN arch="${TARGETARCH:-$(dpkg --print-architecture)}" \
+ && curl -fsSLo /kubectl "https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${arch}/kubectl" \
+ && curl -fsSLo /kubectl.sha256 "https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${arch}/kubectl.sha256" \
  && echo "$(cat /kubectl.sha256)  /kubectl" | sha256sum --check --strict - \
  && chmod 0755 /kubectl
 
-FROM python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE}
+FROM ${PYTHON_IMAGE}
 # git + openssh-client: fetching sources (https and ssh); tini: PID 1, forwards SIGTERM to the
 # daemon and reaps the git/ssh children a killed fetch leaves behind.
 RUN apt-get update \
