@@ -33,6 +33,7 @@ from typing import Any, Literal, cast
 
 import yaml
 
+from gitopsd import yamlerrors
 from gitopsd.errors import GitopsdError, SpecError
 from gitopsd.secretstore import SecretRef
 from gitopsd.spec import API_VERSION, KIND, parse_duration, parse_environment
@@ -105,8 +106,10 @@ def load(path: Path, *, pod_namespace: str | None = None) -> ConfigFile:
     """Read and validate every document of ``path``; raise :class:`ConfigError` at the first bad one."""
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"--config {path}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config {yamlerrors.describe(exc, str(path))}") from None
     daemon: DaemonConfig | None = None
     envs: list[dict[str, Any]] = []
     for number, doc in enumerate(docs, 1):
@@ -116,6 +119,9 @@ def load(path: Path, *, pod_namespace: str | None = None) -> ConfigFile:
             raise ConfigError(f"{where}: expected apiVersion {API_VERSION} and kind {KIND} or {CONFIG_KIND}")
         try:
             if kind == KIND:
+                unknown = sorted(set(doc) - {"apiVersion", "kind", "metadata", "spec"})
+                if unknown:
+                    raise ConfigError(f"{unknown[0]}: unknown field (known: apiVersion, kind, metadata, spec)")
                 parse_environment(doc)
                 envs.append(doc)
             elif daemon is not None:

@@ -1,17 +1,23 @@
 """What an Environment asks for at a revision: its credentials, and its rendered objects with their digest.
 
 Rendering is the expensive part of a reconcile that changes nothing, so the render of an
-unchanged commit and spec is kept in memory with its digest (the release identity): a
-steady-state reconcile neither reads the tree nor hashes the bundle again.
+unchanged commit, spec and set of ``${NAME}`` values is kept in memory with its digest (the
+release identity): a steady-state reconcile neither reads the tree nor hashes the bundle again.
+The ConfigMaps and Secrets of ``spec.substituteFrom`` are read at every render, as Flux does, so
+a changed value is a new render (and a new release) without a new commit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import GitopsdError, SpecError
 from gitopsd.kube import Kube, NotFound
 from gitopsd.kube.discovery import Resource
 from gitopsd.model import Manifest, Revision
@@ -19,14 +25,15 @@ from gitopsd.releases import digest_of
 from gitopsd.render import RenderOptions, render
 from gitopsd.render.errors import UnknownKind
 from gitopsd.sources import Credentials, GitSources
-from gitopsd.spec import Environment
+from gitopsd.spec import Environment, SubstituteFrom, check_variable_name
 
 SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
+CONFIG_MAPS = Resource("", "v1", "ConfigMap", "configmaps", namespaced=True)
 
 
 @dataclass(slots=True)
 class _Cached:
-    key: tuple[str, int]
+    key: tuple[str, int, str]
     manifests: list[Manifest]
     digest: str
 
@@ -47,7 +54,8 @@ class Desired:
         self, env: Environment, revision: Revision, creds: Credentials | None
     ) -> tuple[list[Manifest], str]:
         """The objects ``env`` renders to at ``revision``, and their digest."""
-        key = (revision.commit, env.generation)
+        values = await substitution_values(self.kube, env)
+        key = (revision.commit, env.generation, _fingerprint(values))
         cached = self._renders.get(env.uid)
         if cached is not None and cached.key == key:
             return cached.manifests, cached.digest
@@ -57,7 +65,7 @@ class Desired:
             path=env.spec.source.path,
             environment=env.name,
             revision=revision,
-            substitute=env.spec.substitute,
+            substitute=values,
             target_namespace=env.spec.target_namespace,
             kustomize_timeout=self.kustomize_timeout,
         )
@@ -85,3 +93,46 @@ async def load_credentials(kube: Kube, env: Environment) -> Credentials | None:
         ) from None
     data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
     return Credentials.from_secret(data, f"{env.namespace}/{name}")
+
+
+async def substitution_values(kube: Kube, env: Environment) -> Mapping[str, str] | None:
+    """The ``${NAME}`` values of ``env``: its ``substituteFrom`` objects in order, then ``substitute``
+    (None when substitution is off)."""
+    if env.spec.substitute is None:
+        return None
+    values: dict[str, str] = {}
+    for ref in env.spec.substitute_from:
+        values.update(await _values_of(kube, env.namespace, ref))
+    values.update(env.spec.substitute)
+    return values
+
+
+async def _values_of(kube: Kube, namespace: str, ref: SubstituteFrom) -> dict[str, str]:
+    where = f"spec.substituteFrom: {ref.kind} {namespace}/{ref.name}"
+    resource = CONFIG_MAPS if ref.kind == "ConfigMap" else SECRETS
+    try:
+        obj = await kube.get(resource.path(namespace, ref.name))
+    except NotFound:
+        if ref.optional:
+            return {}
+        raise GitopsdError(f"{where} not found (set optional: true to skip it)", reason="SubstitutionFailed") from None
+    values: dict[str, str] = {}
+    for key, raw in (obj.get("data") or {}).items():
+        try:
+            check_variable_name(key, "")
+        except SpecError as exc:
+            raise GitopsdError(f"{where}: key {key!r}: {exc}", reason="SubstitutionFailed") from None
+        if ref.kind == "ConfigMap":
+            values[key] = str(raw)
+            continue
+        try:
+            values[key] = base64.b64decode(raw, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise GitopsdError(f"{where}: key {key!r} is not UTF-8 text", reason="SubstitutionFailed") from None
+    return values
+
+
+def _fingerprint(values: Mapping[str, str] | None) -> str:
+    if values is None:
+        return ""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()

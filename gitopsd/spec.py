@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+from gitopsd.environment_fields import SPEC as SPEC_FIELDS
 from gitopsd.errors import SpecError
+from gitopsd.fieldcheck import unknown_field
 from gitopsd.freeze import Window, parse_windows
 from gitopsd.gates.spec import PromotionSpec, VerificationSpec, parse_promotion, parse_verification
 from gitopsd.model import Revision
@@ -74,6 +76,16 @@ class SourceSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SubstituteFrom:
+    """One ``spec.substituteFrom`` entry: a ConfigMap or Secret (in the Environment's namespace)
+    whose keys are ``${NAME}`` values."""
+
+    kind: Literal["ConfigMap", "Secret"]
+    name: str
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class EnvironmentSpec:
     source: SourceSpec
     target_namespace: str | None = None
@@ -83,7 +95,10 @@ class EnvironmentSpec:
     wait_timeout: float = 300.0  # 0: no health gate
     suspend: bool = False
     force: bool = False
-    substitute: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: ``${NAME}`` values; None (neither ``substitute`` nor ``substituteFrom`` set): substitution off.
+    substitute: Mapping[str, str] | None = None
+    #: ConfigMaps and Secrets read for more values, later ones winning; ``substitute`` wins over all.
+    substitute_from: tuple[SubstituteFrom, ...] = ()
     #: Release records kept (oldest removed first; never the current or the last healthy one).
     history_limit: int = 10
     #: Restore the last healthy release when a new one fails its health gate (and hold it).
@@ -148,6 +163,9 @@ def parse_environment(obj: Mapping[str, Any]) -> Environment:
 def parse_spec(raw: Any, *, name: str | None = None) -> EnvironmentSpec:
     """Read ``spec`` (of the Environment ``name``, when known); raise ``SpecError`` naming the first bad field."""
     spec = _mapping(raw, "", required=True)
+    unknown = unknown_field(spec, SPEC_FIELDS, "")
+    if unknown:
+        raise SpecError(unknown[0].removeprefix("."), f"unknown field ({unknown[1]})")
     source = _parse_source(_mapping(spec.get("source"), "source", required=True))
     target_ns = _optional_str(spec, "targetNamespace")
     if target_ns is not None and (len(target_ns) > 63 or not _DNS_LABEL.match(target_ns)):
@@ -159,12 +177,11 @@ def parse_spec(raw: Any, *, name: str | None = None) -> EnvironmentSpec:
     wait_timeout = parse_duration(wait.get("timeout", "5m"), "wait.timeout")
     substitute = _mapping(spec.get("substitute"), "substitute")
     for key, value in substitute.items():
-        if not _VARIABLE.match(str(key)):
-            raise SpecError(f"substitute.{key}", "names are letters, digits and '_', not starting with a digit")
-        if str(key).startswith(RESERVED_PREFIX):
-            raise SpecError(f"substitute.{key}", f"names starting with {RESERVED_PREFIX} are reserved for built-ins")
+        check_variable_name(str(key), f"substitute.{key}")
         if not isinstance(value, str):
             raise SpecError(f"substitute.{key}", f"must be a string (got {type(value).__name__}; quote it in YAML)")
+    substitute_from = _substitute_from(spec.get("substituteFrom"))
+    substitution_on = spec.get("substitute") is not None or bool(substitute_from)
     return EnvironmentSpec(
         source=source,
         target_namespace=target_ns,
@@ -174,14 +191,42 @@ def parse_spec(raw: Any, *, name: str | None = None) -> EnvironmentSpec:
         wait_timeout=wait_timeout,
         suspend=_bool(spec, "suspend", False),
         force=_bool(spec, "force", False),
-        substitute=MappingProxyType({str(k): str(v) for k, v in substitute.items()}),
+        substitute=MappingProxyType({str(k): str(v) for k, v in substitute.items()}) if substitution_on else None,
+        substitute_from=substitute_from,
         history_limit=_history_limit(spec),
         rollback_auto=_bool(_mapping(spec.get("rollback"), "rollback"), "auto", False, "rollback.auto"),
         freeze=parse_windows(spec.get("freeze")),
         notify=parse_subscriptions(spec.get("notify")),
-        verification=parse_verification(spec.get("verification"), substitute),
+        verification=parse_verification(spec.get("verification"), substitute if substitution_on else {}),
         promotion=parse_promotion(spec.get("promotion"), name=name),
     )
+
+
+def check_variable_name(name: str, field_name: str) -> None:
+    """A ``${NAME}`` a user may define: a shell-style name, not one of the reserved built-ins."""
+    if not _VARIABLE.match(name):
+        raise SpecError(field_name, "names are letters, digits and '_', not starting with a digit")
+    if name.startswith(RESERVED_PREFIX):
+        raise SpecError(field_name, f"names starting with {RESERVED_PREFIX} are reserved for built-ins")
+
+
+def _substitute_from(raw: Any) -> tuple[SubstituteFrom, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise SpecError("substituteFrom", f"must be a list (got {type(raw).__name__})")
+    entries = []
+    for index, item in enumerate(raw):
+        where = f"substituteFrom[{index}]"
+        entry = _mapping(item, where, required=True)
+        kind = entry.get("kind")
+        if kind not in ("ConfigMap", "Secret"):
+            raise SpecError(f"{where}.kind", f"must be ConfigMap or Secret (got {kind!r})")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise SpecError(f"{where}.name", "is required")
+        entries.append(SubstituteFrom(kind, name, _bool(entry, "optional", False, f"{where}.optional")))
+    return tuple(entries)
 
 
 def _history_limit(spec: Mapping[str, Any]) -> int:

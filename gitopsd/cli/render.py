@@ -1,13 +1,18 @@
 """``gitopsd render ENV | --path DIR``: print the objects an Environment would apply, as YAML.
 
 With ``--path`` nothing but the directory is read: no cluster, no Git. Namespaced-ness then
-comes from the built-in types and the CRDs in the render (``render.OfflineScopes``).
+comes from the built-in types and the CRDs in the render (``render.OfflineScopes``); a custom
+resource whose CRD is not in the render is taken as namespaced unless ``--cluster-scoped``
+names its kind. ``${NAME}`` is substituted only when ``--substitute`` gives a value, as an
+Environment substitutes only when its spec asks.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +20,36 @@ import yaml
 
 from gitopsd.cli.common import CliError, add_kube_args, fetch_environment, kube_from, namespace_of
 from gitopsd.cli.preview import render_environment
+from gitopsd.errors import SpecError
 from gitopsd.model import Manifest
 from gitopsd.render import OfflineScopes, RenderOptions, render
 from gitopsd.sources import LocalTree
+from gitopsd.spec import check_variable_name
+
+_KIND = re.compile(r"[A-Z][A-Za-z0-9]*(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser("render", help="print the objects an Environment (or a local directory) renders to")
     parser.add_argument("name", nargs="?", metavar="ENV", help="an Environment in the cluster")
     parser.add_argument("--path", type=Path, help="render this local directory instead (no cluster needed)")
-    parser.add_argument("--target-namespace", help="with --path: namespace for namespaced objects that name none")
     parser.add_argument(
-        "--substitute", action="append", default=[], metavar="KEY=VALUE", help="with --path: a ${KEY} value"
+        "--target-namespace",
+        help="with --path: namespace for namespaced objects that name none (default: -n, if given)",
+    )
+    parser.add_argument(
+        "--substitute",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --path: a ${KEY} value; given at least once, ${...} is substituted (otherwise left as written)",
+    )
+    parser.add_argument(
+        "--cluster-scoped",
+        action="append",
+        default=[],
+        metavar="KIND[.GROUP]",
+        help="with --path: a custom resource kind that is cluster-scoped (others are taken as namespaced)",
     )
     parser.add_argument("--environment", default="local", help="with --path: value of ${GITOPSD_ENVIRONMENT}")
     add_kube_args(parser)
@@ -45,6 +68,8 @@ async def run(args: argparse.Namespace) -> int:
             _, env = await fetch_environment(kube, namespace, args.name)
             revision, manifests = await render_environment(kube, env)
         header = f"# Environment {namespace}/{args.name} at {revision}"
+    if not manifests:
+        print(f"warning: {args.path or args.name}: rendered no objects", file=sys.stderr)
     print(dump(manifests, header), end="")
     return 0
 
@@ -52,21 +77,29 @@ async def run(args: argparse.Namespace) -> int:
 def _render_local(args: argparse.Namespace) -> list[Manifest]:
     root: Path = args.path
     if not root.is_dir():
-        raise CliError(f"--path {root}: not a directory")
-    substitute: dict[str, str] = {}
+        raise CliError(f"--path {root}: not a directory", code=2)
+    substitute: dict[str, str] | None = None
     for item in args.substitute:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise CliError(f"--substitute {item!r}: expected KEY=VALUE", code=2)
-        substitute[key] = value
+        try:
+            check_variable_name(key, "")
+        except SpecError as exc:
+            raise CliError(f"--substitute {item!r}: {exc}", code=2) from None
+        substitute = {**(substitute or {}), key: value}
+    for kind in args.cluster_scoped:
+        if not _KIND.fullmatch(kind):
+            raise CliError(f"--cluster-scoped {kind!r}: expected a kind such as Widget or Widget.example.com", code=2)
     options = RenderOptions(
         path="",
         environment=args.environment,
         revision=None,
         substitute=substitute,
-        target_namespace=args.target_namespace,
+        target_namespace=args.target_namespace or args.namespace,
     )
-    return render(LocalTree(root.resolve()), options, OfflineScopes())
+    scopes = OfflineScopes(custom_kinds=True, cluster_scoped=frozenset(args.cluster_scoped))
+    return render(LocalTree(root.resolve()), options, scopes)
 
 
 def dump(manifests: list[Manifest], header: str) -> str:

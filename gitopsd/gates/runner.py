@@ -106,7 +106,7 @@ def pending_request(annotations: Mapping[str, str], st: Mapping[str, Any]) -> Ve
 
 
 def template_values(env: Environment, commit: str) -> dict[str, str]:
-    values = dict(env.spec.substitute)
+    values = dict(env.spec.substitute or {})
     values.update(namespace=env.spec.target_namespace or env.namespace, environment=env.name, revision=commit)
     return values
 

@@ -288,12 +288,20 @@ class Kube:
         field_manager: str,
         force: bool = False,
         dry_run: bool = False,
+        strict: bool = False,
     ) -> dict[str, Any]:
-        """Server-side apply ``obj`` at ``path`` (the object's own URL)."""
+        """Server-side apply ``obj`` at ``path`` (the object's own URL); ``strict``: unknown or
+        duplicate fields are an error instead of dropped (``fieldValidation=Strict``)."""
+        params = {
+            "fieldManager": field_manager,
+            "force": force or None,
+            "dryRun": "All" if dry_run else None,
+            "fieldValidation": "Strict" if strict else None,
+        }
         result: dict[str, Any] = await self.request(
             "PATCH",
             path,
-            params={"fieldManager": field_manager, "force": force or None, "dryRun": "All" if dry_run else None},
+            params=params,
             body=obj,
             content_type=_CONTENT_TYPES["apply"],
         )

@@ -6,7 +6,7 @@ One pipeline, in this order, each step in its own module:
    path, recursively, hidden entries skipped) or, when the path holds a kustomization, the
    output of ``kustomize build`` (``kustomize``);
 2. flatten ``List`` objects, drop empty documents;
-3. substitute ``${NAME}`` (``substitute``);
+3. substitute ``${NAME}`` (``substitute``), only when the options carry values (None: off);
 4. check identity, set or strip namespaces by scope, refuse duplicates (``objects``,
    ``scopes``).
 
@@ -21,8 +21,7 @@ decision (``allowEmpty``), not the renderer's.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import Any
 
 from gitopsd.errors import GitopsdError
@@ -70,7 +69,8 @@ class RenderOptions:
     path: str  # repository-relative directory, already normalised by spec.py ("" is the root)
     environment: str  # the Environment's name: ${GITOPSD_ENVIRONMENT}
     revision: Revision | None  # None when rendering a local directory (`gitopsd render --path`)
-    substitute: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: ``${NAME}`` values; None turns substitution off (the text is applied as written).
+    substitute: Mapping[str, str] | None = None
     target_namespace: str | None = None
     kustomize_timeout: float = 60.0
 
@@ -90,7 +90,11 @@ def render(tree: Tree, options: RenderOptions, scopes: Scopes) -> list[Manifest]
     else:
         documents = _directory_documents(files, options.path)
 
-    values = variables(options.substitute, options.environment, options.revision)
+    values = (
+        None
+        if options.substitute is None
+        else variables(options.substitute, options.environment, options.revision)
+    )
     objects = [(_substituted(doc, values), doc.origin) for listed in documents for doc in flatten_lists(listed)]
     for obj, origin in objects:
         check_identity(obj, origin)
@@ -129,5 +133,5 @@ def _kustomized_origin(kustomization: str, obj: object, number: int) -> str:
     return f"{kustomization}#{number}"
 
 
-def _substituted(doc: Document, values: Variables) -> dict[str, Any]:
+def _substituted(doc: Document, values: Variables | None) -> dict[str, Any]:
     return substitute(require_mapping(doc.obj, doc.origin), values, doc.origin)

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from gitopsd import yamlerrors
 from gitopsd.render.errors import MalformedManifest
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -104,16 +105,11 @@ def parse(origin: str, data: bytes | str, *, json_file: bool = False) -> list[tu
             value = json.loads(text, object_pairs_hook=_json_object) if text.strip() else None
             return [] if value is None else [(1, value)]
         return [(n, doc) for n, doc in enumerate(yaml.load_all(text, Loader=_Loader), start=1) if doc is not None]
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        if exc.context and exc.problem:
-            problem = f"{problem} ({exc.context})"
-        raise MalformedManifest(origin, f"invalid YAML: {problem}", mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
-        raise MalformedManifest(origin, f"invalid YAML: {exc}") from None
+        where = yamlerrors.position(exc)
+        raise MalformedManifest(origin, f"invalid YAML: {yamlerrors.problem(exc)}", *(where or ())) from None
     except json.JSONDecodeError as exc:
-        raise MalformedManifest(origin, f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
+        raise MalformedManifest(origin, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
     except _DuplicateJSONKey as exc:
         raise MalformedManifest(origin, f"invalid JSON: key {exc.key!r} is given twice") from None
     except RecursionError:

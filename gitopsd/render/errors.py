@@ -5,7 +5,7 @@ the kustomization and object) so a user can go straight to it::
 
     RenderError (GitopsdError)      RenderFailed
     ├── PathNotFound                PathNotFound          spec.source.path is not a directory
-    ├── MalformedManifest           MalformedManifest     not YAML/JSON: file and line
+    ├── MalformedManifest           MalformedManifest     not YAML/JSON: file:line:column
     ├── InvalidManifest             InvalidManifest       no apiVersion / kind / metadata.name: file, document
     ├── UnknownVariable             SubstitutionFailed    ${NAME} with no value, or ${...} not a name
     ├── UnknownKind                 UnknownKind           neither the cluster nor a CRD in the render has it
@@ -39,10 +39,10 @@ class MalformedManifest(RenderError):
 
     reason = "MalformedManifest"
 
-    def __init__(self, origin: str, problem: str, line: int | None = None) -> None:
-        where = f"{origin}: line {line}" if line is not None else origin
+    def __init__(self, origin: str, problem: str, line: int | None = None, column: int | None = None) -> None:
+        where = origin if line is None else f"{origin}:{line}" if column is None else f"{origin}:{line}:{column}"
         super().__init__(f"{where}: {problem}")
-        self.origin, self.line = origin, line
+        self.origin, self.line, self.column = origin, line, column
 
 
 class InvalidManifest(RenderError):

@@ -32,11 +32,24 @@ _BUILTIN_LABEL = "kube-aggregator.kubernetes.io/automanaged"
 
 @dataclass(frozen=True, slots=True)
 class OfflineScopes:
-    """A ``model.Scopes`` from the built-in Kubernetes types (render adds the CRDs it finds)."""
+    """A ``model.Scopes`` from the built-in Kubernetes types (render adds the CRDs it finds).
+
+    With ``custom_kinds``, a kind of an API group that is not built in (a custom resource whose
+    CRD is installed separately, as is usual) counts as namespaced, as most are, unless named in
+    ``cluster_scoped`` (``KIND`` or ``KIND.GROUP``). A kind missing from a built-in group is still
+    unknown: that is a typo (``Deploymnet``), not a custom resource.
+    """
+
+    custom_kinds: bool = False
+    cluster_scoped: frozenset[str] = frozenset()
 
     def is_namespaced(self, api_version: str, kind: str) -> bool | None:
         group = api_version.rpartition("/")[0]
-        return builtin_kinds.NAMESPACED.get(group, {}).get(kind)
+        if group in builtin_kinds.NAMESPACED:
+            return builtin_kinds.NAMESPACED[group].get(kind)
+        if not self.custom_kinds:
+            return None
+        return kind not in self.cluster_scoped and f"{kind}.{group}" not in self.cluster_scoped
 
 
 def is_crd(obj: Mapping[str, Any]) -> bool:

@@ -1,5 +1,11 @@
 """``${NAME}`` substitution in rendered objects, after the build (Flux's ``postBuild.substitute``).
 
+Only when asked: an Environment that sets neither ``spec.substitute`` nor ``spec.substituteFrom``
+gets its manifests exactly as written, as in Flux, where substitution runs only when
+``postBuild`` is configured. Repositories hold plenty of ``${...}`` that is not ours (Grafana
+dashboards, shell scripts in ConfigMaps, prometheus-adapter's ``${1}`` templates), and an
+opt-out per object would make every such repository fail first.
+
 We substitute inside string values (and mapping keys) of the parsed objects, never in serialised
 YAML that is parsed again, which is Flux's way. Consequences, on purpose:
 
@@ -50,6 +56,9 @@ class Variables:
     missing: Mapping[str, str] = field(default_factory=dict)
 
 
+_NONE = Variables({})
+
+
 def variables(substitute: Mapping[str, str], environment: str, revision: Revision | None) -> Variables:
     """``spec.substitute`` plus the built-ins; a built-in with a value wins over a user's."""
     builtins: dict[str, str] = {"GITOPSD_ENVIRONMENT": environment}
@@ -68,12 +77,14 @@ def variables(substitute: Mapping[str, str], environment: str, revision: Revisio
     return Variables(values, {k: v for k, v in missing.items() if k not in values})
 
 
-def substitute(obj: dict[str, Any], variables: Variables, origin: str) -> dict[str, Any]:
-    """A copy of ``obj`` with every reference replaced (or only copied, if the object opts out).
+def substitute(obj: dict[str, Any], variables: Variables | None, origin: str) -> dict[str, Any]:
+    """A copy of ``obj`` with every reference replaced (only copied when ``variables`` is None,
+    substitution being off, or when the object opts out).
 
-    The copy also unshares YAML aliases, so each value is substituted exactly once.
+    The copy also unshares YAML aliases, so each value is substituted exactly once, and it counts
+    what the aliases expand to whether or not anything is substituted.
     """
-    walker = _Walker(variables, origin, enabled=not _opted_out(obj))
+    walker = _Walker(variables or _NONE, origin, enabled=variables is not None and not _opted_out(obj))
     result: dict[str, Any] = walker.walk(obj, [])
     return result
 
@@ -140,7 +151,8 @@ class _Walker:
                 hint = (
                     f" ({why})"
                     if why
-                    else f"; define it in spec.substitute, or write $${{{name}}} for a literal ${{{name}}}"
+                    else f"; define it in spec.substitute or spec.substituteFrom, or write $${{{name}}} for a literal"
+                    f" ${{{name}}}"
                 )
                 raise UnknownVariable(self.origin, name, f"unknown variable ${{{name}}} in {_where(path)}{hint}")
             return value

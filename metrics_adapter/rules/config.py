@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
+from gitopsd import yamlerrors
 from metrics_adapter.errors import ConfigError
 from metrics_adapter.queues import QueueConfig, QueueConfigError, parse_queues
 from metrics_adapter.rules import gotemplate
@@ -91,7 +92,7 @@ def parse(text: str, where: str = "<config>") -> Config:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {where}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"config file {yamlerrors.describe(exc, where)}") from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

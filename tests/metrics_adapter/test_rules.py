@@ -122,7 +122,7 @@ def test_series_filters_keep_and_drop() -> None:
             "externalRules: [{seriesQuery: up, metricsQuery: up, resources: {namespaced: maybe}}]",
             "namespaced must be true",
         ),
-        ("rules: [", "not valid YAML"),
+        ("rules: [", "invalid YAML"),
         ("", "nothing would be served"),
         ("queues: {}", "'queues' must be a list"),
     ],

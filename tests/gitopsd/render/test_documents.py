@@ -46,11 +46,13 @@ def test_yaml_1_1_scalars_and_merge_keys_behave_as_in_kubectl() -> None:
     ],
 )
 def test_malformed_yaml_names_file_and_line(text: bytes, line: int, words: str) -> None:
-    """Bad YAML (syntax, indentation, a repeated key, a tab) is an error with the file and line."""
+    """Bad YAML (syntax, indentation, a repeated key, a tab) is one line: FILE:LINE:COLUMN: problem."""
     with pytest.raises(MalformedManifest) as err:
         parse("deploy/web.yaml", text)
     assert err.value.line == line
-    assert str(err.value).startswith(f"deploy/web.yaml: line {line}: ")
+    assert err.value.column is not None
+    assert str(err.value).startswith(f"deploy/web.yaml:{line}:{err.value.column}: ")
+    assert "\n" not in str(err.value) and "<unicode string>" not in str(err.value)
     assert words in str(err.value)
     assert err.value.reason == "MalformedManifest"
 
@@ -59,7 +61,7 @@ def test_json_files_are_one_document_with_line_numbers_on_errors() -> None:
     """A .json file is one object; a syntax error or a repeated key names the file (and line)."""
     assert parse("a.json", b'{"kind": "ConfigMap"}', json_file=True) == [(1, {"kind": "ConfigMap"})]
     assert parse("a.json", b"  \n", json_file=True) == []
-    with pytest.raises(MalformedManifest, match=r"^a\.json: line 3: invalid JSON"):
+    with pytest.raises(MalformedManifest, match=r"^a\.json:3:1: invalid JSON"):
         parse("a.json", b'{\n "a": 1,\n}', json_file=True)
     with pytest.raises(MalformedManifest, match="key 'a' is given twice"):
         parse("a.json", b'{"a": 1, "a": 2}', json_file=True)

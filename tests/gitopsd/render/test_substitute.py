@@ -65,7 +65,7 @@ def test_unknown_variable_names_file_variable_and_field() -> None:
     assert err.value.reason == "SubstitutionFailed"
     assert str(err.value) == (
         "deploy/web.yaml#2: unknown variable ${REGISTRY} in spec.containers[1].image;"
-        " define it in spec.substitute, or write $${REGISTRY} for a literal ${REGISTRY}"
+        " define it in spec.substitute or spec.substituteFrom, or write $${REGISTRY} for a literal ${REGISTRY}"
     )
 
 
