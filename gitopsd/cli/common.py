@@ -1,44 +1,201 @@
-"""What every subcommand shares: cluster options, namespace defaulting, errors, progress.
+"""What every subcommand shares: cluster options, namespace defaulting, errors, exit codes, progress.
 
 kubectl's conventions: ``--kubeconfig`` / ``--context``, ``-n`` falling back to the context's
-namespace and then ``default``, one ``error: ...`` line on stderr and a non-zero exit.
+namespace (in a Pod: its own), then ``default``; one ``error: ...`` line on stderr and an exit
+code that says what kind of failure it was (the table in ``gitopsd.cli``'s docstring).
+
+Flag values are checked while the command line is parsed (the converters below raise
+``UsageError``), so a bad value is refused before anything is read or written.
 """
 
 from __future__ import annotations
 
 import argparse
 import calendar
+import math
 import os
+import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
 from gitopsd import environments
 from gitopsd.errors import GitopsdError
 from gitopsd.kube import Kube, NotFound
-from gitopsd.spec import Environment, parse_environment
+from gitopsd.kube import config as kconfig
+from gitopsd.kube.errors import ConfigError, Unauthorized, Unreachable
+from gitopsd.spec import Environment, parse_duration, parse_environment
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the operation failed (diff: differences found)
+EXIT_USAGE = 2  # a bad flag or argument, or no usable / reachable cluster (diff: any error)
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+# The Pod's own namespace, where kubectl (client-go) looks for it when running in-cluster.
+SERVICEACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class CliError(GitopsdError):
     """A user-facing failure of a subcommand: printed as one line, exit ``code``."""
 
-    def __init__(self, message: str, code: int = 1) -> None:
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.code = code
+
+
+class UsageError(CliError):
+    """A bad flag or argument value (the message names the flag and the value): exit 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_USAGE)
+
+
+def exit_code(exc: BaseException, floor: int = EXIT_FAILED) -> int:
+    """The exit code for a failure: usage and cluster-connection errors 2, others 1; at least ``floor``.
+
+    A 401 or 403 is an answer from the API server, so it counts as a failed operation (1), as
+    kubectl treats it (``error: You must be logged in to the server``, ``Error from server
+    (Forbidden)``: the same exit status as a NotFound). ``diff`` passes ``floor=2``: any error
+    must be told apart from "differences found" (kubectl diff's convention).
+    """
+    if isinstance(exc, CliError):
+        code = exc.code
+    elif isinstance(exc, ConfigError | Unreachable):
+        code = EXIT_USAGE
+    else:
+        code = EXIT_FAILED
+    return max(code, floor)
+
+
+def message(exc: BaseException) -> str:
+    """The one line printed after ``error:``."""
+    text = one_line(str(exc))
+    if isinstance(exc, Unauthorized):  # the server's own message is only "Unauthorized"
+        return f"you must be logged in to the server: it refused the kubeconfig's credentials ({text})"
+    return text
+
+
+def one_line(text: str) -> str:
+    """A message on one line: the kubernetes loader and YAML parsers like multi-line messages."""
+    return " ".join(text.split())
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with kubectl-style usage errors: one ``error: ...`` line and exit 2, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {one_line(message)} (see '{self.prog} --help')\n")
+
+
+def shown(value: str) -> str:
+    """A flag value for a message: as typed, quoted when empty or holding spaces or quotes."""
+    return value if value and not any(c.isspace() or c in "'\"" for c in value) else repr(value)
+
+
+def env_name(text: str) -> str:
+    """``ENV``: an Environment's name, a DNS subdomain as Kubernetes requires of it."""
+    if len(text) > 253 or not _DNS_SUBDOMAIN.match(text):
+        raise UsageError(
+            f"ENV {shown(text)}: not an Environment name (lowercase letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit; give the namespace with -n, not NS/NAME)"
+        )
+    return text
+
+
+def namespace_name(text: str) -> str:
+    """``-n``: a namespace name (a DNS label); an empty one is refused rather than silently replaced."""
+    if len(text) > 63 or not _DNS_LABEL.match(text):
+        raise UsageError(
+            f"--namespace {shown(text)}: not a namespace name (lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters)"
+        )
+    return text
+
+
+def duration(flag: str) -> Callable[[str], float]:
+    """A converter for a duration flag (``90s``, ``5m``, ``1h30m``), more than zero, in seconds."""
+
+    def convert(text: str) -> float:
+        try:
+            seconds = parse_duration(text, flag)
+        except GitopsdError:
+            raise UsageError(f"{flag} {shown(text)}: must be a duration such as 30s, 5m or 1h") from None
+        if seconds <= 0:
+            raise UsageError(f"{flag} {shown(text)}: must be more than 0")
+        return seconds
+
+    return convert
+
+
+def seconds(
+    flag: str, *, minimum: float = 0.0, maximum: float | None = None, allow_zero: bool = False
+) -> Callable[[str], float]:
+    """A converter for a number of seconds: finite, above ``minimum`` (or equal with ``allow_zero``)."""
+
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise UsageError(f"{flag} {shown(text)}: must be a number of seconds") from None
+        if not math.isfinite(value):
+            raise UsageError(f"{flag} {shown(text)}: must be a finite number of seconds")
+        low_ok = value >= minimum if allow_zero else value > minimum
+        if not low_ok or (maximum is not None and value > maximum):
+            bound = f"at least {minimum:g}" if allow_zero else f"more than {minimum:g}"
+            high = f" and at most {maximum:g}" if maximum is not None else ""
+            raise UsageError(f"{flag} {shown(text)}: must be {bound}{high} seconds")
+        return value
+
+    return convert
+
+
+def count(flag: str, *, minimum: int = 1) -> Callable[[str], int]:
+    """A converter for a whole number of at least ``minimum``."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise UsageError(f"{flag} {shown(text)}: must be a whole number") from None
+        if value < minimum:
+            raise UsageError(f"{flag} {shown(text)}: must be at least {minimum}")
+        return value
+
+    return convert
+
+
+def release_number(text: str) -> int:
+    """``rollback --to N``: a release number as ``gitopsd history`` lists them (1, 2, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"--to {shown(text)}: must be a release number (see 'gitopsd history ENV')") from None
+    if value < 1:
+        raise UsageError(f"--to {shown(text)}: release numbers start at 1 (see 'gitopsd history ENV')")
+    return value
 
 
 def add_kube_args(parser: argparse.ArgumentParser, *, all_namespaces: bool = False) -> None:
     group = parser.add_argument_group("cluster")
     group.add_argument("--kubeconfig", help="path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     group.add_argument("--context", help="the kubeconfig context to use")
-    group.add_argument("-n", "--namespace", help="namespace of the Environment (default: the context's, else default)")
+    scope = group.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        type=namespace_name,
+        help="namespace of the Environment (default: the context's; in a Pod its own; else default)",
+    )
     if all_namespaces:
-        group.add_argument("-A", "--all-namespaces", action="store_true", help="Environments of every namespace")
+        scope.add_argument("-A", "--all-namespaces", action="store_true", help="Environments of every namespace")
 
 
 def kube_from(args: argparse.Namespace) -> Kube:
@@ -46,23 +203,44 @@ def kube_from(args: argparse.Namespace) -> Kube:
 
 
 def namespace_of(args: argparse.Namespace) -> str:
-    """``-n``, else the kubeconfig context's namespace, else ``default`` (as kubectl does)."""
+    """``-n``, else the default namespace (see ``default_namespace``)."""
     if getattr(args, "namespace", None):
         return str(args.namespace)
-    path = args.kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or str(Path.home() / ".kube/config")
+    return default_namespace(args.kubeconfig, args.context)[0]
+
+
+def default_namespace(kubeconfig: str | None, context: str | None) -> tuple[str, str]:
+    """The namespace kubectl would use without ``-n``, and where it came from.
+
+    The kubeconfig context's namespace; in-cluster (no kubeconfig, a service-account token
+    mounted: the same choice as ``kube.config.load``) the Pod's own namespace; else ``default``.
+    """
+    path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    home = Path.home() / ".kube" / "config"
+    if not path and not home.exists() and kconfig.IN_CLUSTER_TOKEN.exists():
+        try:
+            own = SERVICEACCOUNT_NAMESPACE.read_text().strip()
+        except OSError:
+            own = ""
+        return (own, "the Pod's namespace") if own else ("default", "default")
     try:
-        config = yaml.safe_load(Path(path).read_text()) or {}
+        config = yaml.safe_load(Path(path or home).read_text()) or {}
     except (OSError, yaml.YAMLError):
-        return "default"
-    wanted = args.context or config.get("current-context")
+        return "default", "default"  # connecting says what is wrong with the file
+    if not isinstance(config, dict):
+        return "default", "default"
+    wanted = context or config.get("current-context")
     for ctx in config.get("contexts") or []:
-        if ctx.get("name") == wanted:
-            return str((ctx.get("context") or {}).get("namespace") or "default")
-    return "default"
+        if isinstance(ctx, dict) and ctx.get("name") == wanted:
+            namespace = (ctx.get("context") or {}).get("namespace")
+            if namespace:
+                return str(namespace), f"kubeconfig context {wanted}"
+    return "default", "default"
 
 
 async def fetch_environment(kube: Kube, namespace: str, name: str) -> tuple[dict[str, Any], Environment]:
     """The raw object and the parsed Environment, or a CliError naming what is missing or invalid."""
+    env_name(name)
     try:
         raw = await environments.get(kube, namespace, name)
     except NotFound:

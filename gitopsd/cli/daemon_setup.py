@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from gitopsd import config as daemon_config
 from gitopsd import secretstore, sharding
-from gitopsd.cli.common import CliError
+from gitopsd.cli.common import CliError, UsageError, seconds
 from gitopsd.config import ConfigError, ConfigFile, DaemonConfig
 from gitopsd.daemon import Daemon, Service, Settings
 from gitopsd.kube import Kube, KubeError
@@ -40,7 +40,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--webhook-read-timeout",
-        type=float,
+        type=seconds("--webhook-read-timeout", maximum=600),
         default=10.0,
         help="seconds a webhook request may take to arrive: its body (else 408), its headers (else the "
         "connection is closed) (default 10)",
@@ -59,7 +59,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 def address(flag: str, text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
-        raise CliError(f"{flag} {text!r}: expected HOST:PORT or :PORT", code=2)
+        raise UsageError(f"{flag} {text!r}: expected HOST:PORT or :PORT (a port up to 65535)")
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104
 
 
@@ -90,10 +90,6 @@ def plan(args: argparse.Namespace, cfg: ConfigFile, base: Settings) -> Plan:
             raise CliError(f"--shard-selector: {exc}", code=2) from None
     hooks = bool(cfg.daemon.webhooks)
     host, port = address("--webhook-bind-address", args.webhook_bind_address)
-    if not 0 < args.webhook_read_timeout <= 600:
-        raise CliError(
-            f"--webhook-read-timeout {args.webhook_read_timeout:g}: must be more than 0 and at most 600", code=2
-        )
     receiver = ReceiverSettings(read_timeout=args.webhook_read_timeout)
     settings = dataclasses.replace(
         base,
@@ -106,9 +102,7 @@ def plan(args: argparse.Namespace, cfg: ConfigFile, base: Settings) -> Plan:
     enabled = args.leader_elect if args.leader_elect is not None else bool(election.enabled)
     if not enabled:
         return Plan(settings, None, receiver)
-    namespace = (
-        election.namespace or os.environ.get("POD_NAMESPACE") or (None if args.all_namespaces else args.namespace)
-    )
+    namespace = election.namespace or os.environ.get("POD_NAMESPACE") or base.namespace
     if not namespace:
         raise CliError(
             "leader election needs a namespace for its Lease: set leaderElection.namespace in the DaemonConfig, "

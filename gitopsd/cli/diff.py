@@ -1,6 +1,8 @@
 """``gitopsd diff ENV``: what a sync would change, from a server-side dry-run against live objects.
 
-Exit codes follow ``kubectl diff``: 0 no differences, 1 differences, >1 an error.
+Exit codes follow ``kubectl diff``: 0 no differences, 1 differences, 2 any error at all (a
+bad flag, no cluster, the Environment not found, a render that fails), so a script can
+tell "would change something" from "could not tell".
 """
 
 from __future__ import annotations
@@ -9,15 +11,17 @@ import argparse
 from typing import Any
 
 from gitopsd.apply import Applier, ApplyOptions, Inventory
-from gitopsd.cli.common import add_kube_args, fetch_environment, kube_from, namespace_of
+from gitopsd.cli.common import EXIT_USAGE, add_kube_args, env_name, fetch_environment, kube_from, namespace_of
 from gitopsd.cli.preview import render_environment
 
 
 def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("diff", help="show what a sync would change in the cluster (exit 1 when it would)")
-    parser.add_argument("name", metavar="ENV")
+    parser = sub.add_parser(
+        "diff", help="show what a sync would change in the cluster (exit 0: nothing, 1: something, 2: an error)"
+    )
+    parser.add_argument("name", metavar="ENV", type=env_name)
     add_kube_args(parser)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, error_exit_floor=EXIT_USAGE)
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -10,13 +10,15 @@ from typing import Any
 import yaml
 
 from gitopsd import environments, status
-from gitopsd.cli.common import CliError, add_kube_args, age, kube_from, namespace_of, table
+from gitopsd.cli.common import CliError, UsageError, add_kube_args, age, env_name, kube_from, namespace_of, table
 from gitopsd.kube import NotFound
 
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser("get", help="list Environments, or show one")
-    parser.add_argument("name", nargs="?", metavar="ENV", help="one Environment (default: all in the namespace)")
+    parser.add_argument(
+        "name", nargs="?", metavar="ENV", type=env_name, help="one Environment (default: all in the namespace)"
+    )
     parser.add_argument("-o", "--output", choices=("wide", "json", "yaml"), help="output format")
     add_kube_args(parser, all_namespaces=True)
     parser.set_defaults(handler=run)
@@ -24,6 +26,8 @@ def add_parser(sub: Any) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     namespace: str | None
+    if args.name and args.all_namespaces:
+        raise UsageError(f"ENV {args.name} with --all-namespaces: an Environment is named in one namespace (use -n)")
     async with kube_from(args) as kube:
         if args.name:
             namespace = namespace_of(args)

@@ -13,13 +13,13 @@ from typing import Any
 
 import yaml
 
-from gitopsd.cli.common import add_kube_args, fetch_environment, kube_from, namespace_of, table
+from gitopsd.cli.common import add_kube_args, env_name, fetch_environment, kube_from, namespace_of, table
 from gitopsd.releases import Owner, Release, ReleaseError, ReleaseStore, current_number
 
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser("history", help="list the releases of an Environment (its rollback targets)")
-    parser.add_argument("name", metavar="ENV")
+    parser.add_argument("name", metavar="ENV", type=env_name)
     parser.add_argument("-o", "--output", choices=("json", "yaml"), help="output format (default: a table)")
     add_kube_args(parser)
     parser.set_defaults(handler=run)

@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from gitopsd.cli.common import CliError
+from gitopsd.cli.common import CliError, seconds
 from gitopsd.webhooks.signatures import sign
 
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -48,7 +48,7 @@ def add_parser(sub: Any) -> None:
         default=os.environ.get("GITOPSD_SECRET_FILE"),
         help="file holding the generic hook's secret (default $GITOPSD_SECRET_FILE)",
     )
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per attempt (default 10)")
+    parser.add_argument("--timeout", type=seconds("--timeout"), default=10.0, help="seconds per attempt (default 10)")
     parser.set_defaults(handler=notify)
 
 

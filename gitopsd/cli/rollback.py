@@ -17,29 +17,43 @@ import time
 from typing import Any
 
 from gitopsd import environments, status
-from gitopsd.cli.common import CliError, Progress, add_kube_args, fetch_environment, kube_from, namespace_of
+from gitopsd.cli.common import (
+    CliError,
+    Progress,
+    add_kube_args,
+    duration,
+    env_name,
+    fetch_environment,
+    kube_from,
+    namespace_of,
+    release_number,
+)
 from gitopsd.cli.identity import whoami
 from gitopsd.kube import Kube
 from gitopsd.releases import Owner, ReleaseError, ReleaseStore, current_number, history
 from gitopsd.releases import requests as asks
 from gitopsd.releases.record import NAME_PATTERN
-from gitopsd.spec import format_duration, parse_duration
+from gitopsd.spec import format_duration
 
 
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "rollback", help="restore an earlier release (default: the last Healthy one) and hold the current revision"
     )
-    parser.add_argument("name", metavar="ENV")
-    parser.add_argument("--to", type=int, metavar="N", help="the release to restore (see 'gitopsd history ENV')")
+    parser.add_argument("name", metavar="ENV", type=env_name)
+    parser.add_argument(
+        "--to", type=release_number, metavar="N", help="the release to restore (see 'gitopsd history ENV')"
+    )
     parser.add_argument("--wait", action="store_true", help="wait until the daemon has restored it, and report")
-    parser.add_argument("--timeout", default="5m", help="how long --wait waits (default 5m)")
+    parser.add_argument(
+        "--timeout", type=duration("--timeout"), default="5m", help="how long --wait waits (default 5m)"
+    )
     add_kube_args(parser)
     parser.set_defaults(handler=run)
 
 
 async def run(args: argparse.Namespace) -> int:
-    timeout = parse_duration(args.timeout, "--timeout")
+    timeout: float = args.timeout
     namespace = namespace_of(args)
     where = f"{namespace}/{args.name}"
     async with kube_from(args) as kube:

@@ -1,10 +1,16 @@
-"""``gitopsd run``: the daemon, until SIGTERM or SIGINT."""
+"""``gitopsd run``: the daemon, until SIGTERM (exit 0) or SIGINT (exit 130).
+
+It watches the Environments of one namespace, as kubectl would pick it (``-n``, else the
+kubeconfig context's, in a Pod its own, else ``default``), or of all with ``-A``; the choice
+and where it came from are logged at start, so a daemon never narrows or widens silently.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +18,7 @@ import structlog
 
 from gitopsd import log as logging_setup
 from gitopsd.cli import daemon_setup
-from gitopsd.cli.common import CliError, add_kube_args, kube_from
+from gitopsd.cli.common import EXIT_INTERRUPTED, CliError, add_kube_args, count, default_namespace, kube_from, seconds
 from gitopsd.daemon import Settings
 from gitopsd.kube import Kube, KubeError
 from gitopsd.leader import LeadershipLost
@@ -28,7 +34,7 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=count("--workers"),
         default=8,
         help="Environments doing reconcile work at once (default 8); one waiting on its health gate steps aside",
     )
@@ -37,26 +43,33 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/gitopsd"), help="Git mirrors and exports")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    parser.add_argument("--shutdown-grace", type=float, default=30.0, help="seconds to finish work at SIGTERM")
+    parser.add_argument(
+        "--shutdown-grace",
+        type=seconds("--shutdown-grace", allow_zero=True),
+        default=30.0,
+        help="seconds to finish work at SIGTERM (default 30)",
+    )
     daemon_setup.add_args(parser)
     parser.set_defaults(handler=run)
 
 
-def _address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise CliError(f"--probes-bind-address {text!r}: expected HOST:PORT or :PORT", code=2)
-    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104
+def watched_namespace(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The namespace to watch (None: all) and where that choice came from, for the start-up log."""
+    if args.all_namespaces:
+        return None, "--all-namespaces"
+    if args.namespace:
+        return str(args.namespace), "--namespace"
+    return default_namespace(args.kubeconfig, args.context)
 
 
 async def run(args: argparse.Namespace) -> int:
     logging_setup.configure(args.log_level)
-    if args.workers < 1:
-        raise CliError("--workers must be at least 1", code=2)
-    host, port = _address(args.probes_bind_address)
+    host, port = daemon_setup.address("--probes-bind-address", args.probes_bind_address)
     cfg = daemon_setup.load_config(args)
+    namespace, origin = watched_namespace(args)
+    log.info("watching Environments", namespace=namespace or "*", namespace_from=origin)
     settings = Settings(
-        namespace=None if args.all_namespaces else args.namespace,
+        namespace=namespace,
         workers=args.workers,
         cache_dir=args.cache_dir,
         probes_host=host,
@@ -65,18 +78,35 @@ async def run(args: argparse.Namespace) -> int:
     )
     chosen = daemon_setup.plan(args, cfg, settings)
     stop = asyncio.Event()
+    received: list[signal.Signals] = []
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _stopper(stop, received, sig))
     async with kube_from(args) as kube:
         store = await daemon_setup.load_secrets(args, cfg, kube)
         if cfg.environments:
             await apply_config(kube, args.config, cfg.environments)
+            for doc in cfg.environments:
+                if namespace is not None and doc["metadata"]["namespace"] != namespace:
+                    log.warning(
+                        "environment outside the watched namespace: this daemon will not reconcile it",
+                        environment=f"{doc['metadata']['namespace']}/{doc['metadata']['name']}",
+                        namespace=namespace,
+                    )
         try:
             await daemon_setup.build(kube, cfg, chosen, store).run(stop)
         except LeadershipLost as exc:
             raise CliError(f"leadership lost: {exc}") from None
-    return 0
+    # Ctrl-C is an interruption (130), as for every command; SIGTERM is how a Pod is stopped (0).
+    return EXIT_INTERRUPTED if signal.SIGINT in received else 0
+
+
+def _stopper(stop: asyncio.Event, received: list[signal.Signals], sig: signal.Signals) -> Callable[[], None]:
+    def handle() -> None:
+        received.append(sig)
+        stop.set()
+
+    return handle
 
 
 async def apply_config(kube: Kube, path: Path, envs: list[dict[str, Any]]) -> None:

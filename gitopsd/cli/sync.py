@@ -14,17 +14,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gitopsd import environments, status
-from gitopsd.cli.common import CliError, Progress, add_kube_args, fetch_environment, kube_from, namespace_of
+from gitopsd.cli.common import (
+    CliError,
+    Progress,
+    add_kube_args,
+    duration,
+    env_name,
+    fetch_environment,
+    kube_from,
+    namespace_of,
+)
 from gitopsd.cli.identity import whoami
 from gitopsd.releases import requests as asks
-from gitopsd.spec import format_duration, parse_duration
+from gitopsd.spec import format_duration
 
 
 def add_parsers(sub: Any) -> None:
     parser = sub.add_parser("sync", help="reconcile an Environment now (fetching Git afresh)")
-    parser.add_argument("name", metavar="ENV")
+    parser.add_argument("name", metavar="ENV", type=env_name)
     parser.add_argument("--wait", action="store_true", help="wait until the daemon has applied it, and report")
-    parser.add_argument("--timeout", default="5m", help="how long --wait waits (default 5m)")
+    parser.add_argument(
+        "--timeout", type=duration("--timeout"), default="5m", help="how long --wait waits (default 5m)"
+    )
     parser.add_argument(
         "--force-freeze",
         action="store_true",
@@ -34,14 +45,14 @@ def add_parsers(sub: Any) -> None:
     parser.set_defaults(handler=sync)
 
     parser = sub.add_parser("suspend", help="stop reconciling an Environment (the cluster is left as it is)")
-    parser.add_argument("name", metavar="ENV")
+    parser.add_argument("name", metavar="ENV", type=env_name)
     add_kube_args(parser)
     parser.set_defaults(handler=suspend)
 
     parser = sub.add_parser(
         "resume", help="reconcile a suspended Environment again, at once, and lift a hold on a revision"
     )
-    parser.add_argument("name", metavar="ENV")
+    parser.add_argument("name", metavar="ENV", type=env_name)
     add_kube_args(parser)
     parser.set_defaults(handler=resume)
 
@@ -51,7 +62,7 @@ def _token() -> str:
 
 
 async def sync(args: argparse.Namespace) -> int:
-    timeout = parse_duration(args.timeout, "--timeout")
+    timeout: float = args.timeout
     namespace = namespace_of(args)
     async with kube_from(args) as kube:
         _, env = await fetch_environment(kube, namespace, args.name)

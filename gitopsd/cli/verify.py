@@ -19,12 +19,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from gitopsd import environments
-from gitopsd.cli.common import CliError, add_kube_args, fetch_environment, kube_from, namespace_of
+from gitopsd.cli.common import CliError, add_kube_args, duration, env_name, fetch_environment, kube_from, namespace_of
 from gitopsd.cli.identity import whoami
-from gitopsd.errors import SpecError
 from gitopsd.gates.runner import VERIFY
 from gitopsd.releases import requests as asks
-from gitopsd.spec import format_duration, parse_duration
+from gitopsd.spec import format_duration
 
 FINAL = ("Passed", "Failed", "Inconclusive", "Cancelled")
 
@@ -33,9 +32,13 @@ def add_parser(sub: Any) -> None:
     parser = sub.add_parser(
         "verify", help="run the verification gate again for the current release, printing each metric's samples"
     )
-    parser.add_argument("name", metavar="ENV")
+    parser.add_argument("name", metavar="ENV", type=env_name)
     parser.add_argument("--dry-run", action="store_true", help="record the verdict only: never roll back")
-    parser.add_argument("--timeout", help="how long to wait for the verdict (default: the gate's deadline + 1m)")
+    parser.add_argument(
+        "--timeout",
+        type=duration("--timeout"),
+        help="how long to wait for the verdict (default: the gate's deadline + 1m)",
+    )
     add_kube_args(parser)
     parser.set_defaults(handler=run)
 
@@ -43,10 +46,7 @@ def add_parser(sub: Any) -> None:
 async def run(args: argparse.Namespace) -> int:
     namespace = namespace_of(args)
     where = f"{namespace}/{args.name}"
-    try:
-        wanted = parse_duration(args.timeout, "--timeout") if args.timeout else None
-    except SpecError:
-        raise CliError(f"--timeout: must be a duration such as 90s, 5m or 1h (got {args.timeout!r})", code=2) from None
+    wanted: float | None = args.timeout
     async with kube_from(args) as kube:
         _, env = await fetch_environment(kube, namespace, args.name)
         spec = env.spec.verification
