@@ -6,36 +6,8 @@ a vhost that is not a string, a count mode the broker does not have. Nothing her
 the network or the file system; secrets named by ``*File`` / ``*Env`` are read when a
 reader opens (see :mod:`metrics_adapter.queues.secrets`).
 
-An entry, every field (``*`` required)::
-
-    name*: orders_backlog          # the external metric; [A-Za-z_][A-Za-z0-9_.:-]*
-    namespace: shop                # served only in this namespace (default: every namespace)
-    labels: {queue: orders}        # metric labels, for metricLabelSelector; several entries may
-                                   #   share a name if their labels differ
-    timeout: 5s                    # bounds one read, credentials included (1ms..60s; default 5s)
-    # exactly one of:
-    rabbitmq:
-      url*: http://user:pass@rabbitmq:15672[/path-prefix]   # management API; https:// too
-      vhost: /                     # default /
-      queue*: orders
-      count: ready                 # ready (default) | unacked | total
-      caFile: /etc/ca.pem          # https only: trust this CA bundle instead of the system's
-      # credentials, each given at most once (URL userinfo counts as one source):
-      username: watcher | usernameFile: /path | usernameEnv: VAR
-      passwordFile: /path | passwordEnv: VAR
-    redis:
-      url*: redis://[user:pass@]redis:6379/0                # rediss:// for TLS; /N is the db
-      list: jobs                   # LLEN      - exactly one of list | stream
-      stream: events               # XLEN, or with group:
-      group: workers               # XINFO GROUPS: count pending (default) | lag (Redis 7+)
-      count: pending
-      caFile, username, usernameFile, usernameEnv, passwordFile, passwordEnv: as for rabbitmq
-    sqs:
-      queueUrl*: https://sqs.eu-west-1.amazonaws.com/123456789012/orders
-      region: eu-west-1            # default: read from an AWS queue URL's host
-      includeInFlight: false       # true: + ApproximateNumberOfMessagesNotVisible
-      endpointUrl: https://...     # where requests go (VPC endpoint, local server); default: the queue URL's origin
-      profile: team                # AWS profile; default: the SDK chain (env, files, IRSA, metadata)
+Every field of an entry, with its default, is documented in docs/metrics-adapter.md ("queues");
+``_ENTRY_FIELDS`` and the ``_*_FIELDS`` tuples below are the code's list of them.
 """
 
 from __future__ import annotations
