@@ -9,6 +9,9 @@ Kubernetes cannot be ``go install``-ed directly: its go.mod points the staging m
 published module. We generate a wrapper module that requires k8s.io/kubernetes and replaces
 each staging module, read from the real go.mod, with its published ``v0.x`` twin.
 
+actionlint (the linter of ``.github/workflows``, run by the unit tests) is built the same way,
+with ``go install`` of its command at an exact version, like kwok.
+
 Run ``python -m e2e.binaries`` to build everything ahead of time.
 """
 
@@ -22,12 +25,15 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 KUBERNETES_VERSION = "v1.33.13"
 ETCD_VERSION = "v3.5.21"
 KWOK_VERSION = "v0.7.0"
+# v1.7.12 asks for Go 1.25; this one builds with the Go >= 1.24 the harness already needs.
+ACTIONLINT_VERSION = "v1.7.11"
 
 K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 ALL_BINARIES = ("etcd", *K8S_COMMANDS, "kwok")
@@ -205,11 +211,37 @@ def _build_kwok(dest: Path) -> None:
     _publish(tmp, dest)
 
 
+def _build_actionlint(dest: Path) -> None:
+    go = find_go(("actionlint",))
+    tmp = dest.with_name(dest.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = _go_env()
+    env["GOBIN"] = str(tmp)
+    env["GOFLAGS"] = "-buildvcs=false"
+    module = f"github.com/rhysd/actionlint/cmd/actionlint@{ACTIONLINT_VERSION}"
+    _run([go, "install", "-trimpath", "-ldflags", "-s -w", module], tmp, env)
+    _publish(tmp, dest)
+
+
 def _publish(tmp: Path, dest: Path) -> None:
     """Swap a finished build into place, so an interrupted build never looks complete."""
     if dest.exists():
         shutil.rmtree(dest)
     tmp.rename(dest)
+
+
+def _build_all(bin_root: Path, todo: Sequence[tuple[Path, tuple[str, ...], Callable[[Path], None]]]) -> None:
+    bin_root.mkdir(parents=True, exist_ok=True)
+    # One build at a time per machine: a second caller waits, then finds the result.
+    with open(bin_root / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for dest, names, build in todo:
+            if all((dest / n).is_file() for n in names):
+                continue
+            started = time.monotonic()
+            _log(f"building {', '.join(names)} into {dest} (first run on this machine; cached afterwards)")
+            build(dest)
+            _log(f"built {dest.name} in {time.monotonic() - started:.0f}s")
 
 
 def _assets_dir() -> Path | None:
@@ -238,17 +270,7 @@ def ensure_binaries() -> Binaries:
     ]
     if todo:
         find_go(tuple(n for _, names, _ in todo for n in names if n not in found))
-        bin_root.mkdir(parents=True, exist_ok=True)
-        # One build at a time per machine: a second caller waits, then finds the result.
-        with open(bin_root / ".build.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            for dest, names, build in todo:
-                if all((dest / n).is_file() for n in names):
-                    continue
-                started = time.monotonic()
-                _log(f"building {', '.join(names)} into {dest} (first run on this machine; cached afterwards)")
-                build(dest)
-                _log(f"built {dest.name} in {time.monotonic() - started:.0f}s")
+        _build_all(bin_root, todo)
     for dirname, names, _ in plan:
         for n in names:
             found.setdefault(n, bin_root / dirname / n)
@@ -261,9 +283,20 @@ def ensure_binaries() -> Binaries:
     )
 
 
+def ensure_actionlint() -> Path:
+    """The actionlint executable, built (once per machine and version) when missing."""
+    bin_root = cache_root() / "bin"
+    dest = bin_root / f"actionlint-{ACTIONLINT_VERSION}"
+    if not (dest / "actionlint").is_file():
+        find_go(("actionlint",))
+        _build_all(bin_root, [(dest, ("actionlint",), _build_actionlint)])
+    return dest / "actionlint"
+
+
 def main() -> int:
     try:
         bins = ensure_binaries()
+        actionlint = ensure_actionlint()
     except BinariesUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -273,6 +306,7 @@ def main() -> int:
         strict=True,
     ):
         print(f"{name}\t{path}")
+    print(f"actionlint\t{actionlint}")
     return 0
 
 

@@ -1,11 +1,17 @@
 """Running git: a clean environment, a deadline that kills the whole process group, scrubbed errors.
 
-Why git is run directly and not through gitpython: a gitpython ``Repo`` keeps long-lived
+Why git is run directly and not through gitpython (so gitpython, though the design card names
+it, is not a dependency): gitpython runs this same ``git`` executable for every command
+(``Git.execute`` starts it with ``subprocess.Popen``), so the image needs git either way and the
+library adds a layer, not a capability. What that layer would cost: a ``Repo`` keeps long-lived
 ``git cat-file --batch`` / ``--batch-check`` children (per Repo object and thread) that live
 until ``Repo.close()`` or garbage collection, so a daemon holding mirrors for many
-Environments accumulates processes and pipes; its calls have no deadline that also kills the
-``git-remote-https`` or ``ssh`` grandchildren; and it blocks, where our remote calls are
-asyncio. Here every call is one short-lived process in its own process group, reaped before
+Environments accumulates processes and pipes; its deadline (``kill_after_timeout``, offered by
+some calls) finds the ``git-remote-https`` or ``ssh`` children to kill by running ``pgrep`` or
+``ps``, which the image does not install; and it blocks, where our remote calls are asyncio.
+Credentials reach each call as environment variables (:mod:`gitopsd.sources.auth`), with every
+prompt and askpass helper switched off below, which gitpython would only pass through.
+Here every call is one short-lived process in its own process group, reaped before
 the call returns, and killed with its children when the deadline passes or the caller is
 cancelled. Calls made from worker threads (reading trees) are tracked too, so
 :meth:`GitRunner.kill_all` leaves nothing behind.
