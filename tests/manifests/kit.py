@@ -26,6 +26,8 @@ ADAPTER_NS = "metrics-adapter"
 GITOPSD_SA = f"system:serviceaccount:{GITOPSD_NS}:gitopsd"
 ADAPTER_SA = f"system:serviceaccount:{ADAPTER_NS}:metrics-adapter"
 FIELD_MANAGER = "e2e-install"
+# The image both bases name (manifests/*/kustomization.yaml); an overlay's `images:` must match it.
+PUBLISHED_IMAGE = "ghcr.io/gitopsd/gitopsd"
 
 
 def kustomize(directory: Path) -> list[dict[str, Any]]:
@@ -51,7 +53,7 @@ def overlay(
         doc["components"] = [os.path.relpath(c, directory) for c in components]
     if image:
         name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
-        doc["images"] = [{"name": "gitopsd", "newName": name, **({"newTag": tag} if tag else {})}]
+        doc["images"] = [{"name": PUBLISHED_IMAGE, "newName": name, **({"newTag": tag} if tag else {})}]
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(doc))
     return directory
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,14 @@ def test_every_pod_is_locked_down(gitopsd: list[dict[str, Any]], adapter: list[d
             writable = [m for m in c["volumeMounts"] if not m.get("readOnly")]
             for m in writable:  # with a read-only root, every writable path is a bounded emptyDir
                 assert volumes[m["name"]]["emptyDir"].get("sizeLimit"), f"{name}: {m['mountPath']}"
-            assert c["image"].startswith("gitopsd:"), name
+
+
+def test_both_bases_run_the_published_image(gitopsd: list[dict[str, Any]], adapter: list[dict[str, Any]]) -> None:
+    """Every container runs the published image at one release tag (the one the release workflow sets)."""
+    images = {c["image"] for d in _deployments(gitopsd, adapter) for c in d["spec"]["template"]["spec"]["containers"]}
+    assert len(images) == 1, images
+    (image,) = images
+    assert re.fullmatch(rf"{re.escape(kit.PUBLISHED_IMAGE)}:v\d+\.\d+\.\d+", image), image
 
 
 def test_probes_use_the_programs_health_paths(gitopsd: list[dict[str, Any]], adapter: list[dict[str, Any]]) -> None:
