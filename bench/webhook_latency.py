@@ -159,7 +159,7 @@ async def measure(kubeconfig: Path, work: Path, pushes: int, poll_pushes: int) -
             {"apiVersion": "gitopsd.dev/v1alpha1", "kind": "Environment",
              "metadata": {"name": name, "namespace": ops},
              "spec": {"source": {"url": repo.file_url, "branch": branch, "path": "deploy"}, "targetNamespace": ns,
-                      "interval": interval, "wait": {"timeout": "30s"}}}
+                      "interval": interval, "wait": {"timeout": "30s"}, "substitute": {}}}
             for name, branch, ns, interval in (("hooked", "hook", hooked_ns, "1h"), ("polled", "poll", polled_ns, "5s"))
         ]  # fmt: skip
         kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",

@@ -50,7 +50,7 @@ def test_cli_steers_the_daemon_and_drift_is_reverted(
     ops, app = namespaces("ops"), namespaces("app")
     first = repo.commit({"deploy/app.yaml": APP})
     start_daemon(f"--namespace={ops}")
-    manifest = environment("shop", ops, repo.file_url, target=app, branch="main", interval="1h")
+    manifest = environment("shop", ops, repo.file_url, target=app, branch="main", interval="1h", substitute={})
     apply_objects(cluster, manifest)
     wait_ready(cluster, ops, "shop", revision=f"main@sha1:{first}")
 

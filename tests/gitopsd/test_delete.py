@@ -110,7 +110,7 @@ def suite(gitopsd_crd: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def _create(s: Suite, name: str, target: str, *, finalizers: tuple[str, ...] = (), **spec: Any) -> dict[str, Any]:
-    env = environment(name, s.ops, s.repo.file_url, target=target, branch="main", interval="1h", **spec)
+    env = environment(name, s.ops, s.repo.file_url, target=target, branch="main", interval="1h", substitute={}, **spec)
     if finalizers:
         env["metadata"]["finalizers"] = list(finalizers)
     apply_objects(s.cluster, env)

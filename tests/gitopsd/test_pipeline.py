@@ -92,9 +92,9 @@ def test_branches_and_tags_deploy_to_their_environments(
     daemon = start_daemon(f"--namespace={ops}")
     apply_objects(
         cluster,
-        environment("dev", ops, repo.file_url, target=dev, branch="develop"),
-        environment("staging", ops, repo.file_url, target=staging, branch="main"),
-        environment("prod", ops, repo.file_url, target=prod, semver=">=1.0.0 <2.0.0"),
+        environment("dev", ops, repo.file_url, target=dev, branch="develop", substitute={}),
+        environment("staging", ops, repo.file_url, target=staging, branch="main", substitute={}),
+        environment("prod", ops, repo.file_url, target=prod, semver=">=1.0.0 <2.0.0", substitute={}),
     )
     envs = wait_for("dev, staging and prod Ready", lambda: _all_ready(cluster, ops, ("dev", "staging", "prod")))
     assert envs["dev"]["status"]["lastAppliedRevision"] == f"develop@sha1:{dev_commit}"
