@@ -121,6 +121,7 @@ async def apply_config(kube: Kube, path: Path, envs: list[dict[str, Any]]) -> No
                 {k: doc[k] for k in ("apiVersion", "kind", "metadata", "spec")},
                 field_manager="gitopsd-config",
                 force=True,
+                strict=True,  # a field the CRD does not know is an error, not silently dropped
             )
         except KubeError as exc:
             raise CliError(f"--config {path}: Environment {meta['namespace']}/{meta['name']}: {exc}") from None
