@@ -85,7 +85,9 @@ RUN_ELSEWHERE = [
         ("tests/manifests/test_install.py", '"rollout", "status", f"deployment/{name}"'),
     ),
     Elsewhere(
-        r"kubectl apply --server-side -f \S+\.yaml", "tests/demo/test_demo.py", (DEMO, "kubectl apply --server-side -f")
+        r"kubectl apply --server-side -f [\w./-]+\.yaml",
+        "tests/demo/test_demo.py",
+        (DEMO, "kubectl apply --server-side -f"),
     ),
     Elsewhere(
         r"kubectl get env( -n \S+| -A)?",
@@ -129,6 +131,16 @@ RUN_ELSEWHERE = [
         ("e2e/demo/shop.py", '-m gitopsd notify --url "{repo_url}" --ref "$ref" --after "$new" --timeout 5'),
     ),
     Elsewhere(
+        r"kubectl -n gitopsd-system get lease gitopsd -o jsonpath=.*holderIdentity.*",
+        "tests/gitopsd/test_leader_election.py (the Lease's holderIdentity, read through the API)",
+        ("tests/gitopsd/test_leader_election.py", 'get("spec") or {}).get("holderIdentity")'),
+    ),
+    Elsewhere(
+        r"kubectl -n gitopsd-system create secret generic git-ssh --from-file=identity=\S+ --from-file=known_hosts=\S+",
+        "tests/gitopsd/sources/test_ssh.py (a Secret with identity and known_hosts)",
+        ("tests/gitopsd/sources/test_ssh.py", "identity + known_hosts"),
+    ),
+    Elsewhere(
         r"\.venv/bin/python -m e2e\.cluster (up|down) .*",
         "tests/e2e/test_lifecycle.py, tests/e2e/test_existing_cluster_mode.py",
         ("tests/e2e/test_lifecycle.py", '"-m", "e2e.cluster"'),
@@ -142,9 +154,14 @@ RUN_ELSEWHERE = [
 
 # Commands nothing here runs, and why.
 NO_CONTAINER_ENGINE = "no container engine on the machine our CI runs on (README: What does not work yet)"
+NO_RELEASE = "no release has been published yet (README: What does not work yet)"
 NOT_RUN_HERE = {
     r"docker (build|push) .*|podman .*": NO_CONTAINER_ENGINE,
-    r"kind (create|load|delete) .*|scripts/kind-e2e\.sh .*": NO_CONTAINER_ENGINE,
+    r"kind (create|load|delete) .*|scripts/kind-e2e\.sh .*|docker buildx .*": NO_CONTAINER_ENGINE,
+    r"kubectl (apply --server-side|delete) -f https://github\.com/gitopsd/gitopsd/releases/download/\S+"
+    r"|kubectl (apply --server-side|delete) -k 'https://github\.com/gitopsd/gitopsd//manifests/\S+\?ref=v0\.2\.0'"
+    r"|pipx install (https://github\.com/gitopsd/gitopsd/releases/download/\S+|'git\+https://\S+@v0\.1\.0')"
+    r"|pipx upgrade gitopsd": NO_RELEASE,
     r"kubectl -n gitopsd-system logs deployment/gitopsd.*": "kwok nodes run no containers, so no Pod logs here",
     r"sed 's\|\"IMAGE\"\|.*kubectl --kubeconfig /tmp/kind-\S+ apply --server-side -f -": NO_CONTAINER_ENGINE,
     r"GITOPSD_E2E_KUBECONFIG=/tmp/kind-\S+ GITOPSD_E2E_IMAGE=\S+ \./scripts/test\.sh": NO_CONTAINER_ENGINE,
