@@ -192,7 +192,7 @@ def test_no_kustomize_and_no_kubectl_is_a_clear_error(
 def test_standalone_kustomize_is_preferred_when_installed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A kustomize binary on PATH is used as ``kustomize build``; otherwise ``kubectl kustomize``."""
     kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is a requirement (README)"
+    assert kubectl, "kubectl is a requirement (docs/development.md)"
     assert command(tmp_path)[:2] == [kubectl, "kustomize"] or shutil.which("kustomize")
     fake = tmp_path / "bin"
     fake.mkdir()
