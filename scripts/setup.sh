@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Everything the tests and the demo need on a fresh machine, idempotent and quick when warm:
 # Debian packages for the real services, a venv with the project, and the control-plane
-# binaries built from their Go modules (cached in ~/.cache/gitopsd, keyed by version).
+# binaries and actionlint built from their Go modules (cached in ~/.cache/gitopsd, keyed by version).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # nginx + fcgiwrap serve git http-backend and openssh-server runs sshd for the Git source tests;
 # spawn-fcgi satisfies fcgiwrap's "systemd | spawn-fcgi" dependency without pulling in systemd.
-DEB_PACKAGES=(prometheus redis-server rabbitmq-server nginx fcgiwrap spawn-fcgi openssh-server)
+# shellcheck: actionlint (built below) checks the workflows' `run:` scripts with it.
+DEB_PACKAGES=(prometheus redis-server rabbitmq-server nginx fcgiwrap spawn-fcgi openssh-server shellcheck)
 
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
@@ -41,5 +42,5 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-echo "[setup] control-plane binaries"
+echo "[setup] control-plane binaries and actionlint"
 .venv/bin/python -m e2e.binaries
