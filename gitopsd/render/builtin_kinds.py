@@ -34,6 +34,9 @@ NAMESPACED: dict[str, dict[str, bool]] = {
     "apiextensions.k8s.io": {
         "CustomResourceDefinition": False,
     },
+    "apiregistration.k8s.io": {
+        "APIService": False,
+    },
     "apps": {
         "ControllerRevision": True,
         "DaemonSet": True,

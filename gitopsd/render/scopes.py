@@ -28,6 +28,7 @@ from gitopsd.render.errors import InvalidManifest
 
 CRD_GROUP = "apiextensions.k8s.io"
 _BUILTIN_LABEL = "kube-aggregator.kubernetes.io/automanaged"
+_AGGREGATOR_GROUP = "apiregistration.k8s.io"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,8 @@ async def served_builtin_kinds(
     """The server's version and ``group → kind → namespaced`` of its built-in API groups.
 
     Built-in means registered by kube-apiserver at start (APIService label
-    ``automanaged: onstart``): not CRDs, not aggregated API servers.
+    ``automanaged: onstart``), plus the aggregator's own ``apiregistration.k8s.io``: not CRDs,
+    not aggregated API servers.
     """
     from gitopsd.kube import Kube  # only the generator talks to a cluster
 
@@ -107,6 +109,8 @@ async def served_builtin_kinds(
             for item in apiservices.get("items", [])
             if (item["metadata"].get("labels") or {}).get(_BUILTIN_LABEL) == "onstart"
         }
+        # The aggregator serves its own group without an APIService object for it.
+        builtin.add(f"{_AGGREGATOR_GROUP}/v1")
         await kube.discovery.refresh()
         kinds: dict[str, dict[str, bool]] = {}
         for (api_version, kind), namespaced in kube.discovery.scopes().namespaced.items():
