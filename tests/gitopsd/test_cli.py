@@ -113,5 +113,9 @@ def test_render_path_needs_no_cluster(tmp_path: Path) -> None:
     assert docs["ConfigMap"]["metadata"]["namespace"] == "shop" and docs["ConfigMap"]["data"] == {"r": "eu-1"}
     assert "namespace" not in docs["Namespace"]["metadata"]
     out = gitopsd_cli(None, "render", "--path", str(tmp_path), "--target-namespace", "shop")
+    assert out.returncode == 0, out.stderr  # no --substitute: ${...} is left as written
+    docs = {d["kind"]: d for d in yaml.safe_load_all(out.stdout) if d}
+    assert docs["ConfigMap"]["data"] == {"r": "${REGION}"}
+    out = gitopsd_cli(None, "render", "--path", str(tmp_path), "-n", "shop", "--substitute", "OTHER=x")
     assert out.returncode == 1 and "REGION" in out.stderr and "cm.yaml" in out.stderr
     assert gitopsd_cli(None, "render").returncode == 2
