@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     except GitopsdError as exc:
         print(f"error: {message(exc)}", file=sys.stderr)
         return exit_code(exc, floor)
+    except OSError as exc:  # a local file or directory (the CLI's cache, a kubeconfig's key file...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or one_line(str(exc))}", file=sys.stderr)
+        return exit_code(exc, floor)
     except Exception as exc:  # a bug or an error nobody classified: still one line, unless asked
         if os.environ.get("GITOPSD_DEBUG"):
             traceback.print_exc()

@@ -7,6 +7,7 @@ needed); cluster cases use the local control plane, a real daemon and real crede
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -247,6 +248,7 @@ def test_diff_sync_and_friends_on_a_real_cluster(
     namespaces: Callable[[str], str],
     repo: WorkRepo,
     start_daemon: Callable[..., DaemonProcess],
+    tmp_path: Path,
 ) -> None:
     """diff: 0 in sync, 1 differences, 2 on any error; a missing Environment or a failing render: 1 elsewhere."""
     cluster = gitopsd_crd
@@ -282,6 +284,20 @@ def test_diff_sync_and_friends_on_a_real_cluster(
         lines = out.stderr.splitlines()
         assert out.returncode == code and len(lines) == 1 and lines[0].startswith("error: "), (command, out.stderr)
         assert "app.yaml" in lines[0], (command, out.stderr)
+
+    # A local failure (the CLI's Git cache is a file, not a directory): one line naming the path, no traceback.
+    cache = tmp_path / "cache-is-a-file"
+    cache.write_text("")
+    for command, code in (("render", 1), ("diff", 2)):
+        res = subprocess.run(
+            [sys.executable, "-m", "gitopsd", command, "ok", "-n", ops, f"--kubeconfig={cluster.kubeconfig}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "GITOPSD_CACHE": str(cache)},
+        )
+        assert (res.returncode, res.stderr.splitlines()) == (code, [f"error: {cache}/cli/git: Not a directory"])
 
 
 def _token_kubeconfig(cluster: ClusterInfo, path: Path, token: str, namespace: str) -> Path:
