@@ -141,6 +141,27 @@ RUN_ELSEWHERE = [
         ("tests/gitopsd/sources/test_ssh.py", "identity + known_hosts"),
     ),
     Elsewhere(
+        r"kubectl kustomize deploy/gitopsd \| grep image:|kubectl apply --server-side -k deploy/gitopsd",
+        "tests/manifests (an overlay of the base with images: set, rendered and applied)",
+        ("tests/manifests/conftest.py", "kit.overlay("),
+    ),
+    Elsewhere(
+        r"pipx install \.",
+        "tests/unit/test_packaging.py (the wheel pipx builds and installs from the checkout)",
+        ("tests/unit/test_packaging.py", "wheel"),
+    ),
+    Elsewhere(
+        r"kubectl -n (gitopsd-system|metrics-adapter) get pods|kubectl get apiservices \| grep metrics",
+        "tests/manifests/test_install.py (Pods of both bases, the APIServices registered)",
+        ("tests/manifests/test_install.py", "def test_apiservices_are_registered"),
+    ),
+    Elsewhere(
+        r"kubectl -n gitopsd-system create secret generic git-credentials --from-literal=username=gitopsd"
+        r" --from-literal=password=\"\$TOKEN\"",
+        "tests/gitopsd/test_git_auth.py (a Secret with username and password)",
+        ("tests/gitopsd/test_git_auth.py", "def test_https_basic_auth_then_wrong_password_stalls"),
+    ),
+    Elsewhere(
         r"\.venv/bin/python -m e2e\.cluster (up|down) .*",
         "tests/e2e/test_lifecycle.py, tests/e2e/test_existing_cluster_mode.py",
         ("tests/e2e/test_lifecycle.py", '"-m", "e2e.cluster"'),
@@ -155,6 +176,7 @@ RUN_ELSEWHERE = [
 # Commands nothing here runs, and why.
 NO_CONTAINER_ENGINE = "no container engine on the machine our CI runs on (README: What does not work yet)"
 NO_RELEASE = "no release has been published yet (README: What does not work yet)"
+USER_CLUSTER = "acts on a user's monitoring stack, secrets or objects: plain kubectl, nothing of ours to run"
 NOT_RUN_HERE = {
     r"docker (build|push) .*|podman .*": NO_CONTAINER_ENGINE,
     r"kind (create|load|delete) .*|scripts/kind-e2e\.sh .*|docker buildx .*": NO_CONTAINER_ENGINE,
@@ -163,6 +185,13 @@ NOT_RUN_HERE = {
     r"|pipx install (https://github\.com/gitopsd/gitopsd/releases/download/\S+|'git\+https://\S+@v0\.1\.0')"
     r"|pipx upgrade gitopsd": NO_RELEASE,
     r"kubectl -n gitopsd-system logs deployment/gitopsd.*": "kwok nodes run no containers, so no Pod logs here",
+    r"kubectl delete -k 'https://github\.com/gitopsd/gitopsd//manifests/\S+\?ref=v0\.1\.0'": NO_RELEASE,
+    r"kubectl -n gitopsd-system rollout restart deployment/gitopsd": "kwok nodes run no containers to restart",
+    r"kubectl -n monitoring port-forward svc/prometheus 9090 &": USER_CLUSTER,
+    r"kubectl -n \S+ create secret generic (gitopsd-webhooks|metrics-adapter-queues) .*": USER_CLUSTER,
+    r"kubectl create clusterrolebinding prometheus-metrics-adapter .*": USER_CLUSTER,
+    r"kubectl -n monitoring (create|label) configmap gitopsd-dashboard .*": USER_CLUSTER,
+    r"kubectl (get|delete) deployments,services,configmaps,horizontalpodautoscalers -A -l \S+": USER_CLUSTER,
     r"sed 's\|\"IMAGE\"\|.*kubectl --kubeconfig /tmp/kind-\S+ apply --server-side -f -": NO_CONTAINER_ENGINE,
     r"GITOPSD_E2E_KUBECONFIG=/tmp/kind-\S+ GITOPSD_E2E_IMAGE=\S+ \./scripts/test\.sh": NO_CONTAINER_ENGINE,
     r"script: docs/push-to-deploy\.md:#!/bin/sh # As above, sending the generic hook's request by hand\.": (
