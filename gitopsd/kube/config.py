@@ -56,6 +56,7 @@ def load(kubeconfig: str | os.PathLike[str] | None = None, context: str | None =
             source = path or str(default)
             if not Path(source).exists():
                 raise ConfigError(f"kubeconfig {source} does not exist (give --kubeconfig or set KUBECONFIG)")
+            _check_shape(source)
             kconfig.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=source, context=context, client_configuration=cfg, persist_config=False
             )
@@ -87,6 +88,26 @@ def load(kubeconfig: str | os.PathLike[str] | None = None, context: str | None =
         authorization=authorization,
         context=used_context,
     )
+
+
+def _check_shape(path: str) -> None:
+    """Refuse a file that is not YAML, or not a mapping, in one line: the loader's own messages
+    for those are a multi-line parser dump or a Python ``TypeError``."""
+    import yaml
+
+    from gitopsd import yamlerrors
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"kubeconfig {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"kubeconfig {yamlerrors.describe(exc, path)}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(
+            f"kubeconfig {path}: not a kubeconfig (expected a mapping with clusters, contexts and users,"
+            f" got a {type(data).__name__})"
+        )
 
 
 def _current_context(path: str) -> str:

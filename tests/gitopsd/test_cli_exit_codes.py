@@ -87,7 +87,9 @@ def test_an_unreachable_api_server_exits_2(command: str, tmp_path: Path, capsys:
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("not: [yaml\n", "error: cannot use kubeconfig {path}: while parsing a flow sequence"),
+        ("not: [yaml\n", "error: kubeconfig {path}:2:1: invalid YAML: expected ',' or ']'"),
+        ("- a list\n", "error: kubeconfig {path}: not a kubeconfig (expected a mapping with clusters"),
+        ("a string\n", "error: kubeconfig {path}: not a kubeconfig (expected a mapping"),
         ("", "error: cannot use kubeconfig {path}: Invalid kube-config. {path} file is empty"),
     ],
 )
