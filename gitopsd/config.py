@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import yaml
-
-from gitopsd import yamlerrors
 from gitopsd.errors import GitopsdError, SpecError
+from gitopsd.render.documents import parse as parse_documents
+from gitopsd.render.errors import MalformedManifest
 from gitopsd.secretstore import SecretRef
 from gitopsd.spec import API_VERSION, KIND, parse_duration, parse_environment
 from gitopsd.webhooks.signatures import PROVIDERS, Provider
@@ -53,6 +52,7 @@ DEFAULT_KEYS: Mapping[str, str] = {
 }
 DEFAULT_API_URLS: Mapping[str, str] = {"github": "https://api.github.com", "gitlab": "https://gitlab.com"}
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
 
@@ -105,24 +105,30 @@ class ConfigFile:
 def load(path: Path, *, pod_namespace: str | None = None) -> ConfigFile:
     """Read and validate every document of ``path``; raise :class:`ConfigError` at the first bad one."""
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        # Read as manifests are: a key given twice is an error with its line (not the last one
+        # silently winning), timestamps stay strings as the API server keeps them.
+        docs = parse_documents(str(path), path.read_bytes())
     except OSError as exc:
         raise ConfigError(f"--config {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--config {yamlerrors.describe(exc, str(path))}") from None
+    except MalformedManifest as exc:
+        raise ConfigError(f"--config {exc}") from None
     daemon: DaemonConfig | None = None
     envs: list[dict[str, Any]] = []
-    for number, doc in enumerate(docs, 1):
+    seen: dict[tuple[str, str], int] = {}
+    for number, doc in docs:
         kind = doc.get("kind") if isinstance(doc, dict) else None
         where = f"--config {path} (document {number}{', ' + str(kind) if kind else ''})"
         if not isinstance(doc, dict) or doc.get("apiVersion") != API_VERSION or kind not in (KIND, CONFIG_KIND):
             raise ConfigError(f"{where}: expected apiVersion {API_VERSION} and kind {KIND} or {CONFIG_KIND}")
         try:
             if kind == KIND:
-                unknown = sorted(set(doc) - {"apiVersion", "kind", "metadata", "spec"})
-                if unknown:
-                    raise ConfigError(f"{unknown[0]}: unknown field (known: apiVersion, kind, metadata, spec)")
-                parse_environment(doc)
+                _known(doc, {"apiVersion", "kind", "metadata", "spec"}, "")
+                _environment_metadata(doc.get("metadata"))
+                env = parse_environment(doc)
+                first = seen.setdefault((env.namespace, env.name), number)
+                if first != number:
+                    where_both = f"documents {first} and {number}"
+                    raise ConfigError(f"Environment {env.namespace}/{env.name} is defined twice ({where_both})")
                 envs.append(doc)
             elif daemon is not None:
                 raise ConfigError(f"only one {CONFIG_KIND} document is allowed")
@@ -131,6 +137,20 @@ def load(path: Path, *, pod_namespace: str | None = None) -> ConfigFile:
         except (SpecError, ConfigError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
     return ConfigFile(daemon or DaemonConfig(), envs)
+
+
+def _environment_metadata(meta: Any) -> None:
+    """What a config file may say of an Environment's metadata, each name valid for the API server."""
+    if not isinstance(meta, Mapping):
+        raise ConfigError("metadata: must be a mapping with name and namespace")
+    _known(meta, {"name", "namespace", "labels", "annotations"}, "metadata")
+    for key, pattern, what in (("name", _SUBDOMAIN, "an object name"), ("namespace", _NAME, "a namespace name")):
+        value = meta.get(key)
+        if not isinstance(value, str) or len(value) > 253 or not pattern.match(value):
+            raise ConfigError(
+                f"metadata.{key}: {value!r} is not {what} (lowercase letters, digits and '-', starting and ending"
+                " with a letter or digit)"
+            )
 
 
 def parse_daemon_config(raw: Mapping[str, Any], *, pod_namespace: str | None = None) -> DaemonConfig:

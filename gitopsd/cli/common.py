@@ -110,11 +110,11 @@ def env_name(text: str) -> str:
     return text
 
 
-def namespace_name(text: str) -> str:
+def namespace_name(text: str, flag: str = "--namespace") -> str:
     """``-n``: a namespace name (a DNS label); an empty one is refused rather than silently replaced."""
     if len(text) > 63 or not _DNS_LABEL.match(text):
         raise UsageError(
-            f"--namespace {shown(text)}: not a namespace name (lowercase letters, digits and '-', "
+            f"{flag} {shown(text)}: not a namespace name (lowercase letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters)"
         )
     return text
@@ -244,8 +244,25 @@ async def fetch_environment(kube: Kube, namespace: str, name: str) -> tuple[dict
     try:
         raw = await environments.get(kube, namespace, name)
     except NotFound:
-        raise CliError(f'Environment "{name}" not found in namespace "{namespace}"') from None
+        raise await not_found(kube, namespace, name) from None
     return raw, parse_environment(raw)
+
+
+CRD_MISSING = (
+    "the Environment CRD (environments.gitopsd.dev) is not installed in this cluster:"
+    " install manifests/gitopsd first (docs/install.md)"
+)
+
+
+async def not_found(kube: Kube, namespace: str, name: str | None = None) -> CliError:
+    """The error for a 404 on Environments: the CRD is missing (a first-time user's usual case), or the object."""
+    try:
+        await kube.get(f"/apis/{environments.RESOURCE.group}/{environments.RESOURCE.version}")
+    except NotFound:
+        return CliError(CRD_MISSING)
+    if name is None:
+        return CliError(f'Environments in namespace "{namespace}" cannot be listed: the server has no such resource')
+    return CliError(f'Environment "{name}" not found in namespace "{namespace}"')
 
 
 def cache_dir() -> Path:

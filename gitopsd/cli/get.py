@@ -10,7 +10,16 @@ from typing import Any
 import yaml
 
 from gitopsd import environments, status
-from gitopsd.cli.common import CliError, UsageError, add_kube_args, age, env_name, kube_from, namespace_of, table
+from gitopsd.cli.common import (
+    UsageError,
+    add_kube_args,
+    age,
+    env_name,
+    kube_from,
+    namespace_of,
+    not_found,
+    table,
+)
 from gitopsd.kube import NotFound
 
 
@@ -34,10 +43,13 @@ async def run(args: argparse.Namespace) -> int:
             try:
                 items = [await environments.get(kube, namespace, args.name)]
             except NotFound:
-                raise CliError(f'Environment "{args.name}" not found in namespace "{namespace}"') from None
+                raise await not_found(kube, namespace, args.name) from None
         else:
             namespace = None if args.all_namespaces else namespace_of(args)
-            items = (await environments.list_all(kube, namespace)).items
+            try:
+                items = (await environments.list_all(kube, namespace)).items
+            except NotFound:
+                raise await not_found(kube, namespace or "*") from None
     if args.output == "json":
         print(json.dumps(items[0] if args.name else _as_list(items), indent=2))
     elif args.output == "yaml":

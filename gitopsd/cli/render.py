@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import re
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from gitopsd.cli.common import CliError, add_kube_args, fetch_environment, kube_from, namespace_of
+from gitopsd.cli.common import CliError, add_kube_args, fetch_environment, kube_from, namespace_name, namespace_of
 from gitopsd.cli.preview import render_environment
 from gitopsd.errors import SpecError
 from gitopsd.model import Manifest
@@ -26,6 +27,12 @@ from gitopsd.render import OfflineScopes, RenderOptions, render
 from gitopsd.sources import LocalTree
 from gitopsd.spec import check_variable_name
 
+_PATH_ONLY = {
+    "--target-namespace": "target_namespace",
+    "--substitute": "substitute",
+    "--cluster-scoped": "cluster_scoped",
+    "--environment": "environment",
+}
 _KIND = re.compile(r"[A-Z][A-Za-z0-9]*(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
@@ -35,6 +42,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--path", type=Path, help="render this local directory instead (no cluster needed)")
     parser.add_argument(
         "--target-namespace",
+        type=functools.partial(namespace_name, flag="--target-namespace"),
         help="with --path: namespace for namespaced objects that name none (default: -n, if given)",
     )
     parser.add_argument(
@@ -59,6 +67,10 @@ def add_parser(sub: Any) -> None:
 async def run(args: argparse.Namespace) -> int:
     if bool(args.name) == bool(args.path):
         raise CliError("give either ENV or --path DIR", code=2)
+    if args.name:
+        given = [flag for flag, value in _PATH_ONLY.items() if getattr(args, value) not in (None, [], "local")]
+        if given:
+            raise CliError(f"{given[0]} only applies with --path (an Environment's spec says it)", code=2)
     if args.path:
         manifests = await asyncio.to_thread(_render_local, args)
         header = f"# rendered from {args.path}"

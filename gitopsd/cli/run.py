@@ -18,7 +18,16 @@ import structlog
 
 from gitopsd import log as logging_setup
 from gitopsd.cli import daemon_setup
-from gitopsd.cli.common import EXIT_INTERRUPTED, CliError, add_kube_args, count, default_namespace, kube_from, seconds
+from gitopsd.cli.common import (
+    EXIT_INTERRUPTED,
+    CliError,
+    add_kube_args,
+    count,
+    default_namespace,
+    exit_code,
+    kube_from,
+    seconds,
+)
 from gitopsd.daemon import Settings
 from gitopsd.kube import Kube, KubeError
 from gitopsd.leader import LeadershipLost
@@ -124,5 +133,6 @@ async def apply_config(kube: Kube, path: Path, envs: list[dict[str, Any]]) -> No
                 strict=True,  # a field the CRD does not know is an error, not silently dropped
             )
         except KubeError as exc:
-            raise CliError(f"--config {path}: Environment {meta['namespace']}/{meta['name']}: {exc}") from None
+            where = f"--config {path}: Environment {meta['namespace']}/{meta['name']}"
+            raise CliError(f"{where}: {exc}", code=exit_code(exc)) from None  # unreachable: 2, as elsewhere
         log.info("environment configured", environment=f"{meta['namespace']}/{meta['name']}")

@@ -121,7 +121,8 @@ def test_mistakes_name_the_field(doc: dict[str, Any], message: str) -> None:
 def test_load_splits_environments_from_the_daemon_config(tmp_path: Path) -> None:
     """One file: a DaemonConfig and Environments, each validated; no DaemonConfig means the defaults."""
     path = tmp_path / "config.yaml"
-    path.write_text("\n---\n".join(json.dumps(d) for d in (ENV, {**BASE, "notifiers": []}, ENV)))
+    other = {**ENV, "metadata": {**ENV["metadata"], "name": "other"}}
+    path.write_text("\n---\n".join(json.dumps(d) for d in (ENV, {**BASE, "notifiers": []}, other)))
     loaded = load(path)
     assert len(loaded.environments) == 2 and loaded.daemon.notifiers == ()
     path.write_text(json.dumps(ENV))

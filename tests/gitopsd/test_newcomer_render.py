@@ -142,6 +142,33 @@ def test_config_file_refuses_a_typo_before_anything_is_written(tmp_path: Path) -
         config.load(path)
 
 
+ENV_DOC = (
+    "apiVersion: gitopsd.dev/v1alpha1\nkind: Environment\nmetadata: {{name: {name}, namespace: ops{meta}}}\n"
+    "spec:\n  source: {{url: 'https://git.example.com/x.git', branch: main}}\n  interval: 1m\n{extra}"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (ENV_DOC.format(name="Dev/x", meta="", extra=""), "(document 1, Environment): metadata.name: 'Dev/x' is not"),
+        (ENV_DOC.format(name="dev", meta=", lables: {a: b}", extra=""), "metadata.lables: unknown field"),
+        (ENV_DOC.format(name="dev", meta="", extra="  interval: 2m\n"), ":7:3: invalid YAML: key 'interval'"),
+        (ENV_DOC.format(name="dev", meta="", extra="") + "---\n" + ENV_DOC.format(name="dev", meta="", extra=""),
+         "(document 2, Environment): Environment ops/dev is defined twice (documents 1 and 2)"),
+        (b"kind: \xff\n", ": not UTF-8 text (byte 6)"),
+    ],
+)  # fmt: skip
+def test_config_file_bad_documents_are_refused_by_name(tmp_path: Path, text: str | bytes, message: str) -> None:
+    """Bad names, metadata typos, repeated keys, one Environment twice, non-UTF-8: one line naming where."""
+    path = tmp_path / "gitopsd.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path)
+    assert str(err.value).startswith(f"--config {path}") and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
 def test_config_yaml_error_is_one_line(tmp_path: Path) -> None:
     """A YAML error in the config file is FILE:LINE:COL: problem, one line, no '<unicode string>'."""
     path = tmp_path / "gitopsd.yaml"
@@ -258,3 +285,41 @@ def test_unknown_kind_offline_message_still_names_the_file() -> None:
     tree = MemoryTree({"deploy/w.yaml": "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n"})
     with pytest.raises(UnknownKind, match=r"^deploy/w\.yaml: unknown kind Widget"):
         render(tree, options(), OfflineScopes())
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["dev", "--substitute", "X=1"], "error: --substitute only applies with --path"),
+        (["dev", "--cluster-scoped", "Widget"], "error: --cluster-scoped only applies with --path"),
+        (["dev", "--environment", "prod"], "error: --environment only applies with --path"),
+        (["dev", "--target-namespace", "shop"], "error: --target-namespace only applies with --path"),
+        (["--path", ".", "--target-namespace", "a/b"], "error: --target-namespace a/b: not a namespace name"),
+    ],
+)
+def test_render_flags_for_the_other_mode_are_refused(args: list[str], words: str) -> None:
+    """--path-only flags with ENV (silently ignored before) and a bad --target-namespace exit 2, naming the flag."""
+    out = _cli("render", *args, "--kubeconfig", "/nonexistent")
+    assert out.returncode == 2 and out.stderr.startswith(words) and out.stderr.count("\n") == 1, out.stderr
+
+
+def test_run_config_against_an_unreachable_cluster_exits_2(tmp_path: Path) -> None:
+    """`run --config` whose Environments cannot be written because the cluster is unreachable: 2, as elsewhere."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "x"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    path = tmp_path / "gitopsd.yaml"
+    path.write_text(ENV_DOC.format(name="dev", meta="", extra=""))
+    out = _cli("run", "--config", str(path), "--kubeconfig", str(kubeconfig), "-n", "ops")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines()[-1].startswith(f"error: --config {path}: Environment ops/dev: PATCH https://127.0.0.1:1")

@@ -20,8 +20,9 @@ import yaml
 from e2e.cluster import ClusterInfo, LocalCluster, new_cluster_dir
 from e2e.daemon import DaemonProcess
 from e2e.gitrepo import WorkRepo
+from gitopsd.cli.common import CRD_MISSING
 from tests.e2e.kube import kubectl
-from tests.gitopsd.conftest import apply_objects, condition, get_json, wait_for
+from tests.gitopsd.conftest import apply_objects, condition, get_json, gitopsd_cli, wait_for
 from tests.manifests import kit
 
 pytestmark = pytest.mark.cluster
@@ -31,10 +32,16 @@ NAMESPACE = "gitopsd-system"
 
 @pytest.fixture
 def own_cluster(request: pytest.FixtureRequest) -> Iterator[ClusterInfo]:
-    """A cluster of this test's own, with the Environment CRD created and gitopsd's namespace made."""
+    """A cluster of this test's own, with the Environment CRD created and gitopsd's namespace made
+    (and, before that, the CLI's message for a cluster without the CRD checked)."""
     local = LocalCluster(new_cluster_dir("e2e-self"), "ipv4", binaries=request.getfixturevalue("binaries"))
     try:
         cluster = local.start()
+        # Before anything is installed, the CLI says what is missing (not "Environment not found").
+        for args in (("get",), ("get", "dev"), ("history", "dev")):
+            out = gitopsd_cli(cluster, *args, "-n", NAMESPACE)
+            assert out.returncode == 1, out
+            assert out.stderr == f"error: {CRD_MISSING}\n", out.stderr
         # Created (an Update manager), as a first `kubectl create` would: gitopsd then owns them by apply.
         for args in (("create", "-f", str(kit.MANIFESTS / "gitopsd" / "crd.yaml")), ("create", "namespace", NAMESPACE)):
             out = kubectl(cluster, *args)
