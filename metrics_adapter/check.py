@@ -4,24 +4,25 @@ It loads the config as the server would (same errors, exit 2), runs series disco
 every metric that would be served in each API, then runs one real query per rule (for one of
 the metrics the rule produced) and reads each queue once, so template mistakes and PromQL
 errors show up now rather than in an HPA's events. Exit 1 when Prometheus, a query or a queue
-fails. Without ``--kubeconfig`` (or a reachable cluster) resource names resolve against a
-built-in table of the standard resources, and the output says so.
+fails; when Prometheus cannot be reached, each rule is reported as not checked rather than as
+matching nothing. Exit 2 for a bad config, flag or kubeconfig. Without ``--kubeconfig`` (or a
+reachable cluster) resource names resolve against a built-in table of the standard resources,
+and the output says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from collections.abc import Sequence
 
 import aiohttp
 
 from metrics_adapter.catalog import Catalog
-from metrics_adapter.cli import prometheus_flags, prometheus_settings
+from metrics_adapter.cli import Parser, fail, prometheus_flags, prometheus_settings, stdout_closed
 from metrics_adapter.errors import ConfigError, UpstreamError
 from metrics_adapter.kube import mapper as kmapper
-from metrics_adapter.kube.client import KubeClient, load_settings
+from metrics_adapter.kube.client import KubeClient, KubeSettings, load_settings
 from metrics_adapter.kube.discovery import discover
 from metrics_adapter.metrics import AdapterMetrics
 from metrics_adapter.queues import QueueConfigError, QueueError, open_reader
@@ -33,7 +34,7 @@ from metrics_adapter.sources.prometheus import PrometheusClient
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="metrics-adapter check", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="metrics-adapter check", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True)
     p.add_argument("--kubeconfig", help="resolve resource names against this cluster (default: built-in table)")
     prometheus_flags(p)
@@ -41,39 +42,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        config = rules_config.load(args.config)
-        prom = prometheus_settings(args)
-        if (config.rules or config.external_rules) and prom is None:
-            raise ConfigError(f"{args.config} has 'rules' or 'externalRules': give --prometheus-url")
-    except ConfigError as exc:
-        print(f"metrics-adapter check: error: {exc}", file=sys.stderr)
-        return 2
-    return asyncio.run(_check(args, config, prom))
+        args = build_parser().parse_args(argv)
+        try:
+            config = rules_config.load(args.config)
+            prom = prometheus_settings(args)
+            if (config.rules or config.external_rules) and prom is None:
+                raise ConfigError(f"{args.config} has 'rules' or 'externalRules': give --prometheus-url")
+            kube = load_settings(args.kubeconfig) if args.kubeconfig else None
+        except ConfigError as exc:
+            return fail(str(exc))
+        return asyncio.run(_check(args, config, prom, kube))
+    except BrokenPipeError:  # `check ... | head`: the reader has what it wanted
+        return stdout_closed()
 
 
 def _out(line: str = "") -> None:
     print(line, flush=True)
 
 
-async def _mapper(kubeconfig: str | None) -> kmapper.Mapper:
-    if not kubeconfig:
+async def _mapper(kube: KubeSettings | None) -> kmapper.Mapper:
+    if kube is None:
         return kmapper.builtin()
-    client = KubeClient(load_settings(kubeconfig))
+    client = KubeClient(kube)
     try:
         return await discover(client)
     finally:
         await client.close()
 
 
-async def _check(args: argparse.Namespace, config: rules_config.Config, settings: object) -> int:
+async def _check(
+    args: argparse.Namespace, config: rules_config.Config, settings: object, kube: KubeSettings | None
+) -> int:
     failures = 0
     try:
-        mapper = await _mapper(args.kubeconfig)
-    except (UpstreamError, ValueError) as exc:
-        print(f"metrics-adapter check: error: cannot read the cluster's resources: {exc}", file=sys.stderr)
-        return 1
+        mapper = await _mapper(kube)
+    except UpstreamError as exc:
+        return fail(f"cannot read the cluster's resources: {exc}", 1)
     _out(
         f"config {config.path}: {len(config.rules)} rules, {len(config.external_rules)} externalRules, "
         f"{len(config.queues)} queues; resources from {mapper.source}"
@@ -83,19 +88,22 @@ async def _check(args: argparse.Namespace, config: rules_config.Config, settings
     try:
         catalog.validate()
     except ConfigError as exc:
-        print(f"metrics-adapter check: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     snap = Snapshot()
+    not_checked: str | None = None  # why rules cannot be checked, after a FAIL line saying so
     try:
         if prom is not None:
+            not_checked = "Prometheus unreachable"
             await prom.ready()
             _out(f"{prom.source}: reachable")
+            not_checked = "series discovery failed"
             snap = await catalog.relist()
+            not_checked = None
     except UpstreamError as exc:
         _out(f"FAIL {exc}")
         failures += 1
     try:
-        failures += await _report(catalog, snap, prom)
+        failures += await _report(catalog, snap, prom, not_checked)
     finally:
         if prom is not None:
             await prom.close()
@@ -106,7 +114,7 @@ async def _check(args: argparse.Namespace, config: rules_config.Config, settings
     return 1 if failures else 0
 
 
-async def _report(catalog: Catalog, snap: Snapshot, prom: PrometheusClient | None) -> int:
+async def _report(catalog: Catalog, snap: Snapshot, prom: PrometheusClient | None, not_checked: str | None) -> int:
     failures = 0
     names = snap.custom_names()
     _out(f"custom.metrics.k8s.io would serve {len(names)} metrics:")
@@ -120,6 +128,10 @@ async def _report(catalog: Catalog, snap: Snapshot, prom: PrometheusClient | Non
             src = snap.external[name].rule.where
         _out(f"  {name}  ({src})")
     if prom is None:
+        return 0
+    if not_checked is not None:
+        for rule in (*catalog.config.rules, *catalog.config.external_rules):
+            _out(f"{rule.where}: not checked ({not_checked})")
         return 0
     for rule in catalog.config.rules:
         sample = next((m for m in snap.custom.values() if m.rule is rule), None)

@@ -4,21 +4,30 @@ Flag names follow prometheus-adapter (and the generic Kubernetes API server flag
 where one exists, so a Deployment's args carry over: ``--config``, ``--prometheus-url``,
 ``--prometheus-ca-file``, ``--prometheus-token-file``, ``--prometheus-header``,
 ``--metrics-relist-interval``, ``--secure-port``, ``--cert-dir``, ``--tls-cert-file``... Flags we
-cannot honour are refused by name instead of ignored. Exit codes: 0 success, 1 runtime failure
-(an upstream unreachable at start-up, a port taken), 2 bad flags or config.
+cannot honour are refused by name instead of ignored.
+
+Errors follow kubectl: one ``error: ...`` line on stderr, no usage dump, no traceback. Exit
+codes: 0 success, 1 runtime failure (an upstream unreachable at start-up, a port taken), 2 bad
+flags, config or kubeconfig, 141 stdout closed early (``check ... | head``: what the shell reports
+for kubectl or any program killed by SIGPIPE; neither "passed" nor "failed").
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from metrics_adapter import __version__
 from metrics_adapter.errors import ConfigError
 from metrics_adapter.sources.prometheus import PrometheusSettings
+
+EXIT_USAGE = 2
+EXIT_PIPE = 141  # 128 + SIGPIPE
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -28,6 +37,38 @@ _REFUSED = {
     "--client-ca-file": "only front-proxy client certificates and bearer tokens are accepted; "
     "other clients authenticate with tokens",
 }
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> int:
+    """Print ``error: message`` on one line to stderr; return ``code``."""
+    print(f"error: {one_line(message)}", file=sys.stderr)
+    return code
+
+
+def stdout_closed() -> int:
+    """The reader of stdout went away (``| head``): stop quietly.
+
+    stdout is pointed at /dev/null so the interpreter's final flush of what is still buffered
+    does not fail again ("Exception ignored ... BrokenPipeError"), as the Python docs advise.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_PIPE
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with kubectl-style usage errors: one ``error: ...`` line and exit 2, no usage dump.
+
+    The same as gitopsd's ``cli.common.Parser``; not imported from there, since that module
+    loads the whole gitopsd CLI (half a second at every start of the adapter).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
 def duration(text: str) -> float:
@@ -80,7 +121,7 @@ def prometheus_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="metrics-adapter",
         description="Aggregated API server for custom.metrics.k8s.io and external.metrics.k8s.io "
         "(prometheus-adapter's config format, plus queue backlogs). "
@@ -213,10 +254,7 @@ def _serve(argv: Sequence[str]) -> int:
             )
         if not 0 < args.secure_port < 65536:
             raise ConfigError(f"--secure-port {args.secure_port}: must be 1-65535")
-        try:
-            kube = load_settings(_kubeconfig(args))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
+        kube = load_settings(_kubeconfig(args))
         opts = daemon.Options(
             config=config,
             prometheus=prom,
@@ -235,11 +273,9 @@ def _serve(argv: Sequence[str]) -> int:
         )
         return asyncio.run(daemon.run(opts))
     except ConfigError as exc:
-        print(f"metrics-adapter: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     except daemon.StartupError as exc:
-        print(f"metrics-adapter: error: {exc}", file=sys.stderr)
-        return 1
+        return fail(str(exc), 1)
     except KeyboardInterrupt:
         return 0
 
@@ -250,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from metrics_adapter import check
 
         return check.main(args[1:])
+    if args and not args[0].startswith("-"):
+        return fail(f"unknown command {args[0]!r}: the only subcommand is 'check' (see 'metrics-adapter --help')")
     return _serve(args)
 
 

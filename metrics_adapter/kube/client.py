@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
-from metrics_adapter.errors import UpstreamError, redact_url, truncate
+from gitopsd import yamlerrors
+from metrics_adapter.errors import ConfigError, UpstreamError, redact_url, truncate
 
 
 class KubeError(UpstreamError):
@@ -45,23 +49,68 @@ class KubeSettings:
     token_refresh: Any = None  # the kubernetes Configuration, when its token must be refreshed
 
 
+def check_kubeconfig(path: str) -> None:
+    """Refuse a kubeconfig that is missing, not UTF-8, not YAML or not a mapping, in one line.
+
+    The kubernetes loader's own words for these are a parser dump with a traceback, a Python
+    ``TypeError`` ("list indices must be integers") or "Invalid kube-config file" for a file that
+    is not there. Same checks as gitopsd's kubeconfig loader.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"kubeconfig {path} does not exist")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"kubeconfig {path}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"kubeconfig {path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"kubeconfig {yamlerrors.describe(exc, path)}") from None
+    if doc is not None and not isinstance(doc, dict):
+        raise ConfigError(
+            f"kubeconfig {path}: not a kubeconfig (expected a mapping with clusters, contexts and users, "
+            f"got a {type(doc).__name__})"
+        )
+
+
+def _default_kubeconfigs() -> list[str]:
+    """The files the loader merges without ``--kubeconfig``: $KUBECONFIG's, else ~/.kube/config (those present)."""
+    listed = os.environ.get("KUBECONFIG") or "~/.kube/config"
+    paths = (os.path.expanduser(p) for p in listed.split(os.pathsep) if p)
+    return [p for p in paths if os.path.exists(p)]
+
+
 def load_settings(kubeconfig: str | None) -> KubeSettings:
-    """Credentials from ``kubeconfig`` (or $KUBECONFIG / ~/.kube/config), else in-cluster."""
+    """Credentials from ``kubeconfig`` (or $KUBECONFIG / ~/.kube/config), else in-cluster.
+
+    Raises ConfigError, one line naming the file (and line and column for bad YAML).
+    """
     from kubernetes import client as kclient
     from kubernetes import config as kconfig
 
     cfg = kclient.Configuration()
     try:
         if kubeconfig:
+            check_kubeconfig(kubeconfig)
             kconfig.load_kube_config(config_file=kubeconfig, client_configuration=cfg)  # type: ignore[no-untyped-call]
         else:
             try:
                 kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
             except kconfig.ConfigException:
+                for path in _default_kubeconfigs():
+                    check_kubeconfig(path)
                 kconfig.load_kube_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    except (kconfig.ConfigException, OSError, TypeError, ValueError) as exc:
+    except ConfigError:
+        raise
+    except Exception as exc:  # the loader raises ConfigException, ValueError, KeyError, TypeError, OSError...
         where = kubeconfig or "in-cluster service account / ~/.kube/config"
-        raise ValueError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigError(f"cannot load Kubernetes credentials from {where}: {detail}") from exc
     token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
     if token and token.lower().startswith("bearer "):
         token = token[7:]

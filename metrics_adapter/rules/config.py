@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from gitopsd import yamlerrors
+from gitopsd.render import documents
+from gitopsd.render.errors import MalformedManifest
 from metrics_adapter.errors import ConfigError
 from metrics_adapter.queues import QueueConfig, QueueConfigError, parse_queues
 from metrics_adapter.rules import gotemplate
@@ -82,19 +81,26 @@ def load(path: str | Path) -> Config:
     """Read and validate ``path``; raise ConfigError naming the file, rule and field."""
     p = Path(path)
     try:
-        text = p.read_text()
+        data = p.read_bytes()
     except OSError as exc:
         raise ConfigError(f"config file {p}: cannot read it: {exc.strerror or exc}") from exc
-    return parse(text, str(p))
+    return parse(data, str(p))
 
 
-def parse(text: str, where: str = "<config>") -> Config:
+def parse(text: str | bytes, where: str = "<config>") -> Config:
+    # gitopsd's manifest reader: one-line errors with FILE:LINE:COL, a key given twice refused
+    # with its line (PyYAML keeps the last one silently: a second `queues:` would drop the first
+    # list), bytes that are not UTF-8 refused naming the offset.
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {yamlerrors.describe(exc, where)}") from exc
-    if raw is None:
-        raw = {}
+        docs = documents.parse(where, text)
+    except MalformedManifest as exc:
+        raise ConfigError(f"config file {exc}") from None
+    if len(docs) > 1:
+        raise ConfigError(
+            f"config file {where}: holds {len(docs)} YAML documents; the adapter reads one "
+            "(remove the '---' separators)"
+        )
+    raw = docs[0][1] if docs else {}
     if not isinstance(raw, dict):
         raise ConfigError(
             f"config file {where}: the top level must be a mapping with 'rules', 'externalRules', 'queues'"

@@ -82,7 +82,7 @@ def test_check_without_prometheus_fails_with_the_reason(tmp_path: Path) -> None:
         (
             "rules: [{seriesQuery: up, metricsQuery: up, resources: {template: <<.Resource>>}}]",
             ["--prometheus-url=http://p", "--kubeconfig=/nonexistent"],
-            "cannot load Kubernetes credentials",
+            "error: kubeconfig /nonexistent does not exist",
         ),
     ],
 )
