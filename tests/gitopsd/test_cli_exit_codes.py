@@ -12,11 +12,12 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import yaml
 
 from e2e.cluster import ClusterInfo
@@ -53,6 +54,15 @@ def _kubeconfig(path: Path, server: str, *, namespace: str | None = None, **clus
     }
     path.write_text(yaml.safe_dump(doc))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _keep_logging_config() -> Iterator[None]:
+    """``main`` configures structlog to print to the sys.stderr of the moment, which is capsys's
+    stream here: put the previous configuration back, or later tests log to a closed file."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]:

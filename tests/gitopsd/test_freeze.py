@@ -102,7 +102,7 @@ def test_no_windows_no_freeze() -> None:
         ),
         ({"start": "2026-12-24T00:00:00Z", "cron": "* * * * *"}, "spec.freeze[0]: give either start and end"),
         ({"end": "2026-12-24T00:00:00Z"}, "spec.freeze[0]: give either start and end"),
-        ({"cron": "* * * * *", "duration": "1h", "tz": "UTC"}, "spec.freeze[0].tz: is not a freeze window field"),
+        ({"cron": "* * * * *", "duration": "1h", "tz": "UTC"}, "spec.freeze[0].tz: unknown field"),
     ],
 )
 def test_bad_windows_name_the_entry_and_field(window: dict[str, Any], message: str) -> None:

@@ -83,9 +83,12 @@ def test_gitopsd_deploys_its_own_bases_from_git(own_cluster: ClusterInfo, tmp_pa
             if len(envs) == 2 and all(c.get("status") == "True" for c in ready):
                 return envs
             assert not any(c.get("reason") in ("SubstitutionFailed", "InvalidSpec") for c in ready), ready
-            return None
+            raise AssertionError(ready)  # wait_for reports the last conditions seen
 
-        envs = wait_for("both bases Ready", both_ready, timeout=240)
+        try:
+            envs = wait_for("both bases Ready", both_ready, timeout=240)
+        except pytest.fail.Exception as exc:
+            pytest.fail(f"{exc}\n--- gitopsd's log (tail):\n{daemon.log_text()[-4000:]}")
     finally:
         code = daemon.stop()
     assert code == 0, daemon.log_text()[-3000:]
