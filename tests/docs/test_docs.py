@@ -141,7 +141,8 @@ RUN_ELSEWHERE = [
         ("tests/gitopsd/sources/test_ssh.py", "identity + known_hosts"),
     ),
     Elsewhere(
-        r"kubectl kustomize deploy/gitopsd \| grep image:|kubectl apply --server-side -k deploy/(gitopsd|metrics-adapter)",
+        r"kubectl kustomize deploy/gitopsd \| grep image:"
+        r"|kubectl apply --server-side -k deploy/(gitopsd|metrics-adapter)",
         "tests/manifests (an overlay of the base with images: set, rendered and applied)",
         ("tests/manifests/conftest.py", "kit.overlay("),
     ),

@@ -58,7 +58,7 @@ def _environment(name: str, url: str, path: str) -> dict[str, object]:
         "apiVersion": "gitopsd.dev/v1alpha1",
         "kind": "Environment",
         "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {"source": {"url": url, "branch": "main", "path": path}, "interval": "1h", "wait": {"timeout": "3m"}},
+        "spec": {"source": {"url": url, "branch": "main", "path": path}, "interval": "1h", "wait": {"timeout": "5m"}},
     }
 
 
@@ -86,7 +86,7 @@ def test_gitopsd_deploys_its_own_bases_from_git(own_cluster: ClusterInfo, tmp_pa
             raise AssertionError(ready)  # wait_for reports the last conditions seen
 
         try:
-            envs = wait_for("both bases Ready", both_ready, timeout=240)
+            envs = wait_for("both bases Ready", both_ready, timeout=420)
         except pytest.fail.Exception as exc:
             pytest.fail(f"{exc}\n--- gitopsd's log (tail):\n{daemon.log_text()[-4000:]}")
     finally:
