@@ -56,7 +56,9 @@ def load(kubeconfig: str | os.PathLike[str] | None = None, context: str | None =
             source = path or str(default)
             if not Path(source).exists():
                 raise ConfigError(f"kubeconfig {source} does not exist (give --kubeconfig or set KUBECONFIG)")
-            _check_shape(source)
+            problem = kubeconfig_problem(source)
+            if problem:
+                raise ConfigError(problem)
             kconfig.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=source, context=context, client_configuration=cfg, persist_config=False
             )
@@ -90,24 +92,36 @@ def load(kubeconfig: str | os.PathLike[str] | None = None, context: str | None =
     )
 
 
-def _check_shape(path: str) -> None:
-    """Refuse a file that is not YAML, or not a mapping, in one line: the loader's own messages
-    for those are a multi-line parser dump or a Python ``TypeError``."""
+def kubeconfig_problem(path: str) -> str | None:
+    """What makes the kubeconfig file ``path`` unusable, as one line (None if nothing is wrong with its form).
+
+    The kubernetes loader's own words for these are a multi-line parser dump, a Python
+    ``TypeError`` ("list indices must be integers") or "Invalid kube-config file"; gitopsd and
+    metrics-adapter both ask here first, and each raises its own error with the answer.
+    """
     import yaml
 
     from gitopsd import yamlerrors
 
+    p = Path(path)
+    if not p.exists():
+        return f"kubeconfig {path} does not exist"
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        text = p.read_bytes().decode("utf-8-sig")
     except OSError as exc:
-        raise ConfigError(f"kubeconfig {path}: {exc.strerror or exc}") from None
+        return f"kubeconfig {path}: cannot read it: {exc.strerror or exc}"
+    except UnicodeDecodeError as exc:
+        return f"kubeconfig {path}: not UTF-8 text (byte {exc.start})"
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"kubeconfig {yamlerrors.describe(exc, path)}") from None
+        return f"kubeconfig {yamlerrors.describe(exc, path)}"
     if data is not None and not isinstance(data, dict):
-        raise ConfigError(
+        return (
             f"kubeconfig {path}: not a kubeconfig (expected a mapping with clusters, contexts and users,"
             f" got a {type(data).__name__})"
         )
+    return None
 
 
 def _current_context(path: str) -> str:

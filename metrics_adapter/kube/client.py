@@ -22,13 +22,11 @@ import os
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 
-from gitopsd import yamlerrors
+from gitopsd.kube.config import kubeconfig_problem
 from metrics_adapter.errors import ConfigError, UpstreamError, redact_url, truncate
 
 
@@ -50,32 +48,11 @@ class KubeSettings:
 
 
 def check_kubeconfig(path: str) -> None:
-    """Refuse a kubeconfig that is missing, not UTF-8, not YAML or not a mapping, in one line.
-
-    The kubernetes loader's own words for these are a parser dump with a traceback, a Python
-    ``TypeError`` ("list indices must be integers") or "Invalid kube-config file" for a file that
-    is not there. Same checks as gitopsd's kubeconfig loader.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"kubeconfig {path} does not exist")
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"kubeconfig {path}: cannot read it: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"kubeconfig {path}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"kubeconfig {yamlerrors.describe(exc, path)}") from None
-    if doc is not None and not isinstance(doc, dict):
-        raise ConfigError(
-            f"kubeconfig {path}: not a kubeconfig (expected a mapping with clusters, contexts and users, "
-            f"got a {type(doc).__name__})"
-        )
+    """Refuse a kubeconfig that is missing, not UTF-8, not YAML or not a mapping, in one line
+    (the checks gitopsd's loader makes, in the same words)."""
+    problem = kubeconfig_problem(path)
+    if problem:
+        raise ConfigError(problem)
 
 
 def _default_kubeconfigs() -> list[str]:
