@@ -49,6 +49,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest runs fixture teardown on KeyboardInterrupt but not on SIGTERM: make them the same,
     # so a CI timeout or `kill` still stops clusters and services.
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    # A shell without job control starts background commands (`./scripts/test.sh &`, nohup) with
+    # SIGINT ignored, and every process started from here would inherit that: the tests that
+    # press Ctrl-C on the demo or the CLI would then wait on a child that cannot hear it.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # A run killed outright (SIGKILL) took its processes with it (PR_SET_PDEATHSIG) but left
     # its directories: remove those of runs that are gone.
     reap_stale_dirs()
