@@ -18,8 +18,9 @@ from collections.abc import Sequence
 
 import aiohttp
 
+from gitopsd.usage import Parser
 from metrics_adapter.catalog import Catalog
-from metrics_adapter.cli import Parser, fail, prometheus_flags, prometheus_settings, stdout_closed
+from metrics_adapter.cli import fail, prometheus_flags, prometheus_settings, stdout_closed
 from metrics_adapter.errors import ConfigError, UpstreamError
 from metrics_adapter.kube import mapper as kmapper
 from metrics_adapter.kube.client import KubeClient, KubeSettings, load_settings

@@ -20,13 +20,12 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
+from gitopsd.usage import EXIT_USAGE, Parser, one_line
 from metrics_adapter import __version__
 from metrics_adapter.errors import ConfigError
 from metrics_adapter.sources.prometheus import PrometheusSettings
 
-EXIT_USAGE = 2
 EXIT_PIPE = 141  # 128 + SIGPIPE
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -37,10 +36,6 @@ _REFUSED = {
     "--client-ca-file": "only front-proxy client certificates and bearer tokens are accepted; "
     "other clients authenticate with tokens",
 }
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> int:
@@ -58,17 +53,6 @@ def stdout_closed() -> int:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     return EXIT_PIPE
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with kubectl-style usage errors: one ``error: ...`` line and exit 2, no usage dump.
-
-    The same as gitopsd's ``cli.common.Parser``; not imported from there, since that module
-    loads the whole gitopsd CLI (half a second at every start of the adapter).
-    """
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
 def duration(text: str) -> float:

@@ -33,17 +33,9 @@ from typing import Any
 from gitopsd import __version__
 from gitopsd import log as logging_setup
 from gitopsd.cli import diff, get, history, notify, render, rollback, run, sync, verify
-from gitopsd.cli.common import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
-    CliError,
-    Parser,
-    exit_code,
-    message,
-    one_line,
-)
+from gitopsd.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, CliError, exit_code, message
 from gitopsd.errors import GitopsdError
+from gitopsd.usage import EXIT_USAGE, Parser, one_line
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
 
@@ -30,10 +30,10 @@ from gitopsd.kube import Kube, NotFound
 from gitopsd.kube import config as kconfig
 from gitopsd.kube.errors import ConfigError, Unauthorized, Unreachable
 from gitopsd.spec import Environment, parse_duration, parse_environment
+from gitopsd.usage import EXIT_USAGE, one_line
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the operation failed (diff: differences found)
-EXIT_USAGE = 2  # a bad flag or argument, or no usable / reachable cluster (diff: any error)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
 # The Pod's own namespace, where kubectl (client-go) looks for it when running in-cluster.
@@ -81,18 +81,6 @@ def message(exc: BaseException) -> str:
     if isinstance(exc, Unauthorized):  # the server's own message is only "Unauthorized"
         return f"you must be logged in to the server: it refused the kubeconfig's credentials ({text})"
     return text
-
-
-def one_line(text: str) -> str:
-    """A message on one line: the kubernetes loader and YAML parsers like multi-line messages."""
-    return " ".join(text.split())
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with kubectl-style usage errors: one ``error: ...`` line and exit 2, no usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
 def shown(value: str) -> str:

@@ -11,8 +11,9 @@ import argparse
 from typing import Any
 
 from gitopsd.apply import Applier, ApplyOptions, Inventory
-from gitopsd.cli.common import EXIT_USAGE, add_kube_args, env_name, fetch_environment, kube_from, namespace_of
+from gitopsd.cli.common import add_kube_args, env_name, fetch_environment, kube_from, namespace_of
 from gitopsd.cli.preview import render_environment
+from gitopsd.usage import EXIT_USAGE
 
 
 def add_parser(sub: Any) -> None:
