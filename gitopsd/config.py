@@ -35,7 +35,7 @@ from gitopsd.errors import GitopsdError, SpecError
 from gitopsd.render.documents import parse as parse_documents
 from gitopsd.render.errors import MalformedManifest
 from gitopsd.secretstore import SecretRef
-from gitopsd.spec import API_VERSION, KIND, parse_duration, parse_environment
+from gitopsd.spec import API_VERSION, DNS_LABEL, DNS_SUBDOMAIN, KIND, parse_duration, parse_environment
 from gitopsd.webhooks.signatures import PROVIDERS, Provider
 
 CONFIG_KIND = "DaemonConfig"
@@ -51,8 +51,6 @@ DEFAULT_KEYS: Mapping[str, str] = {
     "receiver": "secret",
 }
 DEFAULT_API_URLS: Mapping[str, str] = {"github": "https://api.github.com", "gitlab": "https://gitlab.com"}
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
 
@@ -144,7 +142,7 @@ def _environment_metadata(meta: Any) -> None:
     if not isinstance(meta, Mapping):
         raise ConfigError("metadata: must be a mapping with name and namespace")
     _known(meta, {"name", "namespace", "labels", "annotations"}, "metadata")
-    for key, pattern, what in (("name", _SUBDOMAIN, "an object name"), ("namespace", _NAME, "a namespace name")):
+    for key, pattern, what in (("name", DNS_SUBDOMAIN, "an object name"), ("namespace", DNS_LABEL, "a namespace name")):
         value = meta.get(key)
         if not isinstance(value, str) or len(value) > 253 or not pattern.match(value):
             raise ConfigError(
@@ -158,7 +156,7 @@ def parse_daemon_config(raw: Mapping[str, Any], *, pod_namespace: str | None = N
     pod_namespace = pod_namespace if pod_namespace is not None else os.environ.get("POD_NAMESPACE") or None
     _known(raw, {"apiVersion", "kind", "metadata", "secretNamespace", "webhooks", "notifiers", "leaderElection"}, "")
     secret_ns = _opt_str(raw, "secretNamespace", "secretNamespace")
-    if secret_ns is not None and not _NAME.match(secret_ns):
+    if secret_ns is not None and not DNS_LABEL.match(secret_ns):
         raise ConfigError(f"secretNamespace: {secret_ns!r} is not a valid namespace name")
     default_ns = secret_ns or pod_namespace
 
@@ -191,7 +189,7 @@ def _notifier(raw: Any, where: str, default_ns: str | None) -> NotifierConfig:
     fields = {"name", "type", "url", "secretRef", "repository", "timeout", "retries", "queueSize", "backoff"}
     _known(spec, fields, where)
     name = spec.get("name")
-    if not isinstance(name, str) or not _NAME.match(name) or len(name) > 63:
+    if not isinstance(name, str) or not DNS_LABEL.match(name) or len(name) > 63:
         raise ConfigError(f"{where}.name: required, lowercase letters, digits and '-' (got {name!r})")
     type_ = spec.get("type")
     if type_ not in NOTIFIER_TYPES:
@@ -234,10 +232,10 @@ def _leader_election(raw: Any) -> LeaderElectionConfig:
     if enabled is not None and not isinstance(enabled, bool):
         raise ConfigError(f"{where}.enabled: must be true or false (got {enabled!r})")
     name = _opt_str(spec, "leaseName", f"{where}.leaseName") or "gitopsd"
-    if not _NAME.match(name) or len(name) > 40:
+    if not DNS_LABEL.match(name) or len(name) > 40:
         raise ConfigError(f"{where}.leaseName: lowercase letters, digits and '-', at most 40 (got {name!r})")
     namespace = _opt_str(spec, "namespace", f"{where}.namespace")
-    if namespace is not None and not _NAME.match(namespace):
+    if namespace is not None and not DNS_LABEL.match(namespace):
         raise ConfigError(f"{where}.namespace: {namespace!r} is not a valid namespace name")
     durations = {}
     for key, default in (("leaseDuration", "15s"), ("renewDeadline", "10s"), ("retryPeriod", "2s")):

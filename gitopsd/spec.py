@@ -34,7 +34,9 @@ REF_KINDS: tuple[RefKind, ...] = ("branch", "tag", "semver", "commit")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+#: Kubernetes name forms: a namespace (and most names) is a DNS label, an object name a subdomain.
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 RESERVED_PREFIX = "GITOPSD_"
@@ -168,7 +170,7 @@ def parse_spec(raw: Any, *, name: str | None = None) -> EnvironmentSpec:
         raise SpecError(unknown[0].removeprefix("."), f"unknown field ({unknown[1]})")
     source = _parse_source(_mapping(spec.get("source"), "source", required=True))
     target_ns = _optional_str(spec, "targetNamespace")
-    if target_ns is not None and (len(target_ns) > 63 or not _DNS_LABEL.match(target_ns)):
+    if target_ns is not None and (len(target_ns) > 63 or not DNS_LABEL.match(target_ns)):
         raise SpecError("targetNamespace", f"{target_ns!r} is not a valid namespace name")
     interval = parse_duration(spec.get("interval", "1m"), "interval")
     if interval < 1:

@@ -14,7 +14,6 @@ import argparse
 import calendar
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +28,7 @@ from gitopsd.errors import GitopsdError
 from gitopsd.kube import Kube, NotFound
 from gitopsd.kube import config as kconfig
 from gitopsd.kube.errors import ConfigError, Unauthorized, Unreachable
-from gitopsd.spec import Environment, parse_duration, parse_environment
+from gitopsd.spec import DNS_LABEL, DNS_SUBDOMAIN, Environment, parse_duration, parse_environment
 from gitopsd.usage import EXIT_USAGE, one_line
 
 EXIT_OK = 0
@@ -39,8 +38,6 @@ EXIT_INTERRUPTED = 130  # Ctrl-C
 # The Pod's own namespace, where kubectl (client-go) looks for it when running in-cluster.
 SERVICEACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class CliError(GitopsdError):
@@ -90,7 +87,7 @@ def shown(value: str) -> str:
 
 def env_name(text: str) -> str:
     """``ENV``: an Environment's name, a DNS subdomain as Kubernetes requires of it."""
-    if len(text) > 253 or not _DNS_SUBDOMAIN.match(text):
+    if len(text) > 253 or not DNS_SUBDOMAIN.match(text):
         raise UsageError(
             f"ENV {shown(text)}: not an Environment name (lowercase letters, digits, '-' and '.', "
             "starting and ending with a letter or digit; give the namespace with -n, not NS/NAME)"
@@ -100,7 +97,7 @@ def env_name(text: str) -> str:
 
 def namespace_name(text: str, flag: str = "--namespace") -> str:
     """``-n``: a namespace name (a DNS label); an empty one is refused rather than silently replaced."""
-    if len(text) > 63 or not _DNS_LABEL.match(text):
+    if len(text) > 63 or not DNS_LABEL.match(text):
         raise UsageError(
             f"{flag} {shown(text)}: not a namespace name (lowercase letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters)"
