@@ -83,6 +83,7 @@ class FieldConflict(ApplyError):
 
 class DependencyNotReady(ApplyError):
     reason = "DependencyNotReady"
+    transient = True  # a CRD or Namespace not ready in time: it may be on the next try
 
 
 class WriteFailed(ApplyError):
