@@ -32,13 +32,15 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from gitopsd.errors import GitopsdError, SpecError
+from gitopsd.fields import Fields
 from gitopsd.render.documents import parse as parse_documents
 from gitopsd.render.errors import MalformedManifest
 from gitopsd.secretstore import SecretRef
-from gitopsd.spec import API_VERSION, DNS_LABEL, DNS_SUBDOMAIN, KIND, parse_duration, parse_environment
+from gitopsd.spec import API_VERSION, KIND, parse_environment
 from gitopsd.webhooks.signatures import PROVIDERS, Provider
 
 CONFIG_KIND = "DaemonConfig"
+TOP_LEVEL = ("apiVersion", "kind", "metadata", "secretNamespace", "webhooks", "notifiers", "leaderElection")
 NotifierType = Literal["slack", "webhook", "github", "gitlab", "gitea"]
 NOTIFIER_TYPES: tuple[NotifierType, ...] = ("slack", "webhook", "github", "gitlab", "gitea")
 #: The Secret key read when a secretRef names none.
@@ -59,6 +61,10 @@ class ConfigError(GitopsdError):
     """The config file is unusable; the message names the document and field."""
 
     reason = "InvalidConfig"
+
+
+#: The field readers, raising ``ConfigError("<path>: <problem>")``.
+FIELDS = Fields(lambda path, problem: ConfigError(f"{path}: {problem}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +126,7 @@ def load(path: Path, *, pod_namespace: str | None = None) -> ConfigFile:
             raise ConfigError(f"{where}: expected apiVersion {API_VERSION} and kind {KIND} or {CONFIG_KIND}")
         try:
             if kind == KIND:
-                _known(doc, {"apiVersion", "kind", "metadata", "spec"}, "")
+                FIELDS.mapping(doc, "", allowed=("apiVersion", "kind", "metadata", "spec"))
                 _environment_metadata(doc.get("metadata"))
                 env = parse_environment(doc)
                 first = seen.setdefault((env.namespace, env.name), number)
@@ -139,44 +145,33 @@ def load(path: Path, *, pod_namespace: str | None = None) -> ConfigFile:
 
 def _environment_metadata(meta: Any) -> None:
     """What a config file may say of an Environment's metadata, each name valid for the API server."""
-    if not isinstance(meta, Mapping):
-        raise ConfigError("metadata: must be a mapping with name and namespace")
-    _known(meta, {"name", "namespace", "labels", "annotations"}, "metadata")
-    for key, pattern, what in (("name", DNS_SUBDOMAIN, "an object name"), ("namespace", DNS_LABEL, "a namespace name")):
-        value = meta.get(key)
-        if not isinstance(value, str) or len(value) > 253 or not pattern.match(value):
-            raise ConfigError(
-                f"metadata.{key}: {value!r} is not {what} (lowercase letters, digits and '-', starting and ending"
-                " with a letter or digit)"
-            )
+    meta = FIELDS.mapping(meta, "metadata", required=True, allowed=("name", "namespace", "labels", "annotations"))
+    FIELDS.dns_subdomain(meta.get("name"), "metadata.name", what="an object name")
+    FIELDS.dns_label(meta.get("namespace"), "metadata.namespace", what="a namespace name")
 
 
 def parse_daemon_config(raw: Mapping[str, Any], *, pod_namespace: str | None = None) -> DaemonConfig:
     """A ``DaemonConfig`` document; :class:`ConfigError` names the first bad field."""
     pod_namespace = pod_namespace if pod_namespace is not None else os.environ.get("POD_NAMESPACE") or None
-    _known(raw, {"apiVersion", "kind", "metadata", "secretNamespace", "webhooks", "notifiers", "leaderElection"}, "")
-    secret_ns = _opt_str(raw, "secretNamespace", "secretNamespace")
-    if secret_ns is not None and not DNS_LABEL.match(secret_ns):
-        raise ConfigError(f"secretNamespace: {secret_ns!r} is not a valid namespace name")
+    FIELDS.mapping(raw, "", allowed=TOP_LEVEL)
+    secret_ns = FIELDS.optional_string(raw.get("secretNamespace"), "secretNamespace")
+    if secret_ns is not None:
+        FIELDS.dns_label(secret_ns, "secretNamespace", what="a valid namespace name")
     default_ns = secret_ns or pod_namespace
 
     webhooks: dict[Provider, SecretRef] = {}
-    hooks = _map(raw.get("webhooks"), "webhooks")
+    hooks = FIELDS.mapping(raw.get("webhooks"), "webhooks")
     for provider, spec in hooks.items():
         where = f"webhooks.{provider}"
         if provider not in PROVIDERS:
             raise ConfigError(f"{where}: unknown Git host (one of {', '.join(PROVIDERS)})")
-        spec = _map(spec, where, required=True)
-        _known(spec, {"secretRef"}, where)
+        spec = FIELDS.mapping(spec, where, required=True, allowed=("secretRef",))
         ref = _secret_ref(spec.get("secretRef"), f"{where}.secretRef", "receiver", default_ns, required=True)
         assert ref is not None
         webhooks[provider] = ref
 
     notifiers: list[NotifierConfig] = []
-    raw_notifiers = raw.get("notifiers") or []
-    if not isinstance(raw_notifiers, list):
-        raise ConfigError(f"notifiers: must be a list (got {type(raw_notifiers).__name__})")
-    for index, item in enumerate(raw_notifiers):
+    for index, item in enumerate(FIELDS.items(raw.get("notifiers"), "notifiers")):
         notifier = _notifier(item, f"notifiers[{index}]", default_ns)
         if any(n.name == notifier.name for n in notifiers):
             raise ConfigError(f"notifiers[{index}].name: {notifier.name!r} is defined twice")
@@ -185,63 +180,48 @@ def parse_daemon_config(raw: Mapping[str, Any], *, pod_namespace: str | None = N
 
 
 def _notifier(raw: Any, where: str, default_ns: str | None) -> NotifierConfig:
-    spec = _map(raw, where, required=True)
-    fields = {"name", "type", "url", "secretRef", "repository", "timeout", "retries", "queueSize", "backoff"}
-    _known(spec, fields, where)
-    name = spec.get("name")
-    if not isinstance(name, str) or not DNS_LABEL.match(name) or len(name) > 63:
-        raise ConfigError(f"{where}.name: required, lowercase letters, digits and '-' (got {name!r})")
-    type_ = spec.get("type")
-    if type_ not in NOTIFIER_TYPES:
-        raise ConfigError(f"{where}.type: must be one of {', '.join(NOTIFIER_TYPES)} (got {type_!r})")
-    kind = cast(NotifierType, type_)
-    url = _opt_str(spec, "url", f"{where}.url")
+    fields = ("name", "type", "url", "secretRef", "repository", "timeout", "retries", "queueSize", "backoff")
+    spec = FIELDS.mapping(raw, where, required=True, allowed=fields)
+    name = FIELDS.dns_label(spec.get("name"), f"{where}.name", what="a notifier name")
+    kind = cast(NotifierType, FIELDS.choice(spec.get("type"), f"{where}.type", NOTIFIER_TYPES))
+    url = FIELDS.optional_string(spec.get("url"), f"{where}.url")
     if url is not None:
         _check_url(url, f"{where}.url")
     ref = _secret_ref(spec.get("secretRef"), f"{where}.secretRef", kind, default_ns, required=kind != "slack")
     if kind == "slack" and url is None and ref is None:
         raise ConfigError(f"{where}: a slack notifier needs url or secretRef (a Secret holding the webhook URL)")
     if kind == "webhook" and url is None:
-        raise ConfigError(f"{where}.url: required for a webhook notifier")
+        raise ConfigError(f"{where}.url: is required for a webhook notifier")
     if kind == "gitea" and url is None:
-        raise ConfigError(f"{where}.url: required for gitea (the server's base URL, e.g. https://gitea.example.com)")
+        raise ConfigError(f"{where}.url: is required for gitea (the server's base URL, e.g. https://gitea.example.com)")
     if kind in DEFAULT_API_URLS and url is None:
         url = DEFAULT_API_URLS[kind]
-    repository = _opt_str(spec, "repository", f"{where}.repository")
+    repository = FIELDS.optional_string(spec.get("repository"), f"{where}.repository")
     if repository is not None:
         if kind not in ("github", "gitlab", "gitea"):
             raise ConfigError(f"{where}.repository: only commit-status notifiers (github, gitlab, gitea) take one")
         if not _REPOSITORY.match(repository):
             raise ConfigError(f"{where}.repository: expected owner/name (got {repository!r})")
-    timeout = _duration(spec.get("timeout", "10s"), f"{where}.timeout")
-    if timeout <= 0:
-        raise ConfigError(f"{where}.timeout: must be more than 0")
-    retries = _int(spec, "retries", 6, 0, 20, where)
-    queue_size = _int(spec, "queueSize", 1000, 1, 100_000, where)
-    backoff = _duration(spec.get("backoff", "1s"), f"{where}.backoff")
-    if not 0 < backoff <= 60:
-        raise ConfigError(f"{where}.backoff: must be more than 0 and at most 1m")
+    timeout = FIELDS.duration(spec.get("timeout", "10s"), f"{where}.timeout", more_than=0)
+    retries = FIELDS.whole_number(spec.get("retries", 6), f"{where}.retries", low=0, high=20)
+    queue_size = FIELDS.whole_number(spec.get("queueSize", 1000), f"{where}.queueSize", low=1, high=100_000)
+    backoff = FIELDS.duration(spec.get("backoff", "1s"), f"{where}.backoff", more_than=0, at_most=60)
     return NotifierConfig(name, kind, url, ref, repository, timeout, retries, queue_size, backoff)
 
 
 def _leader_election(raw: Any) -> LeaderElectionConfig:
     where = "leaderElection"
-    spec = _map(raw, where)
-    _known(spec, {"enabled", "leaseName", "namespace", "leaseDuration", "renewDeadline", "retryPeriod"}, where)
-    enabled = spec.get("enabled")
-    if enabled is not None and not isinstance(enabled, bool):
-        raise ConfigError(f"{where}.enabled: must be true or false (got {enabled!r})")
-    name = _opt_str(spec, "leaseName", f"{where}.leaseName") or "gitopsd"
-    if not DNS_LABEL.match(name) or len(name) > 40:
-        raise ConfigError(f"{where}.leaseName: lowercase letters, digits and '-', at most 40 (got {name!r})")
-    namespace = _opt_str(spec, "namespace", f"{where}.namespace")
-    if namespace is not None and not DNS_LABEL.match(namespace):
-        raise ConfigError(f"{where}.namespace: {namespace!r} is not a valid namespace name")
+    fields = ("enabled", "leaseName", "namespace", "leaseDuration", "renewDeadline", "retryPeriod")
+    spec = FIELDS.mapping(raw, where, allowed=fields)
+    enabled = None if spec.get("enabled") is None else FIELDS.boolean(spec["enabled"], f"{where}.enabled")
+    name = FIELDS.optional_string(spec.get("leaseName"), f"{where}.leaseName") or "gitopsd"
+    FIELDS.dns_label(name, f"{where}.leaseName", what="a Lease name", max_length=40)
+    namespace = FIELDS.optional_string(spec.get("namespace"), f"{where}.namespace")
+    if namespace is not None:
+        FIELDS.dns_label(namespace, f"{where}.namespace", what="a valid namespace name")
     durations = {}
     for key, default in (("leaseDuration", "15s"), ("renewDeadline", "10s"), ("retryPeriod", "2s")):
-        durations[key] = _duration(spec.get(key, default), f"{where}.{key}")
-        if durations[key] <= 0:
-            raise ConfigError(f"{where}.{key}: must be more than 0")
+        durations[key] = FIELDS.duration(spec.get(key, default), f"{where}.{key}", more_than=0)
     lease, renew, retry = durations["leaseDuration"], durations["renewDeadline"], durations["retryPeriod"]
     if lease < 1:
         raise ConfigError(f"{where}.leaseDuration: must be at least 1s (the Lease counts whole seconds)")
@@ -255,27 +235,19 @@ def _leader_election(raw: Any) -> LeaderElectionConfig:
 def _secret_ref(raw: Any, where: str, use: str, default_ns: str | None, *, required: bool) -> SecretRef | None:
     if raw is None:
         if required:
-            raise ConfigError(f"{where}: required (a Secret: {{name: ..., key: {DEFAULT_KEYS[use]}}})")
+            raise ConfigError(f"{where}: is required (a Secret: {{name: ..., key: {DEFAULT_KEYS[use]}}})")
         return None
-    spec = _map(raw, where, required=True)
-    _known(spec, {"name", "key", "namespace"}, where)
-    name = spec.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{where}.name: required, the Secret's name")
+    spec = FIELDS.mapping(raw, where, required=True, allowed=("name", "key", "namespace"))
+    name = FIELDS.string(spec.get("name"), f"{where}.name")
     key = spec.get("key", DEFAULT_KEYS[use])
     if not isinstance(key, str) or not _KEY.match(key):
         raise ConfigError(f"{where}.key: {key!r} is not a valid Secret key")
     namespace = spec.get("namespace", default_ns)
     if not isinstance(namespace, str) or not namespace:
-        raise ConfigError(f"{where}.namespace: required (or set secretNamespace, or POD_NAMESPACE in the environment)")
+        raise ConfigError(
+            f"{where}.namespace: is required (or set secretNamespace, or POD_NAMESPACE in the environment)"
+        )
     return SecretRef(namespace, name, key)
-
-
-def _duration(value: Any, where: str) -> float:
-    try:
-        return parse_duration(value, where)
-    except SpecError as exc:
-        raise ConfigError(str(exc).removeprefix("spec.")) from None
 
 
 def _check_url(url: str, where: str) -> None:
@@ -284,37 +256,3 @@ def _check_url(url: str, where: str) -> None:
         raise ConfigError(f"{where}: expected an http:// or https:// URL (got {url!r})")
     if parts.username or parts.password:
         raise ConfigError(f"{where}: no credentials in the URL; put them in the Secret named by secretRef")
-
-
-def _known(spec: Mapping[str, Any], keys: set[str], where: str) -> None:
-    unknown = sorted(set(spec) - keys)
-    if unknown:
-        prefix = f"{where}." if where else ""
-        known = ", ".join(sorted(keys - {"apiVersion", "kind", "metadata"}))
-        raise ConfigError(f"{prefix}{unknown[0]}: unknown field (known: {known})")
-
-
-def _map(raw: Any, where: str, *, required: bool = False) -> Mapping[str, Any]:
-    if raw is None:
-        if required:
-            raise ConfigError(f"{where}: required")
-        return {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: must be an object (got {type(raw).__name__})")
-    return raw
-
-
-def _opt_str(spec: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = spec.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: must be a string (got {value!r})")
-    return value
-
-
-def _int(spec: Mapping[str, Any], key: str, default: int, low: int, high: int, where: str) -> int:
-    value = spec.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{where}.{key}: must be a whole number from {low} to {high} (got {value!r})")
-    return value

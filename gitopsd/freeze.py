@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 from gitopsd.errors import SpecError
+from gitopsd.fields import SPEC as FIELDS
+from gitopsd.fields import format_duration
 
 #: How many overlapping occurrences are chained when computing "until when" (a window that
 #: reopens before it closes, e.g. every minute for an hour, never ends: say "at least").
@@ -116,20 +118,12 @@ def active(windows: Sequence[Window], now: datetime | None = None) -> Freeze | N
 
 def parse_windows(raw: Any) -> tuple[Window, ...]:
     """Read ``spec.freeze``; raise ``SpecError`` naming the entry and field at fault."""
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise SpecError("freeze", f"must be a list of windows (got {type(raw).__name__})")
-    return tuple(parse_window(item, i) for i, item in enumerate(raw))
+    return tuple(parse_window(item, i) for i, item in enumerate(FIELDS.items(raw, "freeze", what="a list of windows")))
 
 
 def parse_window(raw: Any, index: int) -> Window:
     where = f"freeze[{index}]"
-    if not isinstance(raw, dict):
-        raise SpecError(where, f"must be an object (got {type(raw).__name__})")
-    unknown = sorted(set(raw) - {"start", "end", "cron", "duration", "timezone"})
-    if unknown:
-        raise SpecError(f"{where}.{unknown[0]}", "is not a freeze window field (start, end, cron, duration, timezone)")
+    raw = FIELDS.mapping(raw, where, required=True, allowed=("start", "end", "cron", "duration", "timezone"))
     absolute = "start" in raw or "end" in raw
     recurring = "cron" in raw or "duration" in raw or "timezone" in raw
     if absolute == recurring or (absolute and not ("start" in raw and "end" in raw)):
@@ -140,8 +134,6 @@ def parse_window(raw: Any, index: int) -> Window:
         if end <= start:
             raise SpecError(f"{where}.end", f"{raw['end']!r} is not after start {raw['start']!r}")
         return Window(index, start=start, end=end)
-    from gitopsd.spec import parse_duration  # spec imports this module for the field
-
     cron = raw.get("cron")
     if not isinstance(cron, str) or not cron.strip():
         raise SpecError(f"{where}.cron", "is required with duration: five fields, e.g. '0 18 * * FRI'")
@@ -154,9 +146,7 @@ def parse_window(raw: Any, index: int) -> Window:
         raise SpecError(f"{where}.cron", f"{cron!r} is not a valid cron expression: {exc}") from None
     if "duration" not in raw:
         raise SpecError(f"{where}.duration", "is required with cron (how long each window stays open, e.g. 64h)")
-    seconds = parse_duration(raw.get("duration"), f"{where}.duration")
-    if seconds <= 0:
-        raise SpecError(f"{where}.duration", f"must be longer than 0 (got {raw.get('duration')!r})")
+    seconds = FIELDS.duration(raw.get("duration"), f"{where}.duration", more_than=0)
     zone = raw.get("timezone", "UTC")
     if not isinstance(zone, str) or not zone:
         raise SpecError(f"{where}.timezone", f"must be an IANA time zone name such as Asia/Tokyo (got {zone!r})")
@@ -184,6 +174,4 @@ def _rfc3339(value: datetime) -> str:
 
 
 def _short(value: timedelta) -> str:
-    from gitopsd.spec import format_duration
-
     return format_duration(value.total_seconds())

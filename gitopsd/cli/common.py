@@ -25,10 +25,18 @@ import yaml
 
 from gitopsd import environments
 from gitopsd.errors import GitopsdError
+from gitopsd.fields import (
+    SUBDOMAIN_RULES,
+    Invalid,
+    check_dns_label,
+    check_dns_subdomain,
+    check_limits,
+    duration_seconds,
+)
 from gitopsd.kube import Kube, NotFound
 from gitopsd.kube import config as kconfig
 from gitopsd.kube.errors import ConfigError, Unauthorized, Unreachable
-from gitopsd.spec import DNS_LABEL, DNS_SUBDOMAIN, Environment, parse_duration, parse_environment
+from gitopsd.spec import Environment, parse_environment
 from gitopsd.usage import EXIT_USAGE, one_line
 
 EXIT_OK = 0
@@ -37,7 +45,6 @@ EXIT_INTERRUPTED = 130  # Ctrl-C
 
 # The Pod's own namespace, where kubectl (client-go) looks for it when running in-cluster.
 SERVICEACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
 
 
 class CliError(GitopsdError):
@@ -87,21 +94,21 @@ def shown(value: str) -> str:
 
 def env_name(text: str) -> str:
     """``ENV``: an Environment's name, a DNS subdomain as Kubernetes requires of it."""
-    if len(text) > 253 or not DNS_SUBDOMAIN.match(text):
+    try:
+        check_dns_subdomain(text)
+    except Invalid:
         raise UsageError(
-            f"ENV {shown(text)}: not an Environment name (lowercase letters, digits, '-' and '.', "
-            "starting and ending with a letter or digit; give the namespace with -n, not NS/NAME)"
-        )
+            f"ENV {shown(text)}: not an Environment name ({SUBDOMAIN_RULES}; give the namespace with -n, not NS/NAME)"
+        ) from None
     return text
 
 
 def namespace_name(text: str, flag: str = "--namespace") -> str:
     """``-n``: a namespace name (a DNS label); an empty one is refused rather than silently replaced."""
-    if len(text) > 63 or not DNS_LABEL.match(text):
-        raise UsageError(
-            f"{flag} {shown(text)}: not a namespace name (lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit, at most 63 characters)"
-        )
+    try:
+        check_dns_label(text)
+    except Invalid as exc:
+        raise UsageError(f"{flag} {shown(text)}: not a namespace name ({exc})") from None
     return text
 
 
@@ -110,11 +117,10 @@ def duration(flag: str) -> Callable[[str], float]:
 
     def convert(text: str) -> float:
         try:
-            seconds = parse_duration(text, flag)
-        except GitopsdError:
-            raise UsageError(f"{flag} {shown(text)}: must be a duration such as 30s, 5m or 1h") from None
-        if seconds <= 0:
-            raise UsageError(f"{flag} {shown(text)}: must be more than 0")
+            seconds = duration_seconds(text)
+            check_limits(seconds, more_than=0)
+        except Invalid as exc:
+            raise UsageError(f"{flag} {shown(text)}: {exc}") from None
         return seconds
 
     return convert
@@ -132,11 +138,13 @@ def seconds(
             raise UsageError(f"{flag} {shown(text)}: must be a number of seconds") from None
         if not math.isfinite(value):
             raise UsageError(f"{flag} {shown(text)}: must be a finite number of seconds")
-        low_ok = value >= minimum if allow_zero else value > minimum
-        if not low_ok or (maximum is not None and value > maximum):
-            bound = f"at least {minimum:g}" if allow_zero else f"more than {minimum:g}"
-            high = f" and at most {maximum:g}" if maximum is not None else ""
-            raise UsageError(f"{flag} {shown(text)}: must be {bound}{high} seconds")
+        try:
+            if allow_zero:
+                check_limits(value, at_least=minimum, at_most=maximum, show="{:g}".format)
+            else:
+                check_limits(value, more_than=minimum, at_most=maximum, show="{:g}".format)
+        except Invalid as exc:
+            raise UsageError(f"{flag} {shown(text)}: {exc} seconds") from None
         return value
 
     return convert
@@ -150,8 +158,10 @@ def count(flag: str, *, minimum: int = 1) -> Callable[[str], int]:
             value = int(text)
         except ValueError:
             raise UsageError(f"{flag} {shown(text)}: must be a whole number") from None
-        if value < minimum:
-            raise UsageError(f"{flag} {shown(text)}: must be at least {minimum}")
+        try:
+            check_limits(value, at_least=minimum, show=str)
+        except Invalid as exc:
+            raise UsageError(f"{flag} {shown(text)}: {exc}") from None
         return value
 
     return convert

@@ -29,11 +29,11 @@ from gitopsd.cli.common import (
     release_number,
 )
 from gitopsd.cli.identity import whoami
+from gitopsd.fields import format_duration
 from gitopsd.kube import Kube
 from gitopsd.releases import Owner, ReleaseError, ReleaseStore, current_number, history
 from gitopsd.releases import requests as asks
 from gitopsd.releases.record import NAME_PATTERN
-from gitopsd.spec import format_duration
 
 
 def add_parser(sub: Any) -> None:

@@ -25,8 +25,8 @@ from gitopsd.cli.common import (
     namespace_of,
 )
 from gitopsd.cli.identity import whoami
+from gitopsd.fields import format_duration
 from gitopsd.releases import requests as asks
-from gitopsd.spec import format_duration
 
 
 def add_parsers(sub: Any) -> None:

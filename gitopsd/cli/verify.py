@@ -21,9 +21,9 @@ from typing import Any
 from gitopsd import environments
 from gitopsd.cli.common import CliError, add_kube_args, duration, env_name, fetch_environment, kube_from, namespace_of
 from gitopsd.cli.identity import whoami
+from gitopsd.fields import format_duration
 from gitopsd.gates.runner import VERIFY
 from gitopsd.releases import requests as asks
-from gitopsd.spec import format_duration
 
 FINAL = ("Passed", "Failed", "Inconclusive", "Cancelled")
 

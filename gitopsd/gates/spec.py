@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from gitopsd.errors import SpecError
+from gitopsd.fields import SPEC as FIELDS
+from gitopsd.fields import format_duration
 from gitopsd.gates import templates
 
 OnFailure = Literal["Rollback", "Hold"]
@@ -47,7 +48,6 @@ MAX_METRICS = 20
 MAX_SAMPLES = 100
 MAX_SOURCES = 10
 MAX_QUERY = 2048
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PROM_DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
 
 
@@ -108,37 +108,27 @@ class PromotionSpec:
 
 def parse_verification(raw: Any, substitute: Mapping[str, str]) -> VerificationSpec | None:
     """Read ``spec.verification`` (None when absent); ``substitute`` keys are template variables too."""
-    from gitopsd.spec import parse_duration  # gitopsd.spec imports this module for the field
-
     if raw is None:
         return None
     where = "verification"
-    spec = _object(raw, where, ("prometheus", "startDelay", "interval", "samples", "deadline", "onFailure",
-                                "enforce", "metrics"))  # fmt: skip
+    spec = FIELDS.mapping(raw, where, allowed=("prometheus", "startDelay", "interval", "samples", "deadline",
+                                               "onFailure", "enforce", "metrics"))  # fmt: skip
     prometheus = _prometheus(spec.get("prometheus"))
-    start_delay = parse_duration(spec.get("startDelay", "1m"), f"{where}.startDelay")
-    interval = parse_duration(spec.get("interval", "30s"), f"{where}.interval")
-    if interval < 1:
-        raise SpecError(f"{where}.interval", f"must be at least 1s (got {spec.get('interval')!r})")
-    samples = spec.get("samples", 5)
-    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES:
-        raise SpecError(f"{where}.samples", f"must be a whole number from 1 to {MAX_SAMPLES} (got {samples!r})")
-    deadline = parse_duration(spec.get("deadline", "10m"), f"{where}.deadline")
+    start_delay = FIELDS.duration(spec.get("startDelay", "1m"), f"{where}.startDelay")
+    interval = FIELDS.duration(spec.get("interval", "30s"), f"{where}.interval", at_least=1)
+    samples = FIELDS.whole_number(spec.get("samples", 5), f"{where}.samples", low=1, high=MAX_SAMPLES)
+    deadline = FIELDS.duration(spec.get("deadline", "10m"), f"{where}.deadline")
     needed = start_delay + (samples - 1) * interval
     if deadline <= needed:
         raise SpecError(
             f"{where}.deadline",
             f"{spec.get('deadline', '10m')} leaves no time for {samples} samples: startDelay + (samples - 1) x "
-            f"interval is already {_seconds(needed)}; make it longer",
+            f"interval is already {format_duration(needed)}; make it longer",
         )
-    on_failure = spec.get("onFailure", "Rollback")
-    if on_failure not in ("Rollback", "Hold"):
-        raise SpecError(f"{where}.onFailure", f"must be Rollback or Hold (got {on_failure!r})")
-    enforce = spec.get("enforce", True)
-    if not isinstance(enforce, bool):
-        raise SpecError(f"{where}.enforce", f"must be true or false (got {enforce!r})")
-    metrics = spec.get("metrics")
-    if not isinstance(metrics, list) or not metrics:
+    on_failure = FIELDS.choice(spec.get("onFailure", "Rollback"), f"{where}.onFailure", ("Rollback", "Hold"))
+    enforce = FIELDS.boolean(spec.get("enforce", True), f"{where}.enforce")
+    metrics = FIELDS.items(spec.get("metrics"), f"{where}.metrics")
+    if not metrics:
         raise SpecError(f"{where}.metrics", "needs at least one metric (name, query, range)")
     if len(metrics) > MAX_METRICS:
         raise SpecError(f"{where}.metrics", f"at most {MAX_METRICS} metrics (got {len(metrics)})")
@@ -168,58 +158,47 @@ def parse_promotion(raw: Any, *, name: str | None = None) -> PromotionSpec | Non
     """Read ``spec.promotion``; ``name`` (the Environment's own) refuses a requirement on itself."""
     if raw is None:
         return None
-    spec = _object(raw, "promotion", ("requireHealthyIn", "match"))
-    sources = spec.get("requireHealthyIn")
-    if not isinstance(sources, list) or not sources:
+    spec = FIELDS.mapping(raw, "promotion", allowed=("requireHealthyIn", "match"))
+    sources = FIELDS.items(spec.get("requireHealthyIn"), "promotion.requireHealthyIn")
+    if not sources:
         raise SpecError("promotion.requireHealthyIn", "needs at least one Environment ({name: staging})")
     if len(sources) > MAX_SOURCES:
         raise SpecError("promotion.requireHealthyIn", f"at most {MAX_SOURCES} Environments (got {len(sources)})")
     names: list[str] = []
     for i, item in enumerate(sources):
         where = f"promotion.requireHealthyIn[{i}]"
-        entry = _object(item, where, ("name",))
-        source = entry.get("name")
-        if not isinstance(source, str) or not _NAME.match(source) or len(source) > 63:
-            raise SpecError(f"{where}.name", f"must be the name of an Environment in this namespace (got {source!r})")
+        entry = FIELDS.mapping(item, where, required=True, allowed=("name",))
+        source = FIELDS.dns_label(entry.get("name"), f"{where}.name", what="the name of an Environment")
         if source == name:
             raise SpecError("promotion.requireHealthyIn", f"names this Environment itself ({name}): a cycle")
         if source in names:
             raise SpecError("promotion.requireHealthyIn", f"lists an Environment twice ({source!r})")
         names.append(source)
-    match = spec.get("match", "commit")
-    if match not in ("commit", "content"):
-        raise SpecError("promotion.match", f"must be commit or content (got {match!r})")
+    match = FIELDS.choice(spec.get("match", "commit"), "promotion.match", ("commit", "content"))
     return PromotionSpec(tuple(names), cast(Match, match))
 
 
 def _prometheus(raw: Any) -> PrometheusSpec:
-    from gitopsd.spec import parse_duration
-
     where = "verification.prometheus"
     if raw is None:
         raise SpecError(where, "is required: {url: http://prometheus:9090}")
-    spec = _object(raw, where, ("url", "secretRef", "timeout"))
+    spec = FIELDS.mapping(raw, where, allowed=("url", "secretRef", "timeout"))
     url = spec.get("url")
     if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url.strip()):
         raise SpecError(f"{where}.url", f"must be an http:// or https:// URL of Prometheus (got {url!r})")
     secret_name: str | None = None
     if "secretRef" in spec:
-        ref = _object(spec["secretRef"], f"{where}.secretRef", ("name",))
-        secret_name = ref.get("name")
-        if not isinstance(secret_name, str) or not secret_name:
-            raise SpecError(f"{where}.secretRef.name", "is required when secretRef is given")
-    timeout = parse_duration(spec.get("timeout", "10s"), f"{where}.timeout")
-    if not 0 < timeout <= 300:
-        raise SpecError(f"{where}.timeout", f"must be more than 0 and at most 5m (got {spec.get('timeout')!r})")
+        ref = FIELDS.mapping(spec["secretRef"], f"{where}.secretRef", required=True, allowed=("name",))
+        secret_name = FIELDS.string(ref.get("name"), f"{where}.secretRef.name")
+    timeout = FIELDS.duration(spec.get("timeout", "10s"), f"{where}.timeout", more_than=0, at_most=300)
     return PrometheusSpec(url.strip().rstrip("/"), secret_name, timeout)
 
 
 def _metric(raw: Any, index: int, samples: int, known: list[str]) -> MetricSpec:
     where = f"verification.metrics[{index}]"
-    spec = _object(raw, where, ("name", "query", "window", "range", "failureThreshold", "noData"))
-    name = spec.get("name")
-    if not isinstance(name, str) or not _NAME.match(name) or len(name) > 63:
-        raise SpecError(f"{where}.name", f"must be lowercase letters, digits and '-' (got {name!r})")
+    spec = FIELDS.mapping(raw, where, required=True,
+                          allowed=("name", "query", "window", "range", "failureThreshold", "noData"))  # fmt: skip
+    name = FIELDS.dns_label(spec.get("name"), f"{where}.name", what="a metric name")
     query = spec.get("query")
     if not isinstance(query, str) or not query.strip():
         raise SpecError(f"{where}.query", "is required: a PromQL instant query giving one number")
@@ -234,54 +213,23 @@ def _metric(raw: Any, index: int, samples: int, known: list[str]) -> MetricSpec:
         raise SpecError(f"{where}.query", str(exc)) from None
     if "window" in used and window is None:
         raise SpecError(f"{where}.window", "is required: the query uses {{.window}}")
-    bounds = _object(spec.get("range"), f"{where}.range", ("min", "max"), required=True)
-    low, high = (_bound(bounds.get(k), f"{where}.range.{k}") for k in ("min", "max"))
+    bounds = FIELDS.mapping(spec.get("range"), f"{where}.range", required=True, allowed=("min", "max"))
+    low, high = (
+        None if bounds.get(k) is None else FIELDS.number(bounds[k], f"{where}.range.{k}") for k in ("min", "max")
+    )
     if low is None and high is None:
         raise SpecError(f"{where}.range", "give min, max or both (inclusive)")
     if low is not None and high is not None and low > high:
         raise SpecError(f"{where}.range", f"min {_num(low)} is greater than max {_num(high)}")
-    threshold = spec.get("failureThreshold", 1)
-    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
-        raise SpecError(f"{where}.failureThreshold", f"must be a whole number of at least 1 (got {threshold!r})")
+    threshold = FIELDS.whole_number(spec.get("failureThreshold", 1), f"{where}.failureThreshold", low=1)
     if threshold > samples:
         raise SpecError(
             f"{where}.failureThreshold",
             f"{threshold} is more than samples ({samples}): the metric would pass before it could fail",
         )
-    no_data = spec.get("noData", "Skip")
-    if no_data not in ("Skip", "Pass", "Fail"):
-        raise SpecError(f"{where}.noData", f"must be Skip, Pass or Fail (got {no_data!r})")
+    no_data = FIELDS.choice(spec.get("noData", "Skip"), f"{where}.noData", ("Skip", "Pass", "Fail"))
     return MetricSpec(name, query, Range(low, high), window, threshold, cast(NoData, no_data))
-
-
-def _bound(value: Any, field: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SpecError(field, f"must be a number (got {value!r}; leave it unquoted in YAML)")
-    if math.isnan(value) or math.isinf(value):
-        raise SpecError(field, f"must be a finite number (got {value!r}; leave the bound out for none)")
-    return float(value)
-
-
-def _object(raw: Any, field: str, allowed: tuple[str, ...], *, required: bool = False) -> Mapping[str, Any]:
-    if raw is None and required:
-        raise SpecError(field, "is required")
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise SpecError(field, f"must be an object (got {type(raw).__name__})")
-    unknown = sorted(set(raw) - set(allowed))
-    if unknown:
-        raise SpecError(f"{field}.{unknown[0]}", f"is not a field here (known: {', '.join(allowed)})")
-    return raw
 
 
 def _num(value: float) -> str:
     return f"{value:g}"
-
-
-def _seconds(value: float) -> str:
-    from gitopsd.spec import format_duration
-
-    return format_duration(value)

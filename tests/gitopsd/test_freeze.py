@@ -93,7 +93,7 @@ def test_no_windows_no_freeze() -> None:
         ({"cron": "0 0 18 * * FRI", "duration": "1h"}, "spec.freeze[0].cron: '0 0 18 * * FRI' must have five fields"),
         ({"cron": "0 18 * * FRI"}, "spec.freeze[0].duration: is required with cron"),
         ({"cron": "0 18 * * FRI", "duration": "2d"}, "spec.freeze[0].duration: must be a duration"),
-        ({"cron": "0 18 * * FRI", "duration": "0s"}, "spec.freeze[0].duration: must be longer than 0"),
+        ({"cron": "0 18 * * FRI", "duration": "0s"}, "spec.freeze[0].duration: must be more than 0"),
         ({"start": "2026-12-24T00:00:00Z", "end": "2026-12-24T00:00:00Z"}, "spec.freeze[0].end: '2026-12-24T00:00"),
         ({"start": "2026-12-24", "end": "2026-12-25T00:00:00Z"}, "spec.freeze[0].start: '2026-12-24' needs a date, a"),
         (

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from gitopsd.errors import SpecError
-from gitopsd.spec import format_duration, normalise_path, parse_duration, parse_environment, parse_spec
+from gitopsd.fields import duration_seconds, format_duration, normalise_path
+from gitopsd.spec import parse_environment, parse_spec
 
 
 def _spec(**source: Any) -> dict[str, Any]:
@@ -81,7 +82,7 @@ def test_git_url_forms_accepted(url: str) -> None:
 )
 def test_durations(text: str, seconds: float) -> None:
     """Go-style durations are read as seconds."""
-    assert parse_duration(text, "x") == pytest.approx(seconds)
+    assert duration_seconds(text) == pytest.approx(seconds)
 
 
 def test_format_duration_round_trips_common_values() -> None:
