@@ -1,6 +1,7 @@
 """The Kubernetes port: an asyncio client, discovery, and the errors they raise.
 
-Nothing outside this package talks HTTP to a cluster; engine parts take a ``Kube``.
+Nothing outside this package talks HTTP to a cluster; engine parts take a ``KubeAPI`` (the
+protocol ``Kube`` satisfies, and the in-memory fake of the unit tests too).
 """
 
 from gitopsd.kube.client import Kube, ListResult, RequestStats, WatchEvent
@@ -16,6 +17,7 @@ from gitopsd.kube.errors import (
     UnknownKind,
     Unreachable,
 )
+from gitopsd.kube.port import KubeAPI
 
 __all__ = [
     "ApiError",
@@ -25,6 +27,7 @@ __all__ = [
     "Gone",
     "Invalid",
     "Kube",
+    "KubeAPI",
     "KubeError",
     "ListResult",
     "NotFound",
