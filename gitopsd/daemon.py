@@ -28,6 +28,12 @@ three kinds of task only run while this process holds the Lease; a standby is re
 released once the work has stopped; a leader that fails to renew stops its work at once and
 ``run`` raises ``LeadershipLost``. ``services`` (notification delivery, secret refresh) run
 beside the daemon until ``stop``.
+
+The cluster's **watch cache** (``kube.watchcache``, one per cluster, shared by every
+Environment) feeds the applier's live state and health waits, and drift: when someone else
+edits a field we applied or deletes a managed object (``apply.edits``), the owning Environment
+is queued at once (without a fresh ``ls-remote``), so the edit is reverted in seconds, not at
+the next interval. Each kind is watched from the first reconcile that needs it.
 """
 
 from __future__ import annotations
@@ -44,12 +50,16 @@ import structlog
 from aiohttp import web
 
 from gitopsd import environments, finalizer, probes, status
+from gitopsd.apply import edits
 from gitopsd.errors import GitopsdError, SpecError
 from gitopsd.events import EventRecorder
 from gitopsd.kube import Gone, Kube, KubeError
+from gitopsd.kube.reflector import Change
+from gitopsd.kube.watchcache import WatchCache
 from gitopsd.leader import Elector, LeadershipLost, NoElection
 from gitopsd.lifecycle import Announcer
 from gitopsd.metrics import Metrics
+from gitopsd.model import ENVIRONMENT_LABEL, FIELD_MANAGER
 from gitopsd.notify.subscriptions import Subscription
 from gitopsd.reconcile import Reconciler
 from gitopsd.releases import requests
@@ -105,7 +115,10 @@ class Daemon:
         leader: Elector | None = None,
         webhooks: Callable[[], web.Application] | None = None,
         services: Sequence[Service] = (),
+        cache: WatchCache | None = None,
     ) -> None:
+        """``cache``: the cluster's watch cache (default: one of our own, watching over a
+        connection pool of its own so long watches never wait behind requests)."""
         self.kube = kube
         self.settings = settings
         self.metrics = metrics or Metrics()
@@ -114,7 +127,19 @@ class Daemon:
             timeout=settings.git_timeout,
             on_fetch=lambda url, seconds: self.metrics.git_fetch_duration.labels(url).observe(seconds),
         )
-        self.reconciler = Reconciler(kube, self.sources, EventRecorder(kube), self.metrics)
+        self._watch_client: Kube | None = None
+        if cache is None:
+            self._watch_client = Kube(kube.connection, max_connections=0)
+            namespaces = [settings.namespace] if settings.namespace else None
+            cache = WatchCache(
+                self._watch_client, namespaces=namespaces, label=ENVIRONMENT_LABEL, field_manager=FIELD_MANAGER
+            )
+        self.cache = cache
+        self.cache.subscribe(self._on_cluster_change)
+        self.metrics.watch_cache(self.cache.figures)
+        self.reconciler = Reconciler(kube, self.sources, EventRecorder(kube), self.metrics, cache=cache)
+        # Until the Reconciler hands ``cache`` to its applier itself (issue 13's context refactor).
+        self.reconciler.applier.cache = cache
         self.metrics.watch_statuses(self._statuses)
         if announcer is not None:
             self.reconciler.announcer = announcer
@@ -218,6 +243,9 @@ class Daemon:
             await self.leader.release()
             await asyncio.gather(*services, return_exceptions=True)
             await self.sources.close()
+            await self.cache.close()
+            if self._watch_client is not None:
+                await self._watch_client.close()
             for each in runners:
                 await each.cleanup()
             log.info("stopped")
@@ -317,6 +345,22 @@ class Daemon:
             self._work.add(key)
         elif meta.get("generation") != old_meta.get("generation"):
             self._work.add(key)
+
+    def _on_cluster_change(self, change: Change) -> None:
+        """A managed object edited or deleted by someone else: reconcile its Environment now."""
+        owner = edits.edited_owner(change, FIELD_MANAGER)
+        if owner is None:
+            return
+        key = edits.owner_key(owner)
+        if self.trigger(key, fresh=False):
+            meta = change.object.get("metadata") or {}
+            self.metrics.drift_events.labels(owner).inc()
+            log.info(
+                "managed object changed in the cluster; reconciling",
+                environment=key,
+                object=f"{change.resource.kind}/{meta.get('namespace') or ''}/{meta.get('name')}".replace("//", "/"),
+                change="deleted" if change.new is None else "edited",
+            )
 
     def _forget(self, key: str) -> None:
         obj = self._objects.pop(key, None)

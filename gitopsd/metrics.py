@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from gitopsd.kube.watchcache import Figures
 
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -49,6 +51,41 @@ class _StatusCollector(Collector):
             held.add_metric([environment], 1 if revision else 0)
         yield release
         yield held
+
+
+class _WatchCacheCollector(Collector):
+    """The watch cache's figures per watched scope (kind, namespace ""=cluster-wide), read at scrape time."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[Figures]] = lambda: ()
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        labels = ["kind", "namespace"]
+        objects = GaugeMetricFamily(
+            "gitopsd_watch_cache_objects", "Managed objects held in the watch cache.", labels=labels
+        )
+        failed = GaugeMetricFamily(
+            "gitopsd_watch_cache_failed",
+            "1 while a watched kind cannot be listed (Forbidden, CRD deleted); retried later.",
+            labels=labels,
+        )
+        relists = CounterMetricFamily(
+            "gitopsd_watch_cache_relists",
+            "Lists after the first (410 Gone: the watch fell behind compaction; or after a failure).",
+            labels=labels,
+        )
+        restarts = CounterMetricFamily(
+            "gitopsd_watch_restarts",
+            "Watches reopened after a dropped connection, an error or an API server restart.",
+            labels=labels,
+        )
+        for f in self.source():
+            values = [f.kind, f.namespace]
+            objects.add_metric(values, f.objects)
+            failed.add_metric(values, 1 if f.failure else 0)
+            relists.add_metric(values, f.relists)
+            restarts.add_metric(values, f.restarts)
+        yield from (objects, failed, relists, restarts)
 
 
 #: Every value of ``gitopsd_reconcile_total{result}`` and ``gitopsd_rollbacks_total{reason}``.
@@ -123,6 +160,14 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("gitopsd_work_queue_depth", "Environments waiting for a worker.", registry=r)
+        self.drift_events = Counter(
+            "gitopsd_drift_events_total",
+            "Managed objects edited or deleted by someone else, seen by the watch (each queues a reconcile).",
+            ["environment"],
+            registry=r,
+        )
+        self._watch_cache = _WatchCacheCollector()
+        r.register(self._watch_cache)
         self._statuses = _StatusCollector()
         r.register(self._statuses)
 
@@ -143,6 +188,10 @@ class Metrics:
         """Export ``gitopsd_environment_release`` and ``gitopsd_environment_held`` from ``source``."""
         self._statuses.source = source
 
+    def watch_cache(self, source: Callable[[], Iterable[Figures]]) -> None:
+        """Export the watch cache's figures (``gitopsd_watch_cache_*``, ``gitopsd_watch_restarts_total``)."""
+        self._watch_cache.source = source
+
     def forget(self, environment: str) -> None:
         """Drop the series of a deleted Environment."""
         for metric in (
@@ -151,6 +200,7 @@ class Metrics:
             self.drift_corrected,
             self.ready,
             self.inventory_objects,
+            self.drift_events,
         ):
             with contextlib.suppress(KeyError):
                 metric.remove(environment)

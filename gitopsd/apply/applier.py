@@ -5,8 +5,8 @@ The order of one ``Applier.sync``:
 1. **Plan** (``plan``): label every object ``gitopsd.dev/environment=<owner>``, resolve its type
    through discovery, sort it into a stage. Unknown kinds, objects without a namespace and
    duplicates are refused here.
-2. **Observe** (``live``): one list by our label per kind with many objects, GETs (or a namespace
-   list) for the rest.
+2. **Observe** (``live``): from the cluster's watch cache for the kinds it serves (no request);
+   else one list by our label per kind with many objects, GETs (or a namespace list) for the rest.
 3. **Dry-run** (``ssa.preflight``) every object that can be dry-run now, in parallel: the server
    answers with what the object would become. Objects the memo shows untouched since our last
    apply are not even dry-run. An object labelled for another Environment, an Apply manager's
@@ -65,7 +65,8 @@ from gitopsd.apply.result import WRITES, Action, ObjectResult, SyncResult
 from gitopsd.apply.ssa import Decision, ServerSideApply, slim
 from gitopsd.health import HealthReport
 from gitopsd.kube import ApiError, Kube, Resource, UnknownKind
-from gitopsd.model import FIELD_MANAGER, Manifest
+from gitopsd.kube.watchcache import WatchCache
+from gitopsd.model import FIELD_MANAGER, Manifest, ObjectRef
 
 EMPTY_RENDER = "the render is empty and allowEmpty is off: nothing pruned"
 
@@ -94,8 +95,15 @@ class Applier:
         field_manager: str = FIELD_MANAGER,
         concurrency: int = 16,
         establish_timeout: float = 60.0,
+        cache: WatchCache | None = None,
     ) -> None:
+        """``cache``: the cluster's watch cache; live state and health are read from it for the
+        kinds it serves (GETs and lists otherwise, as without it)."""
         self.kube = kube
+        self.cache = cache
+        # What our writes returned (slim), until a health wait read them: a cached copy older
+        # than this must not pass the health gate (the watch may lag behind our own write).
+        self._written: dict[ObjectRef, dict[str, Any]] = {}
         self.concurrency = concurrency
         self.establish_timeout = establish_timeout
         self._ssa = ServerSideApply(kube, field_manager)
@@ -141,6 +149,8 @@ class Applier:
                 decisions += await self._after_foundation(plan, live, options, memo, written, previous)
                 timings["settle_and_deferred_dry_run"] = time.monotonic() - mark
 
+        if self.cache is not None:
+            self._written.update(written)
         desired_refs = {d.ref for d in plan.objects}
         inventory = Inventory.of(InventoryEntry.of(d.body) for d in plan.objects)
         outcomes = [
@@ -226,8 +236,16 @@ class Applier:
         read by GET when few of a kind are pending; else ``owner`` reads each kind with one
         labelled list (without it, one list per kind and namespace).
         """
+        written = {e.ref: self._written.pop(e.ref) for e in inventory if e.ref in self._written}
         return await waiting.wait(
-            self.kube, inventory, timeout, owner=owner, interval=interval, on_progress=on_progress
+            self.kube,
+            inventory,
+            timeout,
+            owner=owner,
+            interval=interval,
+            on_progress=on_progress,
+            cache=self.cache,
+            written=written,
         )
 
     # -- steps -----------------------------------------------------------------------------
@@ -253,7 +271,11 @@ class Applier:
             resource = await self._resolve_entry(entry)
             if resource is not None:
                 wanted.append((entry.ref, resource))
+        cached = observing.LiveState()
+        if self.cache is not None:
+            wanted = observing.from_cache(self.cache, cached, wanted)
         live = await observing.observe(self.kube, owner, wanted, concurrency=self.concurrency)
+        live.objects.update(cached.objects)
         # Namespaces first: objects in a Namespace of the bundle that does not exist yet wait.
         namespaces = [(d.ref, d.resource) for d in plan.stage(Stage.FOUNDATION) if d.ref.kind == "Namespace"]
         await observing.fill(self.kube, live, _typed(namespaces), concurrency=self.concurrency)

@@ -18,6 +18,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from gitopsd.kube.reflector import strip
+
 _VOLATILE_METADATA = ("resourceVersion", "creationTimestamp", "selfLink")
 
 
@@ -37,8 +39,14 @@ def comparable(obj: Mapping[str, Any], *, managed_fields: bool = True) -> dict[s
     return out
 
 
-def same_state(preview: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
-    return comparable(preview) == comparable(live)
+def same_state(preview: Mapping[str, Any], live: Mapping[str, Any], manager: str | None = None) -> bool:
+    """``comparable`` equality; with ``manager``, both sides first stripped as the watch cache
+    stores objects (``reflector.strip``: others' field sets and the last-applied annotation go),
+    so a cached live object compares like a fresh GET. Our own field set still counts: an apply
+    that only takes fields over changes it."""
+    if manager is None:
+        return comparable(preview) == comparable(live)
+    return comparable(strip(preview, manager)) == comparable(strip(live, manager))
 
 
 def changed_paths(before: Any, after: Any, path: str = "", limit: int = 20) -> list[str]:
@@ -117,6 +125,18 @@ def _apply_entry(obj: Mapping[str, Any], manager: str) -> Mapping[str, Any] | No
         ):
             return entry
     return None
+
+
+def agree_within(fields: Mapping[str, Any], a: Any, b: Any) -> bool:
+    """Do ``a`` and ``b`` agree on every field of the ``fieldsV1`` set ``fields``?"""
+    return _same_within(fields, a, b)
+
+
+def apply_fields(obj: Mapping[str, Any], manager: str) -> Mapping[str, Any] | None:
+    """The ``fieldsV1`` set ``manager`` applied on ``obj``, or None when it applied none."""
+    entry = _apply_entry(obj, manager)
+    fields = entry.get("fieldsV1") if entry is not None else None
+    return fields if isinstance(fields, Mapping) else None
 
 
 def _same_within(fields: Mapping[str, Any], a: Any, b: Any) -> bool:

@@ -12,6 +12,11 @@ inventory), so those identities decide how each kind is read:
   0.8 ms of apiserver CPU for a GET against 2.5 ms for a cluster-wide labelled list, growing with
   the cluster.
 
+With the cluster's watch cache (``kube.watchcache``), a kind it serves in the object's namespace
+is read from memory first (``from_cache``): no request at all. The cache holds only labelled
+objects, so an object it lacks (new, unlabelled, or created a moment ago and not seen yet) goes
+on to ``fill`` like any other: a miss costs a GET, never a wrong "absent".
+
 Objects not found by the label (new ones, ones someone else labelled or unlabelled) are then
 looked up by ``fill``: a GET each when few share a kind and namespace, one unfiltered list of
 that namespace when many do (the first sync of a large bundle).
@@ -26,6 +31,7 @@ from typing import Any
 
 from gitopsd.apply.parallel import bounded
 from gitopsd.kube import Kube, NotFound, Resource
+from gitopsd.kube.watchcache import WatchCache
 from gitopsd.model import ENVIRONMENT_LABEL, ObjectRef
 
 #: More missing objects than this in one kind and namespace: list the namespace, not GET each.
@@ -96,6 +102,21 @@ async def get_object(kube: Kube, resource: Resource, namespace: str | None, name
     obj.setdefault("apiVersion", resource.api_version)
     obj.setdefault("kind", resource.kind)
     return obj
+
+
+def from_cache(
+    cache: WatchCache, live: LiveState, wanted: Iterable[tuple[ObjectRef, Resource]]
+) -> list[tuple[ObjectRef, Resource]]:
+    """Record in ``live`` the ``wanted`` objects ``cache`` holds; return the rest (kinds it does
+    not serve there yet, failed ones, and objects it does not hold). Starts watching every kind asked for."""
+    rest: list[tuple[ObjectRef, Resource]] = []
+    for ref, resource in wanted:
+        found = cache.get(resource, ref.namespace, ref.name) if cache.covers(resource, ref.namespace) else None
+        if found is None:
+            rest.append((ref, resource))
+        else:
+            live.objects[ref] = found
+    return rest
 
 
 async def observe(

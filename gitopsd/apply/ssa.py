@@ -143,7 +143,7 @@ def _decide(
 ) -> Decision:
     if live is None:
         return Decision(desired, None, Action.CREATED, force, preview=preview)
-    if not taken and compare.same_state(preview, live):
+    if not taken and compare.same_state(preview, live, field_manager):
         return Decision(desired, live, Action.UNCHANGED, preview=preview)
     if not taken and _version(preview) != _version(live) and compare.owned_unchanged(preview, live, field_manager):
         # Our read was older than the object the dry-run saw; what moved in between is not ours.

@@ -10,13 +10,18 @@ one; without an owner, one list per namespace), and assesses each object with
 ``gitopsd.health``. An object that reached Current is not read again. The wait ends when all
 are Current (Healthy), as soon as one is Failed (waiting will not help), or at the deadline
 (TimedOut), naming the first object not ready and what it lacks.
+
+With the cluster's watch cache, objects of the kinds it serves are assessed from memory and
+re-assessed when their watch event arrives (at the latest every ``MAX_INTERVAL``), without a
+request; only the others are polled as above.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gitopsd.apply.inventory import Inventory, InventoryEntry
@@ -24,6 +29,8 @@ from gitopsd.apply.live import PAGE_SIZE, Read, get_object, owner_selector, plan
 from gitopsd.apply.parallel import bounded
 from gitopsd.health import ALWAYS_READY, Health, HealthReport, ObjectHealth, Overall, Status, assess, summarize
 from gitopsd.kube import Kube, Resource, UnknownKind
+from gitopsd.kube.reflector import Change
+from gitopsd.kube.watchcache import WatchCache
 from gitopsd.model import ObjectRef
 
 Progress = Callable[[HealthReport], None]
@@ -53,7 +60,11 @@ async def wait(
     interval: float = 1.0,
     concurrency: int = 8,
     on_progress: Progress | None = None,
+    cache: WatchCache | None = None,
+    written: Mapping[ObjectRef, Mapping[str, Any]] | None = None,
 ) -> HealthReport:
+    """``written``: what our writes of this sync returned; a cached copy older than that is
+    not assessed (it is read by request until the watch caught up)."""
     started = time.monotonic()
     deadline = started + max(0.0, timeout)
     pause = interval
@@ -68,23 +79,78 @@ async def wait(
             verdicts[entry.ref] = Health(Status.UNKNOWN, "its type is not served by the cluster", "UnknownKind")
         else:
             pending[entry.ref] = resource
-    while True:
-        for ref, health in (await _poll(kube, pending, owner, concurrency)).items():
-            verdicts[ref] = health
-            if health.ready:
-                del pending[ref]
-        now = time.monotonic()
-        report = summarize(
-            (ObjectHealth(ref, h) for ref, h in verdicts.items()),
-            deadline_passed=now >= deadline,
-            elapsed=now - started,
-        )
-        if on_progress is not None:
-            on_progress(report)
-        if report.overall is not Overall.PROGRESSING:
-            return report
-        await asyncio.sleep(max(0.0, min(pause, deadline - now)))
-        pause = min(pause * BACKOFF, max(interval, MAX_INTERVAL))
+    moved = asyncio.Event()  # a pending object changed in the cache
+    unsubscribe = cache.subscribe(_waker(pending, moved)) if cache is not None else None
+    next_poll = started
+    try:
+        while True:
+            now = time.monotonic()
+            polled = now >= next_poll
+            cached = _from_cache(cache, pending, written or {}) if cache is not None else {}
+            todo = {ref: res for ref, res in pending.items() if ref not in cached} if polled else {}
+            fresh = {**cached, **(await _poll(kube, todo, owner, concurrency) if todo else {})}
+            for ref, health in fresh.items():
+                verdicts[ref] = health
+                if health.ready:
+                    del pending[ref]
+            now = time.monotonic()
+            report = summarize(
+                (ObjectHealth(ref, h) for ref, h in verdicts.items()),
+                deadline_passed=now >= deadline,
+                elapsed=now - started,
+            )
+            if on_progress is not None:
+                on_progress(report)
+            if report.overall is not Overall.PROGRESSING:
+                return report
+            if polled:
+                next_poll = now + pause
+                pause = min(pause * BACKOFF, max(interval, MAX_INTERVAL))
+            # Objects the cache holds are re-read when they change; the rest when their poll is due.
+            uncached = any(ref not in cached for ref in pending)
+            until = min(next_poll if uncached else now + MAX_INTERVAL, deadline)
+            moved.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(moved.wait(), max(0.0, until - now))
+    finally:
+        if unsubscribe is not None:
+            unsubscribe()
+
+
+def _waker(pending: dict[ObjectRef, Resource], moved: asyncio.Event) -> Callable[[Change], None]:
+    def wake(change: Change) -> None:
+        if ObjectRef.of(change.object) in pending:
+            moved.set()
+
+    return wake
+
+
+def _from_cache(
+    cache: WatchCache, pending: dict[ObjectRef, Resource], written: Mapping[ObjectRef, Mapping[str, Any]]
+) -> dict[ObjectRef, Health]:
+    """Verdicts for the pending objects the cache serves and holds, once it holds at least what we
+    wrote (a miss, or a copy older than our write, is read by request)."""
+    now = time.time()
+    verdicts: dict[ObjectRef, Health] = {}
+    for ref, resource in pending.items():
+        if cache.covers(resource, ref.namespace):
+            found = cache.get(resource, ref.namespace, ref.name)
+            if found is not None and caught_up(found, written.get(ref)):
+                verdicts[ref] = assess(found, now)
+    return verdicts
+
+
+def caught_up(cached: Mapping[str, Any], written: Mapping[str, Any] | None) -> bool:
+    """Is ``cached`` the object we wrote (``written``), or a later one? Same uid and a generation
+    at least ours; for kinds without generation, the very version we wrote."""
+    if written is None:
+        return True
+    have, wrote = cached.get("metadata") or {}, written.get("metadata") or {}
+    if have.get("uid") != wrote.get("uid"):
+        return False
+    if isinstance(have.get("generation"), int) and isinstance(wrote.get("generation"), int):
+        return bool(have["generation"] >= wrote["generation"])
+    return bool(have.get("resourceVersion") == wrote.get("resourceVersion"))
 
 
 async def _poll(
