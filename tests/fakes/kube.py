@@ -35,9 +35,9 @@ from gitopsd.kube.client import ListResult, PatchType, RequestStats, WatchEvent
 from gitopsd.kube.discovery import Discovery
 from gitopsd.kube.errors import ApiError, BadRequest, Gone, Invalid, NotFound
 from gitopsd.model import ObjectRef
-from tests.fakes import patches, selectors
+from tests.fakes import patches, selectors, watching
 from tests.fakes.kinds import DEFAULT_KINDS, Kind, Kinds
-from tests.fakes.objects import Change, Store, Validator, utc_now
+from tests.fakes.objects import Store, Validator, utc_now
 from tests.fakes.selectors import Match
 
 if TYPE_CHECKING:
@@ -84,9 +84,7 @@ class FakeKube:
         #: The Update manager of writes without ``fieldManager`` (the real server uses the User-Agent).
         self.default_manager = default_manager
         self._failures: list[_Failure] = []
-        self._bookmarks = 0
-        self._closed = 0
-        self._expired = 0
+        self.signals = watching.Signals()
         for name in namespaces:
             self.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
@@ -139,17 +137,17 @@ class FakeKube:
 
     def bookmark(self) -> None:
         """Send a BOOKMARK (the current resourceVersion) to every open watch."""
-        self._bookmarks += 1
+        self.signals.bookmarks += 1
         self.store.wake()
 
     def end_watches(self) -> None:
         """End every open watch, as the server does at its timeout."""
-        self._closed += 1
+        self.signals.closed += 1
         self.store.wake()
 
     def expire_watches(self) -> None:
         """Open watches fail with 410 Gone, and so does any watch from before now."""
-        self._expired += 1
+        self.signals.expired += 1
         self.store.compact()
         self.store.wake()
 
@@ -368,44 +366,10 @@ class FakeKube:
         if route.name is not None:
             raise BadRequest(400, "BadRequest", f"watch a collection, not {path}")
         match = _both(selectors.label_selector(label_selector), selectors.field_selector(field_selector))
-        since = int(resource_version) if resource_version not in ("", "0") else None
-        if since is not None and since < self.store.compacted:
-            raise Gone(410, "Expired", f"too old resource version: {since} ({self.store.compacted})")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_seconds
-        closed, expired, bookmarks = self._closed, self._expired, self._bookmarks
-        waiter = self.store.waiter()
-        try:
-            if since is None:  # no version: the current state as ADDED events first
-                since = self.store.rv
-                for _, obj in self.store.items(route.kind, route.namespace):
-                    if match(obj):
-                        yield WatchEvent("ADDED", copy.deepcopy(obj))
-            while True:
-                waiter.clear()
-                if self._expired != expired or since < self.store.compacted:
-                    raise Gone(410, "Expired", f"too old resource version: {since} ({self.store.compacted})")
-                for change in [c for c in self.store.changes if c.rv > since]:
-                    since = change.rv
-                    event = _event(change, route, match)
-                    if event is not None:
-                        yield event
-                if self._bookmarks != bookmarks:
-                    bookmarks, since = self._bookmarks, self.store.rv
-                    mark = {"apiVersion": route.kind.api_version, "kind": route.kind.kind,
-                            "metadata": {"resourceVersion": str(since)}}  # fmt: skip
-                    yield WatchEvent("BOOKMARK", mark)
-                if self._closed != closed:
-                    return
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return
-                try:
-                    await asyncio.wait_for(waiter.wait(), remaining)
-                except TimeoutError:
-                    return
-        finally:
-            self.store.forget(waiter)
+        scope = watching.Scope(route.kind, route.namespace, match)
+        # A generator, as the client's: nothing is sent or raised before the first iteration.
+        async for event in watching.stream(self.store, self.signals, scope, resource_version, timeout_seconds):
+            yield event
 
     async def apply(
         self,
@@ -474,20 +438,6 @@ class FakeKube:
             body["dryRun"] = ["All"]
         result: dict[str, Any] | None = await self.request("DELETE", path, body=body)
         return result
-
-
-def _event(change: Change, route: _Route, match: Match) -> WatchEvent | None:
-    if (change.kind.group, change.kind.plural) != (route.kind.group, route.kind.plural):
-        return None
-    if route.namespace is not None and (change.new.get("metadata") or {}).get("namespace") != route.namespace:
-        return None
-    was = change.old is not None and match(change.old)
-    now = match(change.new)
-    if change.type == "DELETED":
-        return WatchEvent("DELETED", copy.deepcopy(change.new)) if now else None
-    if now:
-        return WatchEvent("MODIFIED" if was else "ADDED", copy.deepcopy(change.new))
-    return WatchEvent("DELETED", copy.deepcopy(change.new)) if was else None
 
 
 def _both(a: Match, b: Match) -> Match:
