@@ -10,8 +10,6 @@ a changed value is a new render (and a new release) without a new commit.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import json
 from collections.abc import Mapping
@@ -19,6 +17,7 @@ from dataclasses import dataclass
 
 from gitopsd.errors import GitopsdError, SpecError
 from gitopsd.kube import Kube, NotFound
+from gitopsd.kube import secrets as kube_secrets
 from gitopsd.kube.discovery import Resource
 from gitopsd.model import Manifest, Revision
 from gitopsd.releases import digest_of
@@ -27,7 +26,6 @@ from gitopsd.render.errors import UnknownKind
 from gitopsd.sources import Credentials, GitSources
 from gitopsd.spec import Environment, SubstituteFrom, check_variable_name
 
-SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
 CONFIG_MAPS = Resource("", "v1", "ConfigMap", "configmaps", namespaced=True)
 
 
@@ -85,14 +83,8 @@ async def load_credentials(kube: Kube, env: Environment) -> Credentials | None:
     name = env.spec.source.secret_name
     if not name:
         return None
-    try:
-        secret = await kube.get(SECRETS.path(env.namespace, name))
-    except NotFound:
-        raise GitopsdError(
-            f"spec.source.secretRef: Secret {env.namespace}/{name} not found", reason="SecretNotFound"
-        ) from None
-    data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
-    return Credentials.from_secret(data, f"{env.namespace}/{name}")
+    secret = await kube_secrets.read(kube, env.namespace, name, where="spec.source.secretRef")
+    return Credentials.from_secret(dict(secret), f"{env.namespace}/{name}")
 
 
 async def substitution_values(kube: Kube, env: Environment) -> Mapping[str, str] | None:
@@ -109,26 +101,24 @@ async def substitution_values(kube: Kube, env: Environment) -> Mapping[str, str]
 
 async def _values_of(kube: Kube, namespace: str, ref: SubstituteFrom) -> dict[str, str]:
     where = f"spec.substituteFrom: {ref.kind} {namespace}/{ref.name}"
-    resource = CONFIG_MAPS if ref.kind == "ConfigMap" else SECRETS
     try:
-        obj = await kube.get(resource.path(namespace, ref.name))
-    except NotFound:
+        if ref.kind == "ConfigMap":
+            data = (await kube.get(CONFIG_MAPS.path(namespace, ref.name))).get("data") or {}
+            values = {str(key): str(value) for key, value in data.items()}
+        else:
+            secret = await kube_secrets.read(kube, namespace, ref.name, where="spec.substituteFrom")
+            values = {key: secret.text(key) for key in secret}
+    except (NotFound, kube_secrets.SecretNotFound):
         if ref.optional:
             return {}
         raise GitopsdError(f"{where} not found (set optional: true to skip it)", reason="SubstitutionFailed") from None
-    values: dict[str, str] = {}
-    for key, raw in (obj.get("data") or {}).items():
+    except kube_secrets.SecretError as exc:  # a value not base64 or not UTF-8 text: named by key
+        raise GitopsdError(str(exc), reason="SubstitutionFailed") from None
+    for key in values:
         try:
             check_variable_name(key, "")
         except SpecError as exc:
             raise GitopsdError(f"{where}: key {key!r}: {exc}", reason="SubstitutionFailed") from None
-        if ref.kind == "ConfigMap":
-            values[key] = str(raw)
-            continue
-        try:
-            values[key] = base64.b64decode(raw, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise GitopsdError(f"{where}: key {key!r} is not UTF-8 text", reason="SubstitutionFailed") from None
     return values
 
 

@@ -10,21 +10,18 @@ webhook endpoint off.
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import structlog
 
-from gitopsd.errors import GitopsdError
-from gitopsd.kube import Kube, KubeError, NotFound, Resource
+from gitopsd.kube import Kube, KubeError
+from gitopsd.kube import secrets as kube_secrets
 
 log = structlog.get_logger("gitopsd.secrets")
-SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
 
-
-class SecretUnavailable(GitopsdError):
-    reason = "SecretNotFound"
+# What ``read`` raises: the Secret or key missing, or a value that cannot be decoded.
+SecretUnavailable = kube_secrets.SecretError
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +36,9 @@ class SecretRef:
 
 async def read(kube: Kube, ref: SecretRef) -> bytes:
     """The value of ``ref``; :class:`SecretUnavailable` names the Secret and key when missing or empty."""
-    try:
-        secret = await kube.get(SECRETS.path(ref.namespace, ref.name))
-    except NotFound:
-        raise SecretUnavailable(f"Secret {ref.namespace}/{ref.name} not found") from None
-    data = secret.get("data") or {}
-    if ref.key not in data:
-        keys = ", ".join(sorted(data)) or "none"
-        raise SecretUnavailable(f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r} (keys: {keys})")
-    value = base64.b64decode(data[ref.key]).strip()
+    value = (await kube_secrets.read_key(kube, ref.namespace, ref.name, ref.key)).strip()
     if not value:
-        raise SecretUnavailable(f"{ref} is empty")
+        raise kube_secrets.SecretError(f"{ref} is empty")
     return value
 
 

@@ -26,6 +26,7 @@ import aiohttp
 from gitopsd import __version__
 from gitopsd.kube import config as kconfig
 from gitopsd.kube.errors import ApiError, KubeError, TooManyRequests, Unreachable, from_status
+from gitopsd.kube.transport import Transport
 
 PatchType = Literal["merge", "json", "strategic", "apply"]
 _CONTENT_TYPES: dict[str, str] = {
@@ -86,14 +87,16 @@ class Kube:
         *,
         max_connections: int = 32,
         timeout: float = 30.0,
+        connect_timeout: float = 10.0,
         user_agent: str = f"gitopsd/{__version__}",
     ) -> None:
         self.connection = connection
+        # A whole call, retries included, ends within this (unless the caller gives its own).
         self.timeout = timeout
         self.stats = RequestStats()
-        self._user_agent = user_agent
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self.transport = Transport(
+            connection, user_agent=user_agent, max_connections=max_connections, connect_timeout=connect_timeout
+        )
         # Imported here: discovery uses this client, and the attribute is the natural place
         # callers look for it.
         from gitopsd.kube.discovery import Discovery
@@ -110,23 +113,8 @@ class Kube:
     def server(self) -> str:
         return self.connection.server
 
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                ssl=self.connection.ssl_context() if self.connection.server.startswith("https") else False,
-                limit=self._max_connections,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers={"User-Agent": self._user_agent, "Accept": "application/json"},
-                timeout=aiohttp.ClientTimeout(total=None, connect=10),
-            )
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.transport.close()
 
     async def __aenter__(self) -> Kube:
         return self
@@ -135,17 +123,6 @@ class Kube:
         await self.close()
 
     # -- the one request path --------------------------------------------------------------
-
-    def _headers(self, content_type: str | None, accept: str | None) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        auth = self.connection.authorization()
-        if auth:
-            headers["Authorization"] = auth
-        if content_type:
-            headers["Content-Type"] = content_type
-        if accept:
-            headers["Accept"] = accept
-        return headers
 
     async def request(
         self,
@@ -158,24 +135,29 @@ class Kube:
         accept: str | None = None,
         timeout: float | None = None,
     ) -> Any:
-        """Send one request and return the decoded JSON body; raise an ``ApiError`` subclass on error."""
+        """Send one request and return the decoded JSON body; raise an ``ApiError`` subclass on error.
+
+        Idempotent calls are retried on connection errors, 429 and 5xx; all attempts together
+        end within ``timeout`` (default ``self.timeout``), else ``Unreachable`` says so.
+        """
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         if data is not None and content_type is None:
             content_type = "application/json"
-        url = self.connection.server + path
         dry_run = "dryRun" in query
         attempts = 4 if method in _IDEMPOTENT else 2
+        limit = timeout or self.timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
         for attempt in range(attempts):
             self.stats.record(method, path, dry_run)
+            remaining = deadline - loop.time()
             try:
-                async with self._ensure_session().request(
-                    method,
-                    url,
-                    params=query,
-                    data=data,
-                    headers=self._headers(content_type, accept),
-                    timeout=aiohttp.ClientTimeout(total=timeout or self.timeout, connect=10),
+                if remaining <= 0:
+                    raise TimeoutError
+                headers = await self.transport.headers(content_type=content_type, accept=accept)
+                async with self.transport.send(
+                    method, path, params=query, data=data, headers=headers, timeout=self.transport.timeout(remaining)
                 ) as resp:
                     raw = await resp.read()
                     if resp.status < 400:
@@ -183,15 +165,19 @@ class Kube:
                     error = from_status(resp.status, _decode(raw))
                     retry_after = resp.headers.get("Retry-After")
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                if method not in _IDEMPOTENT or attempt == attempts - 1:
-                    raise Unreachable(f"{method} {self.connection.server}{path}: {_describe(exc)}") from exc
-                await asyncio.sleep(_backoff(attempt, None))
+                pause = _backoff(attempt, None)
+                if method not in _IDEMPOTENT or attempt == attempts - 1 or loop.time() + pause >= deadline:
+                    spent = deadline - loop.time() < pause
+                    why = f"no answer within {limit:g}s" if spent else self.transport.describe(exc)
+                    raise Unreachable(f"{method} {self.transport.url(path)}: {why}") from exc
+                await asyncio.sleep(pause)
                 continue
             # POSTs are retried only when the server says it did not process them (429).
             retryable = error.code in _RETRYABLE_CODES if method in _IDEMPOTENT else isinstance(error, TooManyRequests)
-            if not retryable or attempt == attempts - 1:
+            pause = _backoff(attempt, retry_after)
+            if not retryable or attempt == attempts - 1 or loop.time() + pause >= deadline:
                 raise error
-            await asyncio.sleep(_backoff(attempt, retry_after))
+            await asyncio.sleep(pause)
         raise KubeError(f"{method} {path}: gave up")  # not reached: the loop raises or returns
 
     # -- verbs -----------------------------------------------------------------------------
@@ -255,11 +241,9 @@ class Kube:
             params["fieldSelector"] = field_selector
         self.stats.record("WATCH", path, False)
         try:
-            async with self._ensure_session().get(
-                self.connection.server + path,
-                params=params,
-                headers=self._headers(None, None),
-                timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_read=timeout_seconds + 30),
+            headers = await self.transport.headers()
+            async with self.transport.send(
+                "GET", path, params=params, headers=headers, timeout=self.transport.stream_timeout(timeout_seconds + 30)
             ) as resp:
                 if resp.status >= 400:
                     raise from_status(resp.status, _decode(await resp.read()))
@@ -278,7 +262,7 @@ class Kube:
                             raise from_status(int(status.get("code") or 500), status)
                         yield WatchEvent(str(event.get("type")), event.get("object") or {})
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise Unreachable(f"watch {self.connection.server}{path}: {_describe(exc)}") from exc
+            raise Unreachable(f"watch {self.transport.url(path)}: {self.transport.describe(exc)}") from exc
 
     async def apply(
         self,
@@ -397,12 +381,6 @@ def _decode(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw.decode(errors="replace")
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out"
-    return str(exc) or type(exc).__name__
 
 
 def _backoff(attempt: int, retry_after: str | None) -> float:

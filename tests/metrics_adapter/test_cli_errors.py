@@ -57,7 +57,7 @@ def config(tmp_path: Path, content: str | bytes = RULE, name: str = "adapter.yam
             "error: kubeconfig kc: not a kubeconfig (expected a mapping with clusters, contexts and users, got a str)",
         ),
         (b"a: \xff\n", "error: kubeconfig kc: not UTF-8 text (byte 3)"),
-        (None, "error: kubeconfig kc does not exist"),
+        (None, "error: kubeconfig kc does not exist (give --kubeconfig or set KUBECONFIG)"),
     ],
     ids=["not-yaml", "list", "string", "not-utf8", "missing"],
 )
