@@ -12,6 +12,10 @@ field or remote. Ports keep their own subtrees next to them (``kube.errors``,
     ├── render.RenderError    bad YAML, unknown variable, duplicate objects, kustomize failure
     ├── kube.KubeError        the API server said no, or could not be reached
     └── apply.ApplyError      a dry-run rejection, an ownership conflict, a failed prune
+
+Each error class also says whether it may pass by itself (``transient``: Git or the API server
+unreachable, a timeout, a write conflict): the Environment then keeps ``Reconciling`` and is
+retried, where any other error makes it ``Stalled`` until a person changes something.
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ class GitopsdError(Exception):
     """A failure with a condition ``reason`` and a message fit for a user."""
 
     reason: str = "Failed"
+    #: May pass by itself (retry) rather than need a person (Stalled).
+    transient: bool = False
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
+    def __init__(self, message: str, *, reason: str | None = None, transient: bool | None = None) -> None:
         super().__init__(message)
         if reason is not None:
             self.reason = reason
+        if transient is not None:
+            self.transient = transient
 
     @property
     def message(self) -> str:

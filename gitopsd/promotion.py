@@ -25,61 +25,50 @@ an Environment naming itself is refused at admission.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from gitopsd import environments, status
+from gitopsd.context import RunContext
 from gitopsd.errors import GitopsdError, SpecError
 from gitopsd.kube import Kube, NotFound
 from gitopsd.model import Revision
-from gitopsd.outcome import Outcome, SyncState, involved, parse_revision
-from gitopsd.releases import Ledger, Owner, ReleaseInfo, ReleaseStore, Result
+from gitopsd.outcome import Outcome, parse_revision
+from gitopsd.releases import Owner, ReleaseInfo, ReleaseStore, Result
 from gitopsd.rollout import Step, run
 from gitopsd.spec import Environment, parse_environment
-
-if TYPE_CHECKING:
-    from gitopsd.reconcile import Reconciler
 
 REASON = "AwaitingPromotion"
 MAX_DEPTH = 10
 
 
-async def guard(
-    rec: Reconciler,
-    state: SyncState,
-    ledger: Ledger,
-    current: ReleaseInfo | None,
-    revision: Revision,
-    digest: str,
-    requested_at: str | None,
-    progress: Callable[[str], None],
-) -> Outcome | None:
+async def guard(ctx: RunContext, current: ReleaseInfo | None, revision: Revision, digest: str) -> Outcome | None:
     """None when ``revision`` may be deployed; else keep the current release and say what it waits for."""
-    env = state.env
+    env = ctx.env
     spec = env.spec.promotion
     if spec is None:
         return None
     lacking: list[str] = []
     for index, name in enumerate(spec.require_healthy_in):
-        problem = await lacks(rec.kube, env, index, name, revision, digest, spec.match)
+        problem = await lacks(ctx.services.kube, env, index, name, revision, digest, spec.match)
         if problem is not None:
             lacking.append(problem)
     if not lacking:
         return None
     message = f"{revision} waits for promotion: " + "; ".join(lacking)
-    progress(message)
-    old = status.condition(state.status, status.READY) or {}
+    ctx.progress(message)
+    old = status.condition(ctx.status, status.READY) or {}
     if old.get("reason") != REASON or not str(old.get("message", "")).startswith(message):
-        await rec.recorder.record(involved(env), "Normal", REASON, message)
+        await ctx.event("Normal", REASON, message)
     if current is None:
         now = environments.now_rfc3339()
-        new = status.waiting(state.status, None, REASON, message + " (nothing deployed yet)", env.generation, now)
-        await rec._write_status(state, status.handled(new, requested_at))
+        new = status.waiting(ctx.status, None, REASON, message + " (nothing deployed yet)", env.generation, now)
+        ctx.stage(status.handled(new, ctx.requested_at))
         return Outcome("unchanged", revision, message=message)
+    ledger = await ctx.ledger()
     manifests = await ledger.bundle(current.number)
     ledger.keep_bundle_of(current.number)
     step = Step(manifests, current.revision, current, fresh=current.result is Result.PENDING, awaiting=message)
-    return await run(rec, state, ledger, step, requested_at, progress)
+    return await run(ctx, step)
 
 
 async def lacks(

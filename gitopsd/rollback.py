@@ -23,120 +23,104 @@ Who asks:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from gitopsd import environments, status
 from gitopsd.apply import Inventory
+from gitopsd.context import RunContext
 from gitopsd.errors import GitopsdError
-from gitopsd.outcome import Outcome, SyncState, involved, parse_revision
-from gitopsd.releases import Ledger, ReleaseError, ReleaseInfo, Result, current_number, history
+from gitopsd.outcome import Outcome, parse_revision
+from gitopsd.releases import ReleaseError, ReleaseInfo, Result, current_number, history
 from gitopsd.releases.requests import Request
 from gitopsd.rollout import Step, run, superset
 
-if TYPE_CHECKING:
-    from gitopsd.reconcile import Reconciler
 
-Progress = Callable[[str], None]
-
-
-async def requested(rec: Reconciler, state: SyncState, ledger: Ledger, request: Request, progress: Progress) -> Outcome:
+async def requested(ctx: RunContext, request: Request) -> Outcome:
     """Carry out (or refuse) the rollback request ``request``."""
-    env = state.env
-    current = ledger.current(state.status)
+    env, ledger = ctx.env, await ctx.ledger()
+    current = ledger.current(ctx.status)
     if request.error:
-        return await refuse(rec, state, request, ReleaseError(request.error, reason="InvalidRequest"))
+        return await refuse(ctx, request, ReleaseError(request.error, reason="InvalidRequest"))
     if current is not None and current.request == request.token:
         # Our own rollback, interrupted after it became current (a crash): finish it.
         manifests = await ledger.bundle(current.number)
         step = Step(manifests, current.revision, current, fresh=current.result is Result.PENDING)
-        outcome = await run(rec, state, ledger, step, None, progress)
-        return await _handled(rec, state, request, outcome)
+        outcome = await run(ctx, step)
+        return await _handled(ctx, request, outcome)
     try:
         target = history.target(
-            ledger.records, current_number(state.status), request.to,
+            ledger.records, current_number(ctx.status), request.to,
             environment=env.key.replace(".", "/", 1), limit=env.spec.history_limit,
             invalid=ledger.invalid,
         )  # fmt: skip
         await ledger.bundle(target.number)  # read and verified before anything is written
     except ReleaseError as exc:
-        return await refuse(rec, state, request, exc)
+        return await refuse(ctx, request, exc)
     outcome = await perform(
-        rec, state, ledger, target, trigger="manual", by=request.by, token=request.token,
-        reason="RollbackRequested", progress=progress,
+        ctx, target, trigger="manual", by=request.by, token=request.token,
+        reason="RollbackRequested",
     )  # fmt: skip
-    return await _handled(rec, state, request, outcome)
+    return await _handled(ctx, request, outcome)
 
 
-async def automatic(
-    rec: Reconciler, state: SyncState, ledger: Ledger, failed: ReleaseInfo, progress: Progress
-) -> Outcome:
+async def automatic(ctx: RunContext, failed: ReleaseInfo) -> Outcome:
     """``spec.rollback.auto``: ``failed`` did not pass its health gate; restore the last Healthy release."""
-
-    env = state.env
+    ledger = await ctx.ledger()
     reason = "HealthCheckFailed"
     target = history.last_healthy(ledger.records, before=failed.number)
     if target is not None:
         try:
             await ledger.bundle(target.number)
         except ReleaseError as exc:
-            await rec.recorder.record(involved(env), "Warning", exc.reason, f"Cannot roll back: {exc}")
+            await ctx.event("Warning", exc.reason, f"Cannot roll back: {exc}")
             target = None
     if target is None:
         # Nothing healthy to go back to: hold the failed revision so it is not retried in a loop.
         message = f"release {failed.number} ({failed.revision}) failed its health gate and no Healthy release is kept"
-        state.status = status.held(state.status, _hold(failed, reason, "gitopsd"))
-        await rec._write_status(state, state.status)
-        await rec.recorder.record(involved(env), "Warning", "RevisionHeld", f"{message}: holding {failed.revision}")
-        rec._announce(env, "revision.held", None, reason, message)
+        ctx.stage(status.held(ctx.status, _hold(failed, reason, "gitopsd")))
+        await ctx.event("Warning", "RevisionHeld", f"{message}: holding {failed.revision}")
+        ctx.announce("revision.held", None, reason, message)
         return Outcome("failed", release=failed.number, verdict=str(failed.result), message=message)
     return await perform(
-        rec, state, ledger, target, trigger=f"auto:{reason}", by="gitopsd", token=None, reason=reason,
-        progress=progress,
+        ctx, target, trigger=f"auto:{reason}", by="gitopsd", token=None, reason=reason,
     )  # fmt: skip
 
 
-async def resume_leftover(
-    rec: Reconciler, state: SyncState, ledger: Ledger, leftover: ReleaseInfo, progress: Progress
-) -> Outcome:
-    """A rollback record written just before a crash (not current yet): the decision stands, carry it out."""
+async def resume_leftover(ctx: RunContext, leftover: ReleaseInfo) -> Outcome | None:
+    """A rollback record written just before a crash (not current yet): the decision stands, carry it out.
+
+    None when its target's record is gone: the leftover is superseded and the run syncs as usual.
+    """
     assert leftover.restored_from is not None
+    ledger = await ctx.ledger()
     target = ledger.records.get(leftover.restored_from)
     if target is None:
         await ledger.settle(leftover, Result.SUPERSEDED, environments.now_rfc3339(), "its target's record is gone")
-        return await rec._sync_again(state, progress)
+        return None
     outcome = await perform(
-        rec, state, ledger, target, trigger=leftover.trigger, by=leftover.applied_by, token=leftover.request,
-        reason=leftover.trigger.partition(":")[2] or "RollbackRequested", progress=progress,
+        ctx, target, trigger=leftover.trigger, by=leftover.applied_by, token=leftover.request,
+        reason=leftover.trigger.partition(":")[2] or "RollbackRequested",
     )  # fmt: skip
     request = Request(leftover.request, leftover.applied_by) if leftover.request else None
-    return await _handled(rec, state, request, outcome) if request else outcome
+    return await _handled(ctx, request, outcome) if request else outcome
 
 
 async def perform(
-    rec: Reconciler,
-    state: SyncState,
-    ledger: Ledger,
-    target: ReleaseInfo,
-    *,
-    trigger: str,
-    by: str,
-    token: str | None,
-    reason: str,
-    progress: Progress,
+    ctx: RunContext, target: ReleaseInfo, *, trigger: str, by: str, token: str | None, reason: str
 ) -> Outcome:
     """Record the restore of ``target`` as a new release, hold what it replaces, apply, gate, report."""
-    env = state.env
+    env, ledger = ctx.env, await ctx.ledger()
     now = environments.now_rfc3339()
     manifests = await ledger.bundle(target.number)
-    current = ledger.current(state.status)
+    current = ledger.current(ctx.status)
     wanted = ReleaseInfo(
         number=0, revision=target.revision, digest=target.digest, applied_at=now, result=Result.PENDING,
         applied_by=by, note=f"rollback to {target.number}", trigger=trigger, restored_from=target.number,
         request=token,
     )  # fmt: skip
-    info = await ledger.begin(state.status, wanted, manifests, replaces=Result.ROLLED_BACK)
-    new_status = dict(state.status)
+    info = await ledger.begin(ctx.status, wanted, manifests, replaces=Result.ROLLED_BACK)
+    new_status = dict(ctx.status)
     if current is not None and current.number != info.number:
         if current.result in (Result.FAILED, Result.HEALTHY):
             await ledger.settle(
@@ -145,77 +129,66 @@ async def perform(
         if current.revision != target.revision:
             new_status = status.held(new_status, _hold(current, reason, by))
     message = f"Rolling back to release {target.number} ({target.revision}) as release {info.number}"
-    progress(message)
+    ctx.progress(message)
     previous = Inventory.from_status(new_status.get("inventory") or {})
     new_status = status.progressing(new_status, env.generation, target.revision, message, now)
     new_status = status.with_inventory(new_status, superset(previous, manifests))
     new_status = status.with_release(new_status, info.number, ledger.history())
-    await rec._write_status(state, status.unfrozen(new_status))
-    step = Step(manifests, target.revision, info, fresh=True, note=held_note(state.status))
-    return await run(rec, state, ledger, step, None, progress)
+    await ctx.write_status(status.unfrozen(new_status))  # write-order step 3, before the apply
+    step = Step(manifests, target.revision, info, fresh=True, note=held_note(ctx.status))
+    return await run(ctx, step)
 
 
-async def keep_current(
-    rec: Reconciler,
-    state: SyncState,
-    ledger: Ledger,
-    current: ReleaseInfo | None,
-    requested_at: str | None,
-    progress: Progress,
-    *,
-    note: str,
-) -> Outcome:
+async def keep_current(ctx: RunContext, current: ReleaseInfo | None, *, note: str) -> Outcome:
     """Keep the current release up (drift, health) while the source revision waits (held or frozen).
 
     The bundle comes from the record (cached after the first read), never from Git.
     """
-
-    env = state.env
-    if current is None and state.status.get("lastAppliedRevision"):
+    env, ledger = ctx.env, await ctx.ledger()
+    if current is None and ctx.status.get("lastAppliedRevision"):
         # Deployed before releases were recorded: leave it as it is until a release can be made.
-        await rec._write_status(state, status.handled(state.status, requested_at))
+        ctx.stage(status.handled(ctx.status, ctx.requested_at))
         return Outcome("unchanged", message=note.removeprefix("; "))
     if current is None:
         message = "Nothing deployed yet" + note
         now = environments.now_rfc3339()
-        new_status = status.failed(state.status, env.generation, "NothingDeployed", message, now, stalled=False)
-        await rec._write_status(state, status.handled(new_status, requested_at))
+        new_status = status.failed(ctx.status, env.generation, "NothingDeployed", message, now, stalled=False)
+        ctx.stage(status.handled(new_status, ctx.requested_at))
         return Outcome("unchanged", message=message)
     manifests = await ledger.bundle(current.number)
     ledger.keep_bundle_of(current.number)
-    reason = "RevisionHeld" if state.status.get("held") else "ReconciliationSucceeded"
+    reason = "RevisionHeld" if ctx.status.get("held") else "ReconciliationSucceeded"
     step = Step(manifests, current.revision, current, fresh=current.result is Result.PENDING, note=note,
                 ready_reason=reason)  # fmt: skip
-    return await run(rec, state, ledger, step, requested_at, progress)
+    return await run(ctx, step)
 
 
-async def lift_hold(rec: Reconciler, state: SyncState, request: Request) -> None:
+async def lift_hold(ctx: RunContext, request: Request) -> None:
     """``gitopsd resume``: lift a hold (the held revision is tried again as a new release)."""
-    held = state.status.get("held") or {}
-    await rec._write_status(state, status.resume_handled(status.unheld(state.status), request.token))
+    held = ctx.status.get("held") or {}
+    ctx.stage(status.resume_handled(status.unheld(ctx.status), request.token))
     if held.get("revision"):
         message = f"hold on {held['revision']} lifted by {request.by}"
-        await rec.recorder.record(involved(state.env), "Normal", "Resumed", message)
-        rec._announce(state.env, "resumed", parse_revision(str(held["revision"])), "Resumed", message)
+        await ctx.event("Normal", "Resumed", message)
+        ctx.announce("resumed", parse_revision(str(held["revision"])), "Resumed", message)
 
 
-async def refuse(rec: Reconciler, state: SyncState, request: Request, exc: GitopsdError) -> Outcome:
+async def refuse(ctx: RunContext, request: Request, exc: GitopsdError) -> Outcome:
     """Say no, changing nothing but the request's answer in status."""
 
     message = f"rollback refused: {exc.message}"
-    await rec.recorder.record(involved(state.env), "Warning", "RollbackRefused", message)
+    await ctx.event("Warning", "RollbackRefused", message)
     now = environments.now_rfc3339()
-    await rec._write_status(state, status.rollback_handled(state.status, request.token, "Refused", message, None, now))
+    ctx.stage(status.rollback_handled(ctx.status, request.token, "Refused", message, None, now))
     return Outcome("unchanged", error=None, message=message)
 
 
-async def _handled(rec: Reconciler, state: SyncState, request: Request | None, outcome: Outcome) -> Outcome:
+async def _handled(ctx: RunContext, request: Request | None, outcome: Outcome) -> Outcome:
     if request is None:
         return outcome
     result = "Succeeded" if outcome.verdict == str(Result.HEALTHY) else "Failed"
     now = environments.now_rfc3339()
-    new = status.rollback_handled(state.status, request.token, result, outcome.message, outcome.release, now)
-    await rec._write_status(state, new)
+    ctx.stage(status.rollback_handled(ctx.status, request.token, result, outcome.message, outcome.release, now))
     return outcome
 
 

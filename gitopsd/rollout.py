@@ -11,15 +11,14 @@ whichever path finished it, so one interrupted by a crash is still reported once
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gitopsd import environments, status
 from gitopsd.apply import (
     EMPTY_RENDER,
     ApplyError,
-    ApplyMemo,
     ApplyOptions,
     HealthReport,
     Inventory,
@@ -27,13 +26,11 @@ from gitopsd.apply import (
     PruneFailed,
     SyncResult,
 )
+from gitopsd.context import RunContext
 from gitopsd.errors import GitopsdError
 from gitopsd.model import Manifest
-from gitopsd.outcome import Outcome, SyncState, involved, parse_revision
-from gitopsd.releases import Ledger, ReleaseInfo, Result
-
-if TYPE_CHECKING:
-    from gitopsd.reconcile import Reconciler
+from gitopsd.outcome import Outcome, parse_revision
+from gitopsd.releases import ReleaseInfo, Result
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,41 +54,34 @@ def superset(previous: Inventory, manifests: Sequence[Manifest]) -> dict[str, An
     return previous.with_entries(InventoryEntry.of(m.obj) for m in manifests).to_status()
 
 
-async def run(
-    rec: Reconciler,
-    state: SyncState,
-    ledger: Ledger,
-    step: Step,
-    requested_at: str | None,
-    progress: Callable[[str], None],
-) -> Outcome:
-
-    env = state.env
+async def run(ctx: RunContext, step: Step) -> Outcome:
+    """Apply ``step``'s bundle, gate it on health, give its release a verdict and stage the status."""
+    env, services = ctx.env, ctx.services
     spec, now = env.spec, environments.now_rfc3339()
-    was_ready = status.is_true(state.status, status.READY)
+    was_ready = status.is_true(ctx.status, status.READY)
     revision = parse_revision(step.revision)
-    previous = Inventory.from_status(state.status.get("inventory") or {})
-    memo = rec._memos.setdefault(env.uid, ApplyMemo())
+    previous = Inventory.from_status(ctx.status.get("inventory") or {})
+    memo = services.memo(env.uid)
     options = ApplyOptions(owner=env.key, prune=spec.prune, allow_empty=spec.allow_empty, force=spec.force)
     release = step.release
     try:
-        result = await rec.applier.sync(step.manifests, previous, options, memo)
+        result = await services.applier.sync(step.manifests, previous, options, memo)
     except PruneFailed as exc:
         # Everything else was applied: record that, and say what could not be deleted.
-        release = await _verdict(rec, state, ledger, release, Result.FAILED, exc.reason, now)
+        release = await _verdict(ctx, release, Result.FAILED, exc.reason, now)
         new_status = status.failed(
-            state.status, env.generation, exc.reason, exc.message, now,
+            ctx.status, env.generation, exc.reason, exc.message, now,
             stalled=True, attempted=step.revision, applied=step.revision,
             inventory=exc.result.inventory.to_status(),
         )  # fmt: skip
-        if await rec._warn_once(env, exc.reason, exc.message):
-            rec._announce(env, "deploy.failed", revision, exc.reason, exc.message)
-        await rec._write_status(state, status.handled(new_status, requested_at))
+        if await ctx.warn_once(exc.reason, exc.message):
+            ctx.announce("deploy.failed", revision, exc.reason, exc.message)
+        ctx.stage(status.handled(new_status, ctx.requested_at))
         return Outcome("failed", revision, error=exc, release=release.number)
     except ApplyError as exc:
         if exc.inventory is not None:
-            state.status = status.with_inventory(state.status, exc.inventory.to_status())
-        await _verdict(rec, state, ledger, release, Result.FAILED, exc.reason, now)
+            ctx.status = status.with_inventory(ctx.status, exc.inventory.to_status())
+        await _verdict(ctx, release, Result.FAILED, exc.reason, now)
         raise
     if result.empty_render:
         raise GitopsdError(
@@ -100,26 +90,26 @@ async def run(
     changed, pruned, drift = result.changed_count, result.pruned_count, result.drift_count
     touched = bool(changed or pruned or drift)
     for action, n in result.action_counts().items():
-        rec.metrics.objects_applied.labels(env.key, action).inc(n)
-    rec.metrics.objects_pruned.labels(env.key).inc(pruned)
-    rec.metrics.drift_corrected.labels(env.key).inc(drift)
-    rec.metrics.inventory_objects.labels(env.key).set(len(result.inventory.entries))
+        services.metrics.objects_applied.labels(env.key, action).inc(n)
+    services.metrics.objects_pruned.labels(env.key).inc(pruned)
+    services.metrics.drift_corrected.labels(env.key).inc(drift)
+    services.metrics.inventory_objects.labels(env.key).set(len(result.inventory.entries))
 
     health: HealthReport | None = None
     if spec.wait_timeout > 0 and (touched or step.fresh or not was_ready):
         # Nothing moved since a failed health check: look once, don't wait the whole timeout again.
         timeout = spec.wait_timeout if (touched or step.fresh) else 0.0
-        progress(f"waiting up to {timeout:.0f}s for {len(result.inventory.entries)} objects to become ready")
-        async with state.aside():  # only polling: the worker can take another Environment meanwhile
-            health = await rec.applier.wait(result.inventory, timeout, owner=env.key)
+        ctx.progress(f"waiting up to {timeout:.0f}s for {len(result.inventory.entries)} objects to become ready")
+        async with ctx.aside():  # only polling: the worker can take another Environment meanwhile
+            health = await services.applier.wait(result.inventory, timeout, owner=env.key)
 
     inventory = result.inventory.to_status()
     label = _label(release)
     if health is not None and not health.healthy:
-        release = await _verdict(rec, state, ledger, release, Result.FAILED, "HealthCheckFailed", now)
+        release = await _verdict(ctx, release, Result.FAILED, "HealthCheckFailed", now)
         message = f"Health check failed for {step.revision}{label}: {health.message}"
         new_status = status.failed(
-            state.status, env.generation, "HealthCheckFailed", message, now,
+            ctx.status, env.generation, "HealthCheckFailed", message, now,
             stalled=False, attempted=step.revision, applied=step.revision, inventory=inventory,
         )  # fmt: skip
         # Told once per (release, reason): the health message may change wording between retries.
@@ -127,83 +117,77 @@ async def run(
         told = old.get("reason") == "HealthCheckFailed" and str(old.get("message", "")).startswith(
             f"Health check failed for {step.revision}{label}:"
         )
-        await rec._warn_once(env, "HealthCheckFailed", message)
+        await ctx.warn_once("HealthCheckFailed", message)
         if not told:
-            rec._announce(env, "health.failed", revision, "HealthCheckFailed", message)
-        await rec._write_status(state, status.handled(new_status, requested_at))
+            ctx.announce("health.failed", revision, "HealthCheckFailed", message)
+        ctx.stage(status.handled(new_status, ctx.requested_at))
         return Outcome("failed", revision, changed, pruned, drift, health=health, release=release.number,
                        verdict=str(release.result), message=message)  # fmt: skip
 
-    release = await _verdict(rec, state, ledger, release, Result.HEALTHY, None, now)
+    release = await _verdict(ctx, release, Result.HEALTHY, None, now)
     message = f"Applied revision: {step.revision}{label}"
     if drift:
         message += f"; corrected drift in {_drift_names(result)}"
     message += step.note
-    new_status = status.succeeded(state.status, env.generation, step.revision, inventory, message, now)
+    new_status = status.succeeded(ctx.status, env.generation, step.revision, inventory, message, now)
     if step.ready_reason != "ReconciliationSucceeded":
-        status.set_condition(new_status, status.READY, True, step.ready_reason, message, env.generation, now)
+        new_status = status.with_condition(
+            new_status, status.READY, True, step.ready_reason, message, env.generation, now
+        )
     if step.awaiting:
         text = f"{step.awaiting} ({message})"
-        new_status = status.waiting(state.status, new_status, "AwaitingPromotion", text, env.generation, now)
-    await rec._write_status(state, status.handled(new_status, requested_at))
-    await _prune_records(rec, state, ledger)
+        new_status = status.waiting(ctx.status, new_status, "AwaitingPromotion", text, env.generation, now)
+    ctx.stage(status.handled(new_status, ctx.requested_at))
+    await _prune_records(ctx)
     # A restore that turned healthy was told as rollback.performed (in _verdict); waiting is not a deploy.
     if (step.fresh or not was_ready) and not step.awaiting and not (step.fresh and release.is_rollback):
-        rec._announce(env, "deploy.succeeded", revision, "ReconciliationSucceeded", message)
+        ctx.announce("deploy.succeeded", revision, "ReconciliationSucceeded", message)
     if touched:
         summary = f"{step.revision}{label}: {changed} changed, {pruned} pruned"
-        await rec.recorder.record(involved(env), "Normal", "ReconciliationSucceeded", f"Applied {summary}")
+        await ctx.event("Normal", "ReconciliationSucceeded", f"Applied {summary}")
     if drift:
         restored = f"Restored what was changed by hand: {_drift_names(result)}"
-        await rec.recorder.record(involved(env), "Warning", "DriftCorrected", restored)
+        await ctx.event("Warning", "DriftCorrected", restored)
     return Outcome("applied" if touched else "unchanged", revision, changed, pruned, drift, health=health,
                    release=release.number, verdict=str(release.result), message=message)  # fmt: skip
 
 
-async def _verdict(
-    rec: Reconciler,
-    state: SyncState,
-    ledger: Ledger,
-    release: ReleaseInfo,
-    result: Result,
-    reason: str | None,
-    now: str,
-) -> ReleaseInfo:
+async def _verdict(ctx: RunContext, release: ReleaseInfo, result: Result, reason: str | None, now: str) -> ReleaseInfo:
     """Write-order step 6: a Pending release gets its verdict (a Failed one may still turn Healthy)."""
     if release.result is not Result.PENDING and not (release.result is Result.FAILED and result is Result.HEALTHY):
         return release
+    ledger = await ctx.ledger()
     settled = await ledger.settle(release, result, now, reason)
-    state.status = status.with_release(state.status, None, ledger.history())
+    ctx.status = status.with_release(ctx.status, None, ledger.history())
     if settled.is_rollback and release.result is Result.PENDING:
-        await report_rollback(rec, state, settled)
+        await report_rollback(ctx, settled)
     return settled
 
 
-async def _prune_records(rec: Reconciler, state: SyncState, ledger: Ledger) -> None:
-    """Write-order step 8, once status is written."""
-    removed = await ledger.prune(state.env.spec.history_limit, state.status)
+async def _prune_records(ctx: RunContext) -> None:
+    """Write-order step 8: records past ``historyLimit`` go (status says which are kept)."""
+    ledger = await ctx.ledger()
+    removed = await ledger.prune(ctx.env.spec.history_limit, ctx.status)
     if removed:
-        await rec._write_status(state, status.with_release(state.status, None, ledger.history()))
+        ctx.stage(status.with_release(ctx.status, None, ledger.history()))
 
 
-async def report_rollback(rec: Reconciler, state: SyncState, release: ReleaseInfo) -> None:
+async def report_rollback(ctx: RunContext, release: ReleaseInfo) -> None:
     """A rollback release has its verdict: tell people (Event, metric, lifecycle events)."""
-    env = state.env
+    env, services = ctx.env, ctx.services
     auto = release.trigger.startswith("auto")
     reason = release.trigger.partition(":")[2] if auto else "Manual"
-    rec.metrics.rollbacks.labels(env.key, reason).inc()
-    held = state.status.get("held") or {}
+    services.metrics.rollbacks.labels(env.key, reason).inc()
+    held = ctx.status.get("held") or {}
     text = f"Rolled back to release {release.restored_from} ({release.revision}) as release {release.number}"
     text += f", {'automatically after ' + reason if auto else 'as requested by ' + release.applied_by}"
     text += f" (now {release.result})"
     if held.get("revision"):
         text += f"; holding {held['revision']}"
-    await rec.recorder.record(involved(env), "Warning" if auto else "Normal", "RolledBack", text)
-    rec._announce(env, "rollback.performed", parse_revision(release.revision), reason, text)
+    await ctx.event("Warning" if auto else "Normal", "RolledBack", text)
+    ctx.announce("rollback.performed", parse_revision(release.revision), reason, text)
     if held.get("revision"):
-        rec._announce(
-            env, "revision.held", parse_revision(str(held["revision"])), str(held.get("reason", reason)), text
-        )
+        ctx.announce("revision.held", parse_revision(str(held["revision"])), str(held.get("reason", reason)), text)
 
 
 def _label(release: ReleaseInfo) -> str:

@@ -33,30 +33,34 @@ def is_true(status: Mapping[str, Any], type_: str) -> bool:
     return bool(cond and cond.get("status") == "True")
 
 
-def set_condition(
-    status: Status, type_: str, value: bool | None, reason: str, message: str, generation: int, now: str
-) -> None:
-    """Set one condition in place; ``value`` None means Unknown."""
+def with_condition(
+    old: Mapping[str, Any], type_: str, value: bool | None, reason: str, message: str, generation: int, now: str
+) -> Status:
+    """``old`` with one condition set; ``value`` None means Unknown."""
+    status: Status = dict(old)
     text = "Unknown" if value is None else ("True" if value else "False")
     conditions = [dict(c) for c in status.get("conditions") or []]
-    old = next((c for c in conditions if c.get("type") == type_), None)
+    before = next((c for c in conditions if c.get("type") == type_), None)
     new = {
         "type": type_,
         "status": text,
         "reason": reason,
         "message": message,
         "observedGeneration": generation,
-        "lastTransitionTime": old["lastTransitionTime"] if old and old.get("status") == text else now,
+        "lastTransitionTime": before["lastTransitionTime"] if before and before.get("status") == text else now,
     }
-    if old is None:
+    if before is None:
         conditions.append(new)
     else:
-        conditions[conditions.index(old)] = new
+        conditions[conditions.index(before)] = new
     status["conditions"] = _ordered(conditions)
+    return status
 
 
-def remove_condition(status: Status, type_: str) -> None:
+def without_condition(old: Mapping[str, Any], type_: str) -> Status:
+    status: Status = dict(old)
     status["conditions"] = [dict(c) for c in status.get("conditions") or [] if c.get("type") != type_]
+    return status
 
 
 def _ordered(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -68,10 +72,10 @@ def progressing(old: Mapping[str, Any], generation: int, revision: str, message:
     """A new revision or spec is being applied."""
     status: Status = dict(old)
     status["lastAttemptedRevision"] = revision
-    set_condition(status, RECONCILING, True, "Progressing", message, generation, now)
-    remove_condition(status, STALLED)
+    status = with_condition(status, RECONCILING, True, "Progressing", message, generation, now)
+    status = without_condition(status, STALLED)
     if condition(status, READY) is None:
-        set_condition(status, READY, None, "Progressing", message, generation, now)
+        status = with_condition(status, READY, None, "Progressing", message, generation, now)
     return status
 
 
@@ -88,9 +92,9 @@ def succeeded(
     status["lastAttemptedRevision"] = revision
     status["lastAppliedRevision"] = revision
     status["inventory"] = dict(inventory)
-    set_condition(status, READY, True, "ReconciliationSucceeded", message, generation, now)
-    remove_condition(status, RECONCILING)
-    remove_condition(status, STALLED)
+    status = with_condition(status, READY, True, "ReconciliationSucceeded", message, generation, now)
+    status = without_condition(status, RECONCILING)
+    status = without_condition(status, STALLED)
     return status
 
 
@@ -115,13 +119,13 @@ def failed(
         status["lastAppliedRevision"] = applied
     if inventory is not None:
         status["inventory"] = dict(inventory)
-    set_condition(status, READY, False, reason, message, generation, now)
+    status = with_condition(status, READY, False, reason, message, generation, now)
     if stalled:
-        set_condition(status, STALLED, True, reason, message, generation, now)
-        remove_condition(status, RECONCILING)
+        status = with_condition(status, STALLED, True, reason, message, generation, now)
+        status = without_condition(status, RECONCILING)
     else:
-        set_condition(status, RECONCILING, True, "RetryScheduled", message, generation, now)
-        remove_condition(status, STALLED)
+        status = with_condition(status, RECONCILING, True, "RetryScheduled", message, generation, now)
+        status = without_condition(status, STALLED)
     return status
 
 
@@ -135,12 +139,12 @@ def waiting(
     """
     status: Status = dict(new if new is not None else old)
     previous = condition(old, READY) or {}
-    set_condition(status, READY, False, reason, message, generation, now)
+    status = with_condition(status, READY, False, reason, message, generation, now)
     if previous.get("status") == "False":
         for cond in status["conditions"]:
             if cond["type"] == READY:
                 cond["lastTransitionTime"] = previous.get("lastTransitionTime", now)
-    remove_condition(status, STALLED)
+    status = without_condition(status, STALLED)
     return status
 
 
@@ -187,14 +191,14 @@ def unheld(old: Mapping[str, Any]) -> Status:
 def frozen(old: Mapping[str, Any], message: str, generation: int, now: str) -> Status:
     """The ``Frozen`` condition: a new revision waits for a freeze window to close."""
     status: Status = dict(old)
-    set_condition(status, FROZEN, True, "FreezeWindow", message, generation, now)
+    status = with_condition(status, FROZEN, True, "FreezeWindow", message, generation, now)
     return status
 
 
 def unfrozen(old: Mapping[str, Any]) -> Status:
     status: Status = dict(old)
     if condition(status, FROZEN) is not None:
-        remove_condition(status, FROZEN)
+        status = without_condition(status, FROZEN)
     return status
 
 

@@ -10,55 +10,48 @@ release is kept. Each step is idempotent, so a reconcile after a crash finishes 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from gitopsd import rollback, status
+from gitopsd.context import RunContext
 from gitopsd.gates.evaluate import GatePhase
 from gitopsd.gates.progress import GateProgress, stamp
 from gitopsd.gates.spec import VerificationSpec
-from gitopsd.outcome import Outcome, SyncState, involved, parse_revision
+from gitopsd.outcome import Outcome, parse_revision
 from gitopsd.releases import Ledger, ReleaseInfo, history
-from gitopsd.spec import Environment
-
-if TYPE_CHECKING:
-    from gitopsd.reconcile import Reconciler
 
 log = structlog.get_logger("gitopsd.gates")
 
 VERIFIED = "Verified"
-Progress = Callable[[str], None]
 
 
-async def conclude(
-    rec: Reconciler, state: SyncState, ledger: Ledger, gate: GateProgress, outcome: Outcome, progress_: Progress
-) -> Outcome:
+async def conclude(ctx: RunContext, gate: GateProgress, outcome: Outcome) -> Outcome:
     """G4 and G5: the verdict on the record and told once; then onFailure, unless a dry run or a rollback release."""
-    env, spec = state.env, state.env.spec.verification
+    spec, ledger = ctx.env.spec.verification, await ctx.ledger()
     release = ledger.records.get(gate.release)
     if not gate.recorded:
         if release is not None:
             release = await ledger.verified(release, str(gate.phase), gate.message, gate.enforce)
-            state.status = status.with_release(state.status, None, ledger.history())
-        await tell(rec, env, gate)
+            ctx.stage(status.with_release(ctx.status, None, ledger.history()))
+        await tell(ctx, gate)
         gate = replace(gate, recorded=True)
-        await save(rec, state, gate)
+        # Written now: a verdict told must not be told again after a crash.
+        await ctx.write_status(with_gate(ctx, gate))
     if gate.acted:
         return outcome
     action, target = decide(gate, release, ledger, spec)
     gate = replace(gate, acted=True, action=action)
     if target is None:
-        await save(rec, state, gate)
+        ctx.stage(with_gate(ctx, gate))
         return outcome
-    progress_(f"release {gate.release} failed verification: rolling back to release {target.number}")
+    ctx.progress(f"release {gate.release} failed verification: rolling back to release {target.number}")
     # G5 before `acted` is saved: a crash in between leaves a rollback record the ledger finishes.
     result = await rollback.perform(
-        rec, state, ledger, target, trigger="auto:VerificationFailed", by="gitopsd", token=None,
-        reason="VerificationFailed", progress=progress_,
-    )  # fmt: skip
+        ctx, target, trigger="auto:VerificationFailed", by="gitopsd", token=None, reason="VerificationFailed"
+    )
     return replace(result, requeue_after=0.0)  # the restored release's own gate starts at once
 
 
@@ -80,35 +73,36 @@ def decide(
     return f"rolled back to release {target.number}", target
 
 
-async def tell(rec: Reconciler, env: Environment, gate: GateProgress) -> None:
-    verdict = str(gate.phase)
-    rec.metrics.verification_total.labels(env.key, verdict).inc()
+async def tell(ctx: RunContext, gate: GateProgress) -> None:
+    env, verdict = ctx.env, str(gate.phase)
+    ctx.services.metrics.verification_total.labels(env.key, verdict).inc()
     text = f"Verification of release {gate.release} ({gate.revision}): {verdict}: {gate.message}"
     if not gate.enforce:
         text += " (dry run: recorded only)"
     if gate.phase is GatePhase.PASSED:
-        await rec.recorder.record(involved(env), "Normal", "VerificationPassed", text)
+        await ctx.event("Normal", "VerificationPassed", text)
         return
     reason = "VerificationFailed" if gate.phase is GatePhase.FAILED else "VerificationInconclusive"
-    await rec.recorder.record(involved(env), "Warning", reason, text)
-    rec._announce(env, "verification.failed", parse_revision(gate.revision), gate.reason or reason, text)
+    await ctx.event("Warning", reason, text)
+    ctx.announce("verification.failed", parse_revision(gate.revision), gate.reason or reason, text)
 
 
-async def cancel(rec: Reconciler, env: Environment, ledger: Ledger, gate: GateProgress, why: str) -> None:
+async def cancel(ctx: RunContext, ledger: Ledger, gate: GateProgress, why: str) -> None:
+    env = ctx.env
     release = ledger.records.get(gate.release)
     if release is not None and release.verification is None:
         await ledger.verified(release, "Cancelled", f"cancelled: {why}", gate.enforce)
-    rec.metrics.verification_total.labels(env.key, "Cancelled").inc()
+    ctx.services.metrics.verification_total.labels(env.key, "Cancelled").inc()
     log.info("verification cancelled", environment=env.key, release=gate.release, why=why)
 
 
-async def save(rec: Reconciler, state: SyncState, gate: GateProgress) -> None:
-    new = {**state.status, "verification": gate.to_status()}
-    set_condition(new, gate, state.env.generation, stamp(rec.clock()))
-    await rec._write_status(state, new)
+def with_gate(ctx: RunContext, gate: GateProgress) -> dict[str, Any]:
+    """The run's status with ``gate`` as ``status.verification`` and the Verified condition."""
+    new = {**ctx.status, "verification": gate.to_status()}
+    return with_condition(new, gate, ctx.env.generation, stamp(ctx.services.clock()))
 
 
-def set_condition(st: dict[str, Any], gate: GateProgress, generation: int, now: str) -> None:
+def with_condition(st: dict[str, Any], gate: GateProgress, generation: int, now: str) -> dict[str, Any]:
     value: bool | None = {GatePhase.PASSED: True, GatePhase.FAILED: False, GatePhase.INCONCLUSIVE: False}.get(
         gate.phase
     )
@@ -117,4 +111,5 @@ def set_condition(st: dict[str, Any], gate: GateProgress, generation: int, now: 
         message += " (dry run: recorded only)"
     if gate.action and gate.action != "none":
         message += f"; {gate.action}"
-    status.set_condition(st, VERIFIED, value, gate.reason or str(gate.phase), message, generation, now[:19] + "Z")
+    reason = gate.reason or str(gate.phase)
+    return status.with_condition(st, VERIFIED, value, reason, message, generation, now[:19] + "Z")

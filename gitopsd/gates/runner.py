@@ -39,14 +39,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from gitopsd import status
+from gitopsd.context import RunContext
 from gitopsd.errors import GitopsdError
 from gitopsd.gates import conclude, evaluate, progress, templates
 from gitopsd.gates.evaluate import GatePhase, MetricProgress, Reading
@@ -55,31 +56,15 @@ from gitopsd.gates.prometheus import Connection, HttpPrometheus, PrometheusError
 from gitopsd.gates.spec import PrometheusSpec, VerificationSpec
 from gitopsd.kube import NotFound, Resource
 from gitopsd.model import Revision
-from gitopsd.outcome import Outcome, SyncState, parse_revision
-from gitopsd.releases import Ledger, Owner, ReleaseInfo, Result
+from gitopsd.outcome import Outcome, parse_revision
+from gitopsd.releases import Ledger, ReleaseInfo, Result
 from gitopsd.spec import Environment
-
-if TYPE_CHECKING:
-    from gitopsd.reconcile import Reconciler
 
 log = structlog.get_logger("gitopsd.gates")
 
 VERIFIED = conclude.VERIFIED
 VERIFY = "gitopsd.dev/verify"  # `gitopsd verify` asks here: {"token", "by", "dryRun"}
 SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
-Progress = Callable[[str], None]
-
-
-@dataclass(slots=True)
-class Memory:
-    """What the gates remember between reconciles: queries Prometheus already parsed."""
-
-    checked: set[tuple[str, str]] = field(default_factory=set)
-
-    def remember(self, url: str, query: str) -> None:
-        if len(self.checked) > 10_000:
-            self.checked.clear()
-        self.checked.add((url, query))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,20 +105,21 @@ def resolved(env: Environment, spec: VerificationSpec, commit: str) -> list[str]
 # -- before a new release ----------------------------------------------------------------------
 
 
-async def admit(rec: Reconciler, env: Environment, revision: Revision) -> None:
+async def admit(ctx: RunContext, revision: Revision) -> None:
     """Refuse to deploy behind a gate that cannot work: a query Prometheus cannot parse, a missing Secret.
 
     Raises ``GitopsdError`` (the Environment is Stalled; nothing is applied). Prometheus being
     unreachable is not a reason to refuse: the gate then holds the release, and says why.
     """
+    env, memory = ctx.env, ctx.services.gates
     spec = env.spec.verification
     if spec is None:
         return
     queries = resolved(env, spec, revision.commit)
-    todo = [(i, q) for i, q in enumerate(queries) if (spec.prometheus.url, q) not in rec.gates.checked]
+    todo = [(i, q) for i, q in enumerate(queries) if not memory.knows(spec.prometheus.url, q)]
     if not todo:
         return
-    connection = await connection_of(rec, env, spec.prometheus)
+    connection = await connection_of(ctx, spec.prometheus)
     async with HttpPrometheus.open(connection) as prom:
         for i, query in todo:
             try:
@@ -147,16 +133,17 @@ async def admit(rec: Reconciler, env: Environment, revision: Revision) -> None:
             except PrometheusError as exc:
                 log.info("verification queries not checked before deploy", environment=env.key, error=exc.message)
                 return
-            rec.gates.remember(spec.prometheus.url, query)
+            memory.remember(spec.prometheus.url, query)
 
 
-async def connection_of(rec: Reconciler, env: Environment, spec: PrometheusSpec) -> Connection:
+async def connection_of(ctx: RunContext, spec: PrometheusSpec) -> Connection:
     """Prometheus' address and credentials (``secretRef``: token, or username + password; ca.crt)."""
+    env = ctx.env
     if not spec.secret_name:
         return Connection(spec.url, spec.timeout)
     where = f"spec.verification.prometheus.secretRef: Secret {env.namespace}/{spec.secret_name}"
     try:
-        secret = await rec.kube.get(SECRETS.path(env.namespace, spec.secret_name))
+        secret = await ctx.services.kube.get(SECRETS.path(env.namespace, spec.secret_name))
     except NotFound:
         raise GitopsdError(f"{where} not found", reason="SecretNotFound") from None
     data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
@@ -176,85 +163,75 @@ async def connection_of(rec: Reconciler, env: Environment, spec: PrometheusSpec)
 # -- after every reconcile ---------------------------------------------------------------------
 
 
-async def after(rec: Reconciler, state: SyncState, outcome: Outcome, progress_: Progress) -> Outcome:
+async def after(ctx: RunContext, outcome: Outcome) -> Outcome:
     """Advance the current release's gate by one step; ``outcome`` with ``requeue_after`` when it runs."""
-    env = state.env
-    request = pending_request(env.annotations, state.status)
-    quiet = env.spec.verification is None and not state.status.get("verification") and request is None
-    if quiet and status.condition(state.status, VERIFIED) is None:
+    env = ctx.env
+    request = pending_request(env.annotations, ctx.status)
+    quiet = env.spec.verification is None and not ctx.status.get("verification") and request is None
+    if quiet and status.condition(ctx.status, VERIFIED) is None:
         return outcome
-    ledger = await rec.ledgers.of(Owner(env.namespace, env.name, env.uid))
+    ledger = await ctx.ledger()
     try:
-        return await _advance(rec, state, ledger, outcome, request, progress_)
+        return await _advance(ctx, ledger, outcome, request)
     except PrometheusError as exc:  # never raised by sampling (those are Error samples); kept safe
         log.warning("verification step failed", environment=env.key, error=exc.message)
         return outcome
 
 
-async def _advance(
-    rec: Reconciler,
-    state: SyncState,
-    ledger: Ledger,
-    outcome: Outcome,
-    request: VerifyRequest | None,
-    progress_: Progress,
-) -> Outcome:
-    env, spec, now = state.env, state.env.spec.verification, rec.clock()
-    current = ledger.current(state.status)
-    gate = progress.from_status(state.status.get("verification"))
+async def _advance(ctx: RunContext, ledger: Ledger, outcome: Outcome, request: VerifyRequest | None) -> Outcome:
+    env, spec, now = ctx.env, ctx.env.spec.verification, ctx.services.clock()
+    current = ledger.current(ctx.status)
+    gate = progress.from_status(ctx.status.get("verification"))
     if gate is not None and gate.running and (not _is(current, gate) or spec is None):
         why = "spec.verification was removed" if spec is None else f"release {getattr(current, 'number', '?')} came"
-        await conclude.cancel(rec, env, ledger, gate, why)
+        await conclude.cancel(ctx, ledger, gate, why)
         gate = None
     elif gate is not None and gate.phase.final and not (gate.recorded and gate.acted) and _is(current, gate):
-        return await conclude.conclude(rec, state, ledger, gate, outcome, progress_)
+        return await conclude.conclude(ctx, gate, outcome)
     if gate is not None and not _is(current, gate):
         gate = None
     if spec is None:
-        new = dict(state.status)
+        new = dict(ctx.status)
         new.pop("verification", None)
-        status.remove_condition(new, VERIFIED)
+        new = status.without_condition(new, VERIFIED)
         if request is not None:
             new = _answer(new, request, "Refused", "spec.verification is not set: there is no gate to run", None)
-        await rec._write_status(state, new)
+        ctx.stage(new)
         return outcome
     if current is None:
         if request is not None:
-            await rec._write_status(state, _answer(state.status, request, "Refused", "nothing is deployed yet", None))
+            ctx.stage(_answer(ctx.status, request, "Refused", "nothing is deployed yet", None))
         return outcome
     if gate is not None and gate.running and gate.spec_key != spec.key:
         log.info("spec.verification changed: the gate starts over", environment=env.key, release=current.number)
         gate = None
-    answered = dict(state.status)
+    answered = dict(ctx.status)
     if request is not None:
         if current.result is Result.HEALTHY:
-            gate = await _start(rec, env, spec, current, now, request)
+            gate = await _start(ctx, spec, current, now, request)
             answered = _answer(answered, request, "Started", f"verifying release {current.number}", current.number)
         else:
             text = f"release {current.number} is {current.result}: only a Healthy release is verified"
             answered = _answer(answered, request, "Refused", text, current.number)
     if gate is None or gate.phase is GatePhase.PENDING:
-        gate = await _initial(rec, env, spec, current, now)
+        gate = await _initial(ctx, spec, current, now)
     if gate.running and (gate.due(now) or gate.deadline_reached(now)):
-        gate = await _round(rec, env, spec, gate, now, progress_)
+        gate = await _round(ctx, spec, gate, now)
     new = {**answered, "verification": gate.to_status()}
-    conclude.set_condition(new, gate, env.generation, stamp(now))
-    await rec._write_status(state, new)
+    ctx.stage(conclude.with_condition(new, gate, env.generation, stamp(now)))
     if gate.phase.final and not (gate.recorded and gate.acted):
-        return await conclude.conclude(rec, state, ledger, gate, outcome, progress_)
+        return await conclude.conclude(ctx, gate, outcome)
     return replace(outcome, requeue_after=gate.wait(now) if gate.running else None)
 
 
-async def _initial(
-    rec: Reconciler, env: Environment, spec: VerificationSpec, current: ReleaseInfo, now: datetime
-) -> GateProgress:
+async def _initial(ctx: RunContext, spec: VerificationSpec, current: ReleaseInfo, now: datetime) -> GateProgress:
     """The gate of a release that has none yet: started, known from its record, or waiting for health."""
     if current.result is not Result.HEALTHY:
         text = f"release {current.number} is {current.result}: verification starts once it passes its health gate"
         return GateProgress(current.number, current.revision, GatePhase.PENDING, "AwaitingHealth", text,
                             enforce=spec.enforce, on_failure=spec.on_failure, spec_key=spec.key)  # fmt: skip
     if current.verification in (None, "Cancelled"):
-        return await _start(rec, env, spec, current, now, None)
+        return await _start(ctx, spec, current, now, None)
     return GateProgress(
         current.number, current.revision, GatePhase(current.verification), current.verification,
         current.verification_message, enforce=current.verification_enforced, on_failure=spec.on_failure,
@@ -263,20 +240,19 @@ async def _initial(
 
 
 async def _start(
-    rec: Reconciler,
-    env: Environment,
+    ctx: RunContext,
     spec: VerificationSpec,
     current: ReleaseInfo,
     now: datetime,
     request: VerifyRequest | None,
 ) -> GateProgress:
     """G1: a new gate for ``current``; a query Prometheus cannot parse makes its metric Invalid at once."""
-    revision = parse_revision(current.revision)
+    env, revision = ctx.env, parse_revision(current.revision)
     queries = resolved(env, spec, revision.commit if revision else "")
     metrics = tuple(MetricProgress(m.name, q) for m, q in zip(spec.metrics, queries, strict=True))
-    unchecked = [(i, q) for i, q in enumerate(queries) if (spec.prometheus.url, q) not in rec.gates.checked]
+    unchecked = [(i, q) for i, q in enumerate(queries) if not ctx.services.gates.knows(spec.prometheus.url, q)]
     if unchecked:
-        metrics = await _check(rec, env, spec, metrics, unchecked)
+        metrics = await _check(ctx, spec, metrics, unchecked)
     enforce = spec.enforce and not (request is not None and request.dry_run)
     gate = progress.start(
         current.number, current.revision, metrics, now=now, start_delay=spec.start_delay, deadline=spec.deadline,
@@ -291,35 +267,33 @@ async def _start(
 
 
 async def _check(
-    rec: Reconciler,
-    env: Environment,
+    ctx: RunContext,
     spec: VerificationSpec,
     metrics: tuple[MetricProgress, ...],
     unchecked: list[tuple[int, str]],
 ) -> tuple[MetricProgress, ...]:
     out = list(metrics)
     try:
-        connection = await connection_of(rec, env, spec.prometheus)
+        connection = await connection_of(ctx, spec.prometheus)
         async with HttpPrometheus.open(connection) as prom:
             for i, query in unchecked:
                 try:
                     await prom.check(query)
-                    rec.gates.remember(spec.prometheus.url, query)
+                    ctx.services.gates.remember(spec.prometheus.url, query)
                 except QueryRejected as exc:
                     out[i] = replace(out[i], phase=evaluate.MetricPhase.INVALID, message=exc.message)
     except GitopsdError as exc:  # unreachable or no credentials: sampling will say so, as Errors
-        log.info("verification queries not checked", environment=env.key, error=exc.message)
+        log.info("verification queries not checked", environment=ctx.env.key, error=exc.message)
     return tuple(out)
 
 
-async def _round(
-    rec: Reconciler, env: Environment, spec: VerificationSpec, gate: GateProgress, now: datetime, progress_: Progress
-) -> GateProgress:
+async def _round(ctx: RunContext, spec: VerificationSpec, gate: GateProgress, now: datetime) -> GateProgress:
     """G2 (and G3 when it decides): one instant query per metric still sampling, then the verdict."""
+    env = ctx.env
     if gate.due(now):
         wanted = [m for m in gate.metrics if m.sampling]
-        progress_(f"verification of release {gate.release}: sampling {len(wanted)} metrics")
-        readings = await _read_all(rec, env, spec.prometheus, [m.query for m in wanted])
+        ctx.progress(f"verification of release {gate.release}: sampling {len(wanted)} metrics")
+        readings = await _read_all(ctx, spec.prometheus, [m.query for m in wanted])
         by_name = {m.name: m for m in spec.metrics}
         at = stamp(now)
         updated = dict(zip((m.name for m in wanted), readings, strict=True))
@@ -330,7 +304,7 @@ async def _round(
                 m = evaluate.record(m, updated[m.name], at, by_name[m.name], spec.samples)
                 outcome = m.samples[-1].outcome if m.samples and m.samples != before.samples else None
                 if outcome is not None:
-                    rec.metrics.verification_samples.labels(env.key, str(outcome)).inc()
+                    ctx.services.metrics.verification_samples.labels(env.key, str(outcome)).inc()
             metrics.append(m)
         gate = replace(gate, metrics=tuple(metrics), next_sample_at=stamp(now + timedelta(seconds=spec.interval)))
     found = evaluate.verdict(gate.metrics, spec.samples, deadline_reached=gate.deadline_reached(now))
@@ -342,11 +316,11 @@ async def _round(
     return gate
 
 
-async def _read_all(rec: Reconciler, env: Environment, spec: PrometheusSpec, queries: list[str]) -> list[Reading]:
+async def _read_all(ctx: RunContext, spec: PrometheusSpec, queries: list[str]) -> list[Reading]:
     if not queries:
         return []
     try:
-        connection = await connection_of(rec, env, spec)
+        connection = await connection_of(ctx, spec)
     except GitopsdError as exc:
         return [Reading.failed(exc.message)] * len(queries)
 

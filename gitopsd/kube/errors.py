@@ -24,6 +24,7 @@ from gitopsd.errors import GitopsdError, truncate
 
 class KubeError(GitopsdError):
     reason = "KubernetesError"
+    transient = True  # the API server refused for a reason not recognised below: worth another try
 
 
 class Unreachable(KubeError):
@@ -32,10 +33,12 @@ class Unreachable(KubeError):
 
 class ConfigError(KubeError):
     reason = "KubeConfigInvalid"
+    transient = False
 
 
 class UnknownKind(KubeError):
     reason = "UnknownKind"
+    transient = False
 
     def __init__(self, api_version: str, kind: str) -> None:
         super().__init__(f"the server has no resource type {kind} in {api_version or 'v1'}")
@@ -60,14 +63,17 @@ class BadRequest(ApiError):
 
 class Unauthorized(ApiError):
     reason = "Unauthorized"
+    transient = False
 
 
 class Forbidden(ApiError):
     reason = "Forbidden"
+    transient = False
 
 
 class NotFound(ApiError):
     reason = "NotFound"
+    transient = False
 
 
 class Conflict(ApiError):
@@ -80,6 +86,7 @@ class Gone(ApiError):
 
 class Invalid(ApiError):
     reason = "Invalid"
+    transient = False
 
 
 class TooManyRequests(ApiError):

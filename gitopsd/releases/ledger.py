@@ -122,7 +122,7 @@ class Ledger:
             return await self._begin(status, wanted, manifests, replaces)
         except RecordExists as exc:
             await self.reload()
-            raise GitopsdError(str(exc), reason="Conflict") from None
+            raise GitopsdError(str(exc), reason="Conflict", transient=True) from None
 
     async def _begin(
         self, status: Mapping[str, Any], wanted: ReleaseInfo, manifests: Sequence[Manifest], replaces: Result

@@ -106,6 +106,7 @@ class KustomizeError(RenderError):
 
 class KustomizeTimeout(KustomizeError):
     reason = "KustomizeTimeout"
+    transient = True
 
 
 class KustomizeUnavailable(KustomizeError):

@@ -27,14 +27,17 @@ class SourceError(GitopsdError):
     """Reading a Git source failed."""
 
     reason = "GitOperationFailed"
+    transient = True  # git failed in a way not recognised below: worth another try
 
 
 class InvalidSourceURL(SourceError):
     reason = "InvalidSourceURL"
+    transient = False
 
 
 class InvalidCredentials(SourceError):
     reason = "InvalidCredentials"
+    transient = False
 
 
 class GitUnreachable(SourceError):
@@ -47,32 +50,39 @@ class GitTimeout(SourceError):
 
 class GitTLSFailed(SourceError):
     reason = "GitTLSFailed"
+    transient = False
 
 
 class GitAuthenticationFailed(SourceError):
     reason = "GitAuthenticationFailed"
+    transient = False
 
 
 class GitHostKeyUnknown(SourceError):
     reason = "GitHostKeyUnknown"
+    transient = False
 
 
 class GitHostKeyChanged(SourceError):
     reason = "GitHostKeyChanged"
+    transient = False
 
 
 class GitRepositoryNotFound(SourceError):
     reason = "GitRepositoryNotFound"
+    transient = False
 
 
 class RefNotFound(SourceError):
     reason = "RefNotFound"
+    transient = False
 
 
 class PathNotFound(SourceError, FileNotFoundError):
     """Also a ``FileNotFoundError``, which is what ``model.Tree.files`` promises its callers."""
 
     reason = "PathNotFound"
+    transient = False
 
     def __init__(self, message: str) -> None:
         SourceError.__init__(self, message)

@@ -1,0 +1,190 @@
+"""What one reconcile works on (``RunContext``) and the services every reconcile shares (``Services``).
+
+The reconcile core is split by concern — ``reconcile`` (what to do this time), ``rollout``
+(apply one release and judge it), ``rollback`` (restore, hold), ``promotion`` (the guard),
+``gates.runner``/``gates.conclude`` (verification) — and every one of them takes a
+``RunContext``: the Environment, the status being built, its release ledger, the request that
+started the run and where progress goes. None of them sees the ``Reconciler``, so imports
+point one way::
+
+    reconcile → gates.runner → gates.conclude → rollback → rollout → context
+    reconcile → promotion → rollout
+
+**Status.** ``ctx.status`` is the status as this run wants it. ``ctx.stage(new)`` only
+changes it; ``ctx.write_status(new)`` also writes it when it differs from what the server
+holds. Writes that must reach the server before the next step (write-order step 3: the
+inventory that covers an apply, before the apply) use ``write_status``; everything else stages,
+and the reconcile ends with one ``flush``. A run that changes nothing writes nothing.
+
+**Source.** ``Source`` is the port to Git and the renderer (``resolve`` a revision, ``render``
+it), so the decision tree runs in unit tests on an in-memory source and Kubernetes fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from gitopsd import environments
+from gitopsd.apply import Applier, ApplyMemo
+from gitopsd.events import EventRecorder, EventType
+from gitopsd.gates.memory import Memory
+from gitopsd.kube import Kube as KubeAPI  # the port (gitopsd.kube.port) once it lands
+from gitopsd.lifecycle import Announcer, LifecycleEvent
+from gitopsd.lifecycle import EventType as LifecycleType
+from gitopsd.metrics import Metrics
+from gitopsd.model import Manifest, Revision
+from gitopsd.outcome import Aside, involved, stay
+from gitopsd.releases import Ledger, Ledgers, Owner
+from gitopsd.sources import redact
+from gitopsd.spec import Environment
+from gitopsd.status import READY, Status, condition
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A source revision and what was needed to reach it (credentials), for the render that follows."""
+
+    revision: Revision
+    access: Any = None
+
+
+class Source(Protocol):
+    """Where an Environment's desired objects come from: Git and the renderer, or a fake in tests."""
+
+    async def resolve(self, env: Environment, *, fresh: bool) -> Resolved:
+        """The revision the Environment's source points at now (``fresh``: ask the remote, no cache)."""
+        ...
+
+    async def render(self, env: Environment, resolved: Resolved) -> tuple[Sequence[Manifest], str]:
+        """The objects at ``resolved`` and their digest (the release identity)."""
+        ...
+
+    def forget(self, uid: str) -> None:
+        """Drop what is remembered about a deleted Environment."""
+        ...
+
+
+@dataclass(slots=True)
+class Services:
+    """What every reconcile of one cluster uses, shared by all its Environments."""
+
+    kube: KubeAPI
+    source: Source
+    recorder: EventRecorder
+    metrics: Metrics
+    announcer: Announcer
+    clock: Callable[[], datetime]
+    applier: Applier
+    ledgers: Ledgers
+    gates: Memory = field(default_factory=Memory)
+    memos: dict[str, ApplyMemo] = field(default_factory=dict)
+
+    def memo(self, uid: str) -> ApplyMemo:
+        """The applier's memory of what it last applied for Environment ``uid``."""
+        return self.memos.setdefault(uid, ApplyMemo())
+
+    def forget(self, uid: str) -> None:
+        self.memos.pop(uid, None)
+        self.source.forget(uid)
+        self.ledgers.forget(uid)
+
+
+def _quiet(_message: str) -> None:
+    return None
+
+
+@dataclass(slots=True)
+class RunContext:
+    """One reconcile of one Environment: what it works on, and how it writes status and tells people."""
+
+    services: Services
+    env: Environment
+    status: Status
+    requested_at: str | None = None
+    progress: Progress = _quiet
+    aside: Aside = stay
+    ledger_: Ledger | None = None
+
+    @classmethod
+    def start(
+        cls,
+        services: Services,
+        env: Environment,
+        *,
+        requested_at: str | None = None,
+        progress: Progress | None = None,
+        aside: Aside = stay,
+    ) -> RunContext:
+        return cls(services, env, dict(env.status), requested_at, progress or _quiet, aside)
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.env.namespace, self.env.name, self.env.uid)
+
+    async def ledger(self) -> Ledger:
+        """The Environment's release ledger (records read once per process, then kept current)."""
+        if self.ledger_ is None:
+            self.ledger_ = await self.services.ledgers.of(self.owner)
+        return self.ledger_
+
+    def reload(self, env: Environment) -> None:
+        """Start over from ``env`` as the server has it now (status included)."""
+        self.env = env
+        self.status = dict(env.status)
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def stage(self, new_status: Status) -> None:
+        """The status this run ends with so far; written by the next ``write_status`` or ``flush``."""
+        self.status = new_status
+
+    async def write_status(self, new_status: Status) -> None:
+        """Make ``new_status`` the status and write it now, unless the server already has exactly it."""
+        self.status = new_status
+        await self.flush()
+
+    async def flush(self) -> None:
+        if self.status == dict(self.env.status):  # what was last written (or read)
+            return
+        await environments.write_status(self.services.kube, self.env.namespace, self.env.name, self.status)
+        self.env = replace(self.env, status=MappingProxyType(dict(self.status)))
+
+    # -- telling people -------------------------------------------------------------------------
+
+    async def event(self, type_: EventType, reason: str, message: str) -> None:
+        """A Kubernetes Event on the Environment."""
+        await self.services.recorder.record(involved(self.env), type_, reason, message)
+
+    async def warn_once(self, reason: str, message: str) -> bool:
+        """A Warning Event unless Ready already said exactly this; True when posted (a transition)."""
+        old = condition(self.env.status, READY)
+        if old and old.get("reason") == reason and old.get("message") == message:
+            return False
+        await self.event("Warning", reason, message)
+        return True
+
+    def announce(self, type_: LifecycleType, revision: Revision | None, reason: str, message: str) -> None:
+        """A lifecycle event for notifications (Slack, webhooks, commit status)."""
+        env = self.env
+        previous = env.status.get("lastAppliedRevision")
+        self.services.announcer.announce(
+            LifecycleEvent(
+                type=type_,
+                namespace=env.namespace,
+                environment=env.name,
+                uid=env.uid,
+                revision=str(revision) if revision else env.status.get("lastAttemptedRevision"),
+                previous_revision=str(previous) if previous else None,
+                reason=reason,
+                message=message,
+                time=environments.now_rfc3339(),
+                source_url=redact(env.spec.source.url),
+                release=env.status.get("release"),
+            )
+        )
