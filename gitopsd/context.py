@@ -23,6 +23,7 @@ it), so the decision tree runs in unit tests on an in-memory source and Kubernet
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
@@ -32,6 +33,7 @@ from gitopsd import environments
 from gitopsd.apply import Applier, ApplyMemo
 from gitopsd.events import EventRecorder, EventType
 from gitopsd.gates.memory import Memory
+from gitopsd.gates.prometheus import Connection, HttpPrometheus, Prometheus
 from gitopsd.kube import Kube as KubeAPI  # the port (gitopsd.kube.port) once it lands
 from gitopsd.lifecycle import Announcer, LifecycleEvent
 from gitopsd.lifecycle import EventType as LifecycleType
@@ -44,6 +46,12 @@ from gitopsd.spec import Environment
 from gitopsd.status import READY, Status, condition
 
 Progress = Callable[[str], None]
+#: Opens a Prometheus client for one gate step (tests give an in-memory one).
+PrometheusOpener = Callable[[Connection], AbstractAsyncContextManager[Prometheus]]
+
+
+def _open_http(connection: Connection) -> AbstractAsyncContextManager[Prometheus]:
+    return HttpPrometheus.open(connection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,7 @@ class Services:
     applier: Applier
     ledgers: Ledgers
     gates: Memory = field(default_factory=Memory)
+    prometheus: PrometheusOpener = _open_http
     memos: dict[str, ApplyMemo] = field(default_factory=dict)
 
     def memo(self, uid: str) -> ApplyMemo:

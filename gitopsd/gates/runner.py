@@ -52,7 +52,7 @@ from gitopsd.errors import GitopsdError
 from gitopsd.gates import conclude, evaluate, progress, templates
 from gitopsd.gates.evaluate import GatePhase, MetricProgress, Reading
 from gitopsd.gates.progress import GateProgress, stamp
-from gitopsd.gates.prometheus import Connection, HttpPrometheus, PrometheusError, QueryRejected
+from gitopsd.gates.prometheus import Connection, Prometheus, PrometheusError, QueryRejected
 from gitopsd.gates.spec import PrometheusSpec, VerificationSpec
 from gitopsd.kube import NotFound, Resource
 from gitopsd.model import Revision
@@ -120,7 +120,7 @@ async def admit(ctx: RunContext, revision: Revision) -> None:
     if not todo:
         return
     connection = await connection_of(ctx, spec.prometheus)
-    async with HttpPrometheus.open(connection) as prom:
+    async with ctx.services.prometheus(connection) as prom:
         for i, query in todo:
             try:
                 await prom.check(query)
@@ -275,7 +275,7 @@ async def _check(
     out = list(metrics)
     try:
         connection = await connection_of(ctx, spec.prometheus)
-        async with HttpPrometheus.open(connection) as prom:
+        async with ctx.services.prometheus(connection) as prom:
             for i, query in unchecked:
                 try:
                     await prom.check(query)
@@ -324,13 +324,13 @@ async def _read_all(ctx: RunContext, spec: PrometheusSpec, queries: list[str]) -
     except GitopsdError as exc:
         return [Reading.failed(exc.message)] * len(queries)
 
-    async def one(prom: HttpPrometheus, query: str) -> Reading:
+    async def one(prom: Prometheus, query: str) -> Reading:
         try:
             return await prom.query(query)
         except PrometheusError as exc:
             return Reading.failed(exc.message)
 
-    async with HttpPrometheus.open(connection) as prom:
+    async with ctx.services.prometheus(connection) as prom:
         return list(await asyncio.gather(*(one(prom, q) for q in queries)))
 
 
