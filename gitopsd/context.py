@@ -34,7 +34,7 @@ from gitopsd.apply import Applier, ApplyMemo
 from gitopsd.events import EventRecorder, EventType
 from gitopsd.gates.memory import Memory
 from gitopsd.gates.prometheus import Connection, HttpPrometheus, Prometheus
-from gitopsd.kube import Kube as KubeAPI  # the port (gitopsd.kube.port) once it lands
+from gitopsd.kube import KubeAPI
 from gitopsd.lifecycle import Announcer, LifecycleEvent
 from gitopsd.lifecycle import EventType as LifecycleType
 from gitopsd.metrics import Metrics

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import structlog
 
 from gitopsd.errors import truncate
-from gitopsd.kube import Kube, KubeError
+from gitopsd.kube import KubeAPI, KubeError
 from gitopsd.kube.discovery import Resource
 
 EVENTS = Resource("", "v1", "Event", "events", namespaced=True)
@@ -29,7 +29,7 @@ log = structlog.get_logger("gitopsd.events")
 
 
 class EventRecorder:
-    def __init__(self, kube: Kube, component: str = "gitopsd") -> None:
+    def __init__(self, kube: KubeAPI, component: str = "gitopsd") -> None:
         self._kube = kube
         self._component = component
         self._instance = os.environ.get("POD_NAME") or socket.gethostname()

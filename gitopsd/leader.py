@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import structlog
 
 from gitopsd.errors import GitopsdError
-from gitopsd.kube import Conflict, Kube, KubeError, NotFound, Resource
+from gitopsd.kube import Conflict, KubeAPI, KubeError, NotFound, Resource
 
 log = structlog.get_logger("gitopsd.leader")
 
@@ -103,7 +103,7 @@ class NoElection:
 
 
 class LeaderElector:
-    def __init__(self, kube: Kube, settings: LeaseSettings) -> None:
+    def __init__(self, kube: KubeAPI, settings: LeaseSettings) -> None:
         self.kube = kube
         self.settings = settings
         self.is_leader = False

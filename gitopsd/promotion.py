@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from gitopsd import environments, status
 from gitopsd.context import RunContext
 from gitopsd.errors import GitopsdError, SpecError
-from gitopsd.kube import Kube, NotFound
+from gitopsd.kube import KubeAPI, NotFound
 from gitopsd.model import Revision
 from gitopsd.outcome import Outcome, parse_revision
 from gitopsd.releases import Owner, ReleaseInfo, ReleaseStore, Result
@@ -72,7 +72,7 @@ async def guard(ctx: RunContext, current: ReleaseInfo | None, revision: Revision
 
 
 async def lacks(
-    kube: Kube, env: Environment, index: int, name: str, revision: Revision, digest: str, match: str
+    kube: KubeAPI, env: Environment, index: int, name: str, revision: Revision, digest: str, match: str
 ) -> str | None:
     """Why Environment ``name`` does not vouch for ``revision`` (None: it does).
 
@@ -118,7 +118,7 @@ def _state(release: ReleaseInfo) -> str:
     return f"whose verification was {release.verification.lower()}"
 
 
-async def _environment(kube: Kube, namespace: str, name: str, where: str) -> Environment | None:
+async def _environment(kube: KubeAPI, namespace: str, name: str, where: str) -> Environment | None:
     try:
         raw = await environments.get(kube, namespace, name)
     except NotFound:
@@ -132,7 +132,7 @@ async def _environment(kube: Kube, namespace: str, name: str, where: str) -> Env
         return None
 
 
-async def _no_cycle(kube: Kube, env: Environment, source: Environment, where: str) -> None:
+async def _no_cycle(kube: KubeAPI, env: Environment, source: Environment, where: str) -> None:
     """Follow the requirements from ``source``; coming back to ``env`` is a cycle (a deadlock: refuse)."""
     stack: list[tuple[Environment, Sequence[str]]] = [(source, (env.name, source.name))]
     seen = {env.name, source.name}

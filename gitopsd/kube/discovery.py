@@ -18,7 +18,7 @@ from urllib.parse import quote
 from gitopsd.kube.errors import ApiError, UnknownKind
 
 if TYPE_CHECKING:
-    from gitopsd.kube.client import Kube
+    from gitopsd.kube.port import KubeAPI
 
 _AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
 _MIN_REFRESH_SECONDS = 2.0
@@ -74,7 +74,7 @@ def split_api_version(api_version: str) -> tuple[str, str]:
 class Discovery:
     """A cached map of (apiVersion, kind) → ``Resource`` for one cluster."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: KubeAPI) -> None:
         self._kube = kube
         self._by_gvk: dict[tuple[str, str, str], Resource] = {}
         self._preferred: dict[str, str] = {}  # group → preferred version

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitopsd.kube import Conflict, Kube, NotFound, Resource
+from gitopsd.kube import Conflict, KubeAPI, NotFound, Resource
 from gitopsd.model import FIELD_MANAGER, Manifest
 from gitopsd.releases.record import (
     LABEL_ENVIRONMENT,
@@ -67,7 +67,7 @@ class Written:
 
 
 class ReleaseStore:
-    def __init__(self, kube: Kube, *, field_manager: str = FIELD_MANAGER) -> None:
+    def __init__(self, kube: KubeAPI, *, field_manager: str = FIELD_MANAGER) -> None:
         self.kube = kube
         self.field_manager = field_manager
 
