@@ -5,6 +5,11 @@ One **sample** of a metric is one instant query:
 - a scalar or exactly one series, in range → ``Pass``; out of range → ``Fail``;
 - an empty result or NaN → ``NoData``, then counted as the metric's ``noData`` says: ``Skip``
   (not counted at all), ``Pass`` or ``Fail``;
+- a value computed only from data older than the release (``stale``: the newest raw data point
+  behind the query predates ``not_before``, or its age cannot be told) → ``NoData``, never
+  counted whatever ``noData`` says: it is evidence about an earlier release (a Prometheus that
+  was down answers with its last pre-outage value for up to its 5-minute lookback), and a
+  monitoring outage must neither fail nor pass a release;
 - an HTTP or PromQL error, or a timeout → ``Error``: not counted. Three in a row make the metric
   ``Errored``, which holds the gate; the next good sample takes it back to ``Running``;
 - more than one series → a configuration error: the metric is ``Invalid`` at once (reported
@@ -27,6 +32,7 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from gitopsd.gates.spec import MetricSpec, Range
 
@@ -65,12 +71,17 @@ class GatePhase(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """What one instant query gave: a value (None: empty result), an error, or too many series."""
+    """What one instant query gave: a value (None: empty result), an error, or too many series.
+
+    ``stale`` says why a value is not evidence about the release (see ``staleness``); empty
+    when it is, or when nobody asked.
+    """
 
     value: float | None = None
     error: str | None = None
     series: int = 1
     labels: tuple[str, ...] = ()  # of the series, when there are several
+    stale: str = ""
 
     @classmethod
     def of(cls, value: float) -> Reading:
@@ -136,9 +147,30 @@ def classify(reading: Reading, bounds: Range) -> tuple[SampleOutcome, str]:
         return SampleOutcome.NO_DATA, "the query returned no data"
     if math.isnan(reading.value):
         return SampleOutcome.NO_DATA, "the query returned NaN"
+    if reading.stale:
+        return SampleOutcome.NO_DATA, f"{_num(reading.value)} is not evidence: {reading.stale}"
     if bounds.contains(reading.value):
         return SampleOutcome.PASS, f"{_num(reading.value)} is {bounds}"
     return SampleOutcome.FAIL, f"{_num(reading.value)} is not {bounds}"
+
+
+def staleness(newest: float | None, not_before: datetime, evaluated_at: float | None = None) -> str:
+    """Why a value is not evidence about what happened since ``not_before`` ("" when it is).
+
+    ``newest`` is the newest raw data point behind the query (Unix seconds; None: none was
+    found within Prometheus' lookback although the query gave a value, so it was computed from
+    older data only). A ``newest`` equal to the evaluation time (to the millisecond) is the mark
+    of a server whose ``timestamp()`` reports when it evaluated rather than when the data was
+    scraped: then the age cannot be told, and the value does not count either.
+    """
+    since = _clock(not_before.timestamp())
+    if newest is None:
+        return f"no data point behind the query is newer than {since} (evidence starts then): older data only"
+    if evaluated_at is not None and abs(newest - evaluated_at) < 0.0005:
+        return "the age of the data behind the query cannot be told (timestamp() gave the evaluation time)"
+    if newest < not_before.timestamp():
+        return f"the newest data point behind the query is from {_clock(newest)}, before {since} (evidence starts then)"
+    return ""
 
 
 def record(progress: MetricProgress, reading: Reading, at: str, spec: MetricSpec, samples: int) -> MetricProgress:
@@ -160,6 +192,8 @@ def record(progress: MetricProgress, reading: Reading, at: str, spec: MetricSpec
     counted = outcome
     if outcome is SampleOutcome.NO_DATA:
         new = replace(new, no_data=progress.no_data + 1)
+        if reading.stale:
+            return replace(new, errors=0, phase=MetricPhase.RUNNING, message=f"{message} (not counted)")
         if spec.no_data == "Skip":
             return replace(new, errors=0, phase=MetricPhase.RUNNING, message=f"{message} (skipped)")
         counted = SampleOutcome.PASS if spec.no_data == "Pass" else SampleOutcome.FAIL
@@ -221,3 +255,8 @@ def _many(reading: Reading) -> str:
 
 def _num(value: float) -> str:
     return f"{value:.6g}"
+
+
+def _clock(seconds: float) -> str:
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

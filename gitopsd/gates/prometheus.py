@@ -10,6 +10,19 @@ and matplotlib: 278 MB. (metrics_adapter made the same choice, with latency meas
 ``check`` asks ``/api/v1/format_query`` (Prometheus >= 2.38), which parses without evaluating:
 a query that does not parse is known before anything is deployed, with Prometheus' own error.
 
+**How old is the data behind a value.** ``query(promql, not_before)`` must tell a value computed
+from data scraped since ``not_before`` from one computed from older data (Prometheus, back from
+an outage, answers an instant selector with the last sample it had, up to its 5-minute
+lookback). Prometheus reports no such age: ``timestamp()`` of an aggregate or a function is the
+evaluation time, and the ``lookback_delta`` query parameter (2.43+; 2.42 ignores it silently)
+bounds instant selectors only, never the ``[2m]`` of a ``rate``. What does work on every 2.x and
+3.x server: ``timestamp()`` of a bare vector selector is the raw sample's own timestamp. So the
+query's vector selectors are picked out of its text (``selectors``, a small PromQL lexer: Prometheus
+has no parse API before 3.0) and one more instant query, at the same evaluation time, asks for
+the newest sample of any of them (``freshness_query``). Whatever cannot be told (text the lexer
+does not follow, an ``offset`` on a subquery, a check Prometheus refuses) makes the value stale,
+never counted: unknown age is never evidence, for a pass or for a failure.
+
 Errors, each naming the server (credentials never included)::
 
     PrometheusError
@@ -22,16 +35,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import re
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Protocol
 
 import aiohttp
 
 from gitopsd.errors import GitopsdError, truncate
-from gitopsd.gates.evaluate import Reading
+from gitopsd.gates.evaluate import Reading, staleness
 
 
 class PrometheusError(GitopsdError):
@@ -66,8 +82,11 @@ class Connection:
 
 
 class Prometheus(Protocol):
-    async def query(self, promql: str) -> Reading:
-        """One instant query, as a reading (a value, empty, or several series)."""
+    async def query(self, promql: str, not_before: datetime | None = None) -> Reading:
+        """One instant query, as a reading (a value, empty, or several series).
+
+        With ``not_before``, a value built only from data older than that instant is ``stale``.
+        """
         ...
 
     async def check(self, promql: str) -> None:
@@ -95,20 +114,45 @@ class HttpPrometheus:
         ) as session:
             yield cls(connection, session)
 
-    async def query(self, promql: str) -> Reading:
-        body = await self._get("/api/v1/query", {"query": promql, "timeout": f"{self.connection.timeout:g}s"})
+    async def query(self, promql: str, not_before: datetime | None = None) -> Reading:
+        reading, at = await self._instant(promql)
+        if not_before is None or reading.value is None or math.isnan(reading.value) or at is None:
+            return reading
+        try:
+            found = selectors(promql)
+        except ValueError as exc:
+            return replace(reading, stale=f"the age of the data behind the query cannot be told ({exc})")
+        if not found.current:
+            if not found.historical:
+                return reading  # a constant: no data to be old
+            return replace(reading, stale="the query reads only data moved back in time (offset or @)")
+        try:
+            newest, _ = await self._instant(freshness_query(found.current), at=at)
+        except (QueryRejected, QueryFailed) as exc:  # not the user's query: its age is unknown, not an error
+            return replace(reading, stale=f"the age of the data behind the query cannot be told ({exc.message})")
+        if newest.series > 1:
+            return replace(reading, stale="the age of the data behind the query cannot be told (several answers)")
+        return replace(reading, stale=staleness(newest.value, not_before, evaluated_at=at))
+
+    async def _instant(self, promql: str, *, at: float | None = None) -> tuple[Reading, float | None]:
+        """A reading and the evaluation time Prometheus gave it (None when the result is empty)."""
+        params = {"query": promql, "timeout": f"{self.connection.timeout:g}s"}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        body = await self._get("/api/v1/query", params)
         data = body.get("data")
         if not isinstance(data, Mapping):
             raise QueryFailed(f"{self.where}: the answer has no data")
         kind, result = data.get("resultType"), data.get("result")
         if kind == "scalar" and isinstance(result, list) and len(result) == 2:
-            return Reading.of(_number(result[1], self.where))
+            return Reading.of(_number(result[1], self.where)), _time(result[0])
         if kind == "vector" and isinstance(result, list):
             if not result:
-                return Reading.empty()
+                return Reading.empty(), None
             if len(result) == 1:
-                return Reading.of(_number((result[0].get("value") or [None, None])[1], self.where))
-            return Reading.many([_labels(item.get("metric") or {}) for item in result])
+                point = result[0].get("value") or [None, None]
+                return Reading.of(_number(point[1], self.where)), _time(point[0])
+            return Reading.many([_labels(item.get("metric") or {}) for item in result]), None
         if kind == "matrix":
             raise QueryFailed(
                 f"{self.where}: the query returned a range vector; give an instant one (no [..] at the end)"
@@ -153,6 +197,136 @@ class HttpPrometheus:
         raise QueryFailed(f"{self.where}: HTTP {status}" + (f" {kind}" if kind else "") + f": {text}")
 
 
+# -- which series a query reads ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Selectors:
+    """A query's vector selectors, as written: ``current`` ones and ``historical`` ones (offset, @ t)."""
+
+    current: tuple[str, ...] = ()
+    historical: tuple[str, ...] = ()
+
+
+_TOKENS = re.compile(
+    r"""(?P<skip>\s+|\#[^\n]*)
+    |(?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
+    |(?P<number>(?:0[xX][0-9a-fA-F]+|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)[a-zA-Z0-9]*)
+    |(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)
+    |(?P<op>=~|!~|!=|==|>=|<=|[-(){}\[\],=<>+*/%^@:])""",
+    re.VERBOSE,
+)
+# Followed by a parenthesised list of label names, not of expressions.
+_LABEL_LISTS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+# Words that are never a metric name where they stand (aggregations are also followed by "by").
+_WORDS = {
+    *_LABEL_LISTS,
+    *("sum", "avg", "count", "min", "max", "group", "stddev", "stdvar", "topk", "bottomk", "quantile"),
+    *("count_values", "limitk", "limit_ratio", "and", "or", "unless", "atan2", "bool", "offset", "inf", "nan"),
+    *("smoothed", "anchored"),  # range modifiers of Prometheus 3
+}
+_CLOSE = {"(": ")", "{": "}", "[": "]"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str
+    text: str
+    start: int
+    end: int
+
+
+def selectors(promql: str) -> Selectors:
+    """The vector selectors in ``promql`` (``rate(x{a="b"}[5m])`` → ``x{a="b"}``), in order, once each.
+
+    Raises ``ValueError`` for text it does not follow (the query was parsed by Prometheus
+    already, so that is a gap here), and for an ``offset`` or ``@`` that moves a whole subquery:
+    then which data the value comes from is not known from the selectors alone.
+    """
+    tokens = _tokenize(promql)
+    current: list[str] = []
+    historical: list[str] = []
+    attached: set[int] = set()  # the offset / @ tokens that belong to a selector
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        after = tokens[i + 1].text if i + 1 < len(tokens) else ""
+        if tok.kind == "name" and tok.text.lower() in _LABEL_LISTS and after == "(":
+            i = _closing(tokens, i + 1) + 1
+        elif tok.kind == "name" and (after == "(" or tok.text.lower() in _WORDS):
+            i += 1
+        elif tok.kind == "name" or tok.text == "{":
+            end = i if tok.text != "{" and after != "{" else _closing(tokens, i if tok.text == "{" else i + 1)
+            text = promql[tok.start : tokens[end].end]
+            moved, used = _modifiers(tokens, end + 1)
+            attached.update(used)
+            target = historical if moved else current
+            if text not in target:
+                target.append(text)
+            i = end + 1
+        elif tok.text == "[":
+            i = _closing(tokens, i) + 1  # a range or subquery window: durations only
+        else:
+            i += 1
+    loose = [t for n, t in enumerate(tokens) if (t.text == "@" or t.text.lower() == "offset") and n not in attached]
+    if loose:
+        raise ValueError(f"'{loose[0].text}' at character {loose[0].start} moves a subquery, not one selector")
+    return Selectors(tuple(current), tuple(historical))
+
+
+def freshness_query(chosen: tuple[str, ...]) -> str:
+    """An instant query for the newest raw sample of any of the selectors (Unix seconds)."""
+    parts = [f'label_replace(max(timestamp({s})), "gitopsd_selector", "{n}", "", "")' for n, s in enumerate(chosen)]
+    return "max(" + " or ".join(parts) + ")"
+
+
+def _tokenize(promql: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    at = 0
+    while at < len(promql):
+        match = _TOKENS.match(promql, at)
+        if match is None or match.lastgroup is None:
+            raise ValueError(f"unexpected {promql[at]!r} at character {at}")
+        if match.lastgroup != "skip":
+            tokens.append(_Token(match.lastgroup, match.group(), match.start(), match.end()))
+        at = match.end()
+    return tokens
+
+
+def _closing(tokens: list[_Token], opening: int) -> int:
+    """The index of the bracket closing the one at ``opening``."""
+    want = _CLOSE.get(tokens[opening].text)
+    if want is None:
+        raise ValueError(f"expected a bracket at character {tokens[opening].start}")
+    depth = 0
+    for n in range(opening, len(tokens)):
+        if tokens[n].kind == "op" and tokens[n].text in _CLOSE:
+            depth += 1
+        elif tokens[n].kind == "op" and tokens[n].text in _CLOSE.values():
+            depth -= 1
+            if depth == 0:
+                return n
+    raise ValueError(f"'{tokens[opening].text}' at character {tokens[opening].start} is never closed")
+
+
+def _modifiers(tokens: list[_Token], n: int) -> tuple[bool, list[int]]:
+    """After a selector: its range, then ``offset d`` and ``@ t`` in either order; whether they move it back."""
+    if n < len(tokens) and tokens[n].text == "[":
+        n = _closing(tokens, n) + 1
+    moved, used = False, []
+    while n < len(tokens) and (tokens[n].text == "@" or tokens[n].text.lower() == "offset"):
+        used.append(n)
+        word, n = tokens[n].text, n + 1
+        if n < len(tokens) and tokens[n].text in ("-", "+"):
+            n += 1
+        if word == "@" and n + 1 < len(tokens) and tokens[n].text in ("start", "end") and tokens[n + 1].text == "(":
+            n = _closing(tokens, n + 1) + 1  # start() and end() are an instant query's evaluation time
+            continue
+        moved = True
+        n = _closing(tokens, n) + 1 if n < len(tokens) and tokens[n].text == "(" else n + 1
+    return moved, used
+
+
 def _auth_headers(connection: Connection) -> dict[str, str]:
     if connection.token:
         return {"Authorization": f"Bearer {connection.token}"}
@@ -167,6 +341,13 @@ def _number(text: Any, where: str) -> float:
         return float(text)  # "NaN", "+Inf" and "-Inf" included
     except (TypeError, ValueError):
         raise QueryFailed(f"{where}: sample value {text!r} is not a number") from None
+
+
+def _time(text: Any) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def _labels(metric: Mapping[str, Any]) -> str:

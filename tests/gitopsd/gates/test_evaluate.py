@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,6 +18,7 @@ from gitopsd.gates.evaluate import (
     SampleOutcome,
     classify,
     record,
+    staleness,
     verdict,
 )
 from gitopsd.gates.spec import MetricSpec, NoData, Range
@@ -154,3 +157,53 @@ def test_a_held_or_inconclusive_verdict_says_nothing_is_rolled_back() -> None:
     assert "error-ratio" in held.message and "neither promoted nor rolled back" in held.message
     late = verdict([_metric(MetricPhase.RUNNING, "latency")], 3, deadline_reached=True)
     assert "latency" in late.message and "neither promoted nor rolled back" in late.message
+
+
+NOT_BEFORE = datetime(2026, 11, 22, 20, 1, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("newest", "evaluated_at", "stale"),
+    [
+        (NOT_BEFORE.timestamp() + 5, NOT_BEFORE.timestamp() + 7, False),
+        (NOT_BEFORE.timestamp(), NOT_BEFORE.timestamp() + 7, False),  # a point at not_before counts
+        (NOT_BEFORE.timestamp() - 0.001, NOT_BEFORE.timestamp() + 7, True),
+        (NOT_BEFORE.timestamp() - 120, None, True),
+        (None, NOT_BEFORE.timestamp() + 7, True),  # a value, but no data point within the lookback
+        (NOT_BEFORE.timestamp() + 7, NOT_BEFORE.timestamp() + 7, True),  # timestamp() gave the evaluation time
+    ],
+)
+def test_staleness_of_the_newest_data_point(newest: float | None, evaluated_at: float | None, stale: bool) -> None:
+    """A value counts only when its newest raw data point is at or after not_before, and that age is known."""
+    assert bool(staleness(newest, NOT_BEFORE, evaluated_at)) is stale
+
+
+def test_staleness_names_both_instants() -> None:
+    """The message gives the newest data point's time and the instant evidence starts."""
+    text = staleness(NOT_BEFORE.timestamp() - 60, NOT_BEFORE)
+    assert "2026-11-22T20:00:00.000Z" in text and "2026-11-22T20:01:00.000Z" in text
+
+
+def test_a_stale_value_out_of_range_is_no_data_not_fail() -> None:
+    """The pre-outage error ratio of the previous release (0.5, over max 0.01) is NoData, with why."""
+    why = staleness(NOT_BEFORE.timestamp() - 60, NOT_BEFORE)
+    outcome, message = classify(replace(Reading.of(0.5), stale=why), Range(None, 0.01))
+    assert outcome is SampleOutcome.NO_DATA
+    assert message.startswith("0.5 is not evidence") and why in message
+
+
+@pytest.mark.parametrize("no_data", ["Skip", "Pass", "Fail"])
+def test_stale_samples_are_never_counted_whatever_no_data_says(no_data: NoData) -> None:
+    """noData: Fail or Pass applies to empty results, not to old data: stale samples count neither way."""
+    stale = replace(Reading.of(0.5), stale="the newest data point behind the query is from before")
+    progress = fold([stale] * 3, spec(no_data=no_data))
+    assert (progress.phase, progress.passed, progress.failed, progress.no_data) == (MetricPhase.RUNNING, 0, 0, 3)
+    assert progress.samples[-1].outcome is SampleOutcome.NO_DATA and progress.samples[-1].value == 0.5
+    assert progress.message.endswith("(not counted)")
+
+
+def test_fresh_samples_after_stale_ones_decide_the_metric() -> None:
+    """Two stale samples then fresh ones: the fresh ones alone pass the metric (samples: 3)."""
+    stale = replace(Reading.of(0.5), stale="old")
+    progress = fold([stale, stale, Reading.of(0.001), Reading.of(0.002), Reading.of(0.0)], spec())
+    assert (progress.phase, progress.passed, progress.failed, progress.no_data) == (MetricPhase.PASSED, 3, 0, 2)
