@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import threading
 import time
@@ -57,10 +58,13 @@ class App:
 
 @pytest.fixture
 def outage_prometheus() -> Iterator[services.Prometheus]:
-    """A Prometheus of this test's own, since the test kills and restarts it."""
+    """A Prometheus of this test's own, since the test kills and restarts it (and stops the restarted one)."""
     prom = services.start_prometheus(scrape_interval="1s")
     yield prom
-    prom.stop()
+    if all(p.alive() for p in prom.processes):
+        prom.stop()
+    else:  # killed and reaped by the test: its pid may belong to someone else by now
+        shutil.rmtree(prom.directory, ignore_errors=True)
 
 
 async def eventually(what: str, check: Callable[[], Awaitable[T | None]], timeout: float = 60) -> T:
