@@ -17,7 +17,8 @@ builds its own requests (server-side apply in ``apply.ssa``, metadata-only lists
 
 Hooks for tests: ``fail_next`` (an error as the client would raise it, after its retries),
 ``set_status`` (a controller's status write), ``seed`` (objects not counted as requests),
-``register`` (more kinds), ``add_validator`` (a 422 for what a test refuses).
+``register`` (more kinds), ``add_validator`` (a 422 for what a test refuses), ``react`` (a
+controller that writes the status of each object of a kind as soon as it is stored).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from tests.fakes import patches, selectors, watching
 from tests.fakes.kinds import DEFAULT_KINDS, Kind, Kinds
 from tests.fakes.objects import Store, Validator, utc_now
 from tests.fakes.selectors import Match
+from tests.fakes.workloads import Controller
 
 if TYPE_CHECKING:
     from gitopsd.kube import Kube, KubeAPI
@@ -84,6 +86,7 @@ class FakeKube:
         #: The Update manager of writes without ``fieldManager`` (the real server uses the User-Agent).
         self.default_manager = default_manager
         self._failures: list[_Failure] = []
+        self._controllers: dict[tuple[str, str], list[Controller]] = {}
         self.signals = watching.Signals()
         for name in namespaces:
             self.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
@@ -100,6 +103,11 @@ class FakeKube:
         """Make the next ``times`` requests of ``method`` (``GET``... ``WATCH``, ``*`` for any) to a
         path starting with ``path_prefix`` raise ``error`` (``dry_run``: only dry-runs, or only not)."""
         self._failures.append(_Failure(method.upper(), path_prefix, error, times, dry_run))
+
+    def react(self, group: str, kind: str, controller: Controller) -> None:
+        """After every stored write of ``kind`` (not dry-runs, not ``/status``), set the status
+        ``controller`` returns for the object (None: leave it), as its controller would at once."""
+        self._controllers.setdefault((group, kind), []).append(controller)
 
     def register(self, kind: Kind) -> None:
         self.kinds.register(kind)
@@ -170,7 +178,20 @@ class FakeKube:
         self._maybe_fail(method, path, dry_run)
         await asyncio.sleep(0)  # let other tasks run, as a real round trip would
         answer = self._serve(method.upper(), path.split("?")[0], query, copy.deepcopy(body), content_type, accept)
+        if self._controllers and method.upper() in ("POST", "PUT", "PATCH") and not dry_run:
+            self._react(answer, path)
         return copy.deepcopy(answer)
+
+    def _react(self, obj: Any, path: str) -> None:
+        if not isinstance(obj, dict) or path.split("?")[0].endswith("/status"):
+            return
+        group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+        meta = obj.get("metadata") or {}
+        for controller in self._controllers.get((group, str(obj.get("kind", ""))), []):
+            status = controller(obj)
+            if status is not None:
+                ref = ObjectRef(group, str(obj["kind"]), str(meta.get("namespace") or ""), str(meta["name"]))
+                obj = self.set_status(ref, status)
 
     def _maybe_fail(self, method: str, path: str, dry_run: bool) -> None:
         for failure in self._failures:

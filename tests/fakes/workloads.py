@@ -3,8 +3,11 @@ controllers in the fake, so a test says when a Deployment has rolled out or give
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+#: Reads an object just stored and gives the status its controller would write (None: none).
+Controller = Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
 
 
 def rolled_out(obj: Mapping[str, Any]) -> dict[str, Any]:
