@@ -63,13 +63,16 @@ def test_cli_steers_the_daemon_and_drift_is_reverted(
 
     out = gitopsd_cli(cluster, "diff", "shop", "-n", ops)
     assert out.returncode == 0, out.stdout + out.stderr
-    # Hand edits: web's replicas are ours (in Git), worker's are not (the manifest leaves them to an HPA).
+    # Hand edits while suspended (the daemon reverts a watched edit at once otherwise): web's replicas
+    # are ours (in Git), worker's are not (the manifest leaves them to an HPA).
+    assert gitopsd_cli(cluster, "suspend", "shop", "-n", ops).returncode == 0
     assert kubectl(cluster, "scale", "deployment/web", "-n", app, "--replicas=5").returncode == 0
     assert kubectl(cluster, "scale", "deployment/worker", "-n", app, "--replicas=3").returncode == 0
     out = gitopsd_cli(cluster, "diff", "shop", "-n", ops)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "replicas: 5" in out.stdout and "replicas: 2" in out.stdout
     assert "worker" not in out.stdout
+    assert gitopsd_cli(cluster, "resume", "shop", "-n", ops).returncode == 0
 
     # The interval is an hour: sync now, fetching afresh, and wait for the daemon's answer.
     second = repo.commit({"README.md": "docs\n"})

@@ -278,6 +278,8 @@ def test_diff_sync_and_friends_on_a_real_cluster(
 
     out = gitopsd_cli(cluster, "diff", "ok", "-n", ops)
     assert out.returncode == 0 and out.stderr == "", out.stdout + out.stderr
+    # Suspended, so the daemon does not revert the hand edit (a watched edit) before diff sees it.
+    assert gitopsd_cli(cluster, "suspend", "ok", "-n", ops).returncode == 0
     assert kubectl(cluster, "patch", "configmap/settings", "-n", app, "-p", '{"data":{"colour":"red"}}').returncode == 0
     out = gitopsd_cli(cluster, "diff", "ok", "-n", ops)
     assert out.returncode == 1 and out.stderr == "", out.stdout + out.stderr

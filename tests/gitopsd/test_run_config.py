@@ -44,7 +44,8 @@ def test_bad_config_and_flags_exit_2_and_apply_nothing(
     config = _write(tmp_path / "bad.yaml", _env(ns), bad)
     out = gitopsd_cli(gitopsd_crd, "run", f"--namespace={ns}", f"--config={config}")
     assert out.returncode == 2
-    assert f"--config {config} (document 2, DaemonConfig): notifiers[0].type: must be one of" in out.stderr
+    where = f"--config {config} (document 2, DaemonConfig)"
+    assert f"{where}: notifiers[0].type: must be slack, webhook, github, gitlab or gitea" in out.stderr
     assert not _created(gitopsd_crd, ns)
     out = gitopsd_cli(gitopsd_crd, "run", f"--namespace={ns}", "--shard-selector=shard a")
     assert out.returncode == 2 and "--shard-selector: 'shard a' is not a label requirement" in out.stderr
