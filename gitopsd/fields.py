@@ -54,7 +54,7 @@ def duration_seconds(text: str) -> float:
     """A Go duration (``90s``, ``1m30s``, ``1.5h``, ``500ms``, ``0``) in seconds."""
     if text == "0":
         return 0.0
-    if not _DURATION.match(text):
+    if not _DURATION.fullmatch(text):  # not match: "$" would let a trailing newline through
         raise Invalid(DURATION_FORM)
     return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(text))
 
@@ -94,13 +94,13 @@ def check_limits(
 
 def check_dns_label(text: str, max_length: int = 63) -> None:
     """A DNS label (a namespace, most names) of at most ``max_length`` characters."""
-    if len(text) > max_length or not DNS_LABEL.match(text):
+    if len(text) > max_length or not DNS_LABEL.fullmatch(text):
         raise Invalid(f"{LABEL_RULES}, at most {max_length} characters")
 
 
 def check_dns_subdomain(text: str, max_length: int = 253) -> None:
     """A DNS subdomain (an object's name) of at most ``max_length`` characters."""
-    if len(text) > max_length or not DNS_SUBDOMAIN.match(text):
+    if len(text) > max_length or not DNS_SUBDOMAIN.fullmatch(text):
         raise Invalid(f"{SUBDOMAIN_RULES}, at most {max_length} characters")
 
 

@@ -56,7 +56,7 @@ def test_durations_in_go_form(text: str, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "30", "5x", "1d", "1y", "-5s", "+5s", "5 m", " 5m", "5m ", ".5h", "5.h", "m", "0.0"]
+    "text", ["", "30", "5x", "1d", "1y", "-5s", "+5s", "5 m", " 5m", "5m ", ".5h", "5.h", "m", "0.0", "5m\n"]
 )
 def test_durations_outside_the_crd_grammar_are_refused(text: str) -> None:
     """Whatever the CRD's CEL rule refuses (days, signs, spaces, bare numbers) is refused here too."""
@@ -115,11 +115,13 @@ def test_limits_shown_another_way() -> None:
         (check_dns_label, "-shop", False),
         (check_dns_label, "shop.prod", False),
         (check_dns_label, "", False),
+        (check_dns_label, "shop\n", False),
         (check_dns_subdomain, "shop.prod-1", True),
         (check_dns_subdomain, "a" * 253, True),
         (check_dns_subdomain, "a" * 254, False),
         (check_dns_subdomain, "shop..prod", False),
         (check_dns_subdomain, "ops/shop", False),
+        (check_dns_subdomain, "shop.prod\n", False),
     ],
 )
 def test_dns_names(check: Callable[[str], None], text: str, ok: bool) -> None:
