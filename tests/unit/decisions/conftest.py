@@ -29,6 +29,8 @@ from tests.unit.decisions.ports import Clock, FakePrometheus, FakeSource
 
 NAMESPACE = "gitopsd-system"
 TARGET = "shop"
+#: More target namespaces, for tests with several Environments.
+EXTRA_TARGETS = ("staging", "prod")
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 #: A Deployment whose image ends with this never becomes available (its controller says so).
 BAD = ":bad"
@@ -58,7 +60,7 @@ class World:
     """The ports, one Reconciler at a time, and what the daemon and the CLI do around it."""
 
     def __init__(self) -> None:
-        self.kube = FakeKube(namespaces=("default", NAMESPACE, TARGET))
+        self.kube = FakeKube(namespaces=("default", NAMESPACE, TARGET, *EXTRA_TARGETS))
         self.kube.react("apps", "Deployment", deployment_controller)
         self.source = FakeSource()
         self.prometheus = FakePrometheus()
@@ -116,12 +118,12 @@ class World:
     async def reasons(self, name: str) -> list[str]:
         return [reason for _, reason, _ in await self.events(name)]
 
-    def live(self, kind: str, name: str) -> dict[str, Any] | None:
+    def live(self, kind: str, name: str, namespace: str = TARGET) -> dict[str, Any] | None:
         group = "apps" if kind == "Deployment" else ""
-        return self.kube.stored(ObjectRef(group, kind, TARGET, name))
+        return self.kube.stored(ObjectRef(group, kind, namespace, name))
 
-    def image(self, name: str = "web") -> str | None:
-        live = self.live("Deployment", name)
+    def image(self, name: str = "web", namespace: str = TARGET) -> str | None:
+        live = self.live("Deployment", name, namespace)
         return None if live is None else str(live["spec"]["template"]["spec"]["containers"][0]["image"])
 
     # -- what the CLI writes -------------------------------------------------------------------

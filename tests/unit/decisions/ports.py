@@ -25,16 +25,19 @@ def commit_of(label: str) -> str:
     return hashlib.sha1(label.encode()).hexdigest()  # noqa: S324 - an id, not security
 
 
-def configmap(name: str, value: str, namespace: str = "shop") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace},
-            "data": {"version": value}}  # fmt: skip
+def _meta(name: str, namespace: str | None) -> dict[str, str]:
+    return {"name": name, "namespace": namespace} if namespace else {"name": name}
 
 
-def deployment(name: str, image: str, namespace: str = "shop") -> dict[str, Any]:
+def configmap(name: str, value: str, namespace: str | None = "shop") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(name, namespace), "data": {"version": value}}
+
+
+def deployment(name: str, image: str, namespace: str | None = "shop") -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": _meta(name, namespace),
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": name}},
@@ -46,9 +49,12 @@ def deployment(name: str, image: str, namespace: str = "shop") -> dict[str, Any]
     }
 
 
-def app(version: str, image: str | None = None) -> list[dict[str, Any]]:
-    """The shop at ``version``: a ConfigMap saying it and a Deployment (``image`` defaults to shop:<version>)."""
-    return [configmap("settings", version), deployment("web", image or f"shop:{version}")]
+def app(version: str, image: str | None = None, namespace: str | None = "shop") -> list[dict[str, Any]]:
+    """The shop at ``version``: a ConfigMap saying it and a Deployment (``image`` defaults to shop:<version>).
+
+    ``namespace`` None: the objects name none and land in each Environment's ``targetNamespace``.
+    """
+    return [configmap("settings", version, namespace), deployment("web", image or f"shop:{version}", namespace)]
 
 
 class FakeSource:
@@ -82,11 +88,19 @@ class FakeSource:
 
     async def render(self, env: Environment, resolved: Resolved) -> tuple[Sequence[Manifest], str]:
         self.renders += 1
-        manifests = self.trees[resolved.revision.commit]
+        manifests = tuple(_placed(m, env.spec.target_namespace) for m in self.trees[resolved.revision.commit])
         return manifests, digest_of(manifests)
 
     def forget(self, uid: str) -> None:
         return None
+
+
+def _placed(manifest: Manifest, namespace: str | None) -> Manifest:
+    """As the renderer does: a namespaced object naming no namespace goes to ``targetNamespace``."""
+    meta = manifest.obj["metadata"]
+    if meta.get("namespace") or not namespace:
+        return manifest
+    return Manifest({**manifest.obj, "metadata": {**meta, "namespace": namespace}}, manifest.origin)
 
 
 @dataclass(slots=True)
