@@ -55,6 +55,7 @@ class _Failure:
     error: BaseException
     times: int
     dry_run: bool | None
+    skip: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +99,19 @@ class FakeKube:
     # -- hooks for tests -------------------------------------------------------------------
 
     def fail_next(
-        self, method: str, path_prefix: str, error: BaseException, *, times: int = 1, dry_run: bool | None = None
+        self,
+        method: str,
+        path_prefix: str,
+        error: BaseException,
+        *,
+        times: int = 1,
+        dry_run: bool | None = None,
+        skip: int = 0,
     ) -> None:
         """Make the next ``times`` requests of ``method`` (``GET``... ``WATCH``, ``*`` for any) to a
-        path starting with ``path_prefix`` raise ``error`` (``dry_run``: only dry-runs, or only not)."""
-        self._failures.append(_Failure(method.upper(), path_prefix, error, times, dry_run))
+        path starting with ``path_prefix`` raise ``error`` (``dry_run``: only dry-runs, or only not),
+        after letting the first ``skip`` of them through."""
+        self._failures.append(_Failure(method.upper(), path_prefix, error, times, dry_run, skip))
 
     def react(self, group: str, kind: str, controller: Controller) -> None:
         """After every stored write of ``kind`` (not dry-runs, not ``/status``), set the status
@@ -198,6 +207,9 @@ class FakeKube:
             if failure.method not in ("*", method.upper()) or not path.startswith(failure.prefix):
                 continue
             if failure.dry_run is not None and failure.dry_run != dry_run:
+                continue
+            if failure.skip > 0:
+                failure.skip -= 1
                 continue
             failure.times -= 1
             if failure.times <= 0:
