@@ -9,9 +9,10 @@ write the request annotations ``gitopsd rollback`` / ``resume`` / ``sync --force
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -25,7 +26,10 @@ from gitopsd.releases import requests as asks
 from gitopsd.spec import API_VERSION, KIND, Environment, parse_environment
 from gitopsd.status import condition
 from tests.fakes import FakeKube, failed, rolled_out
-from tests.unit.decisions.ports import Clock, FakePrometheus, FakeSource
+from tests.unit.decisions.ports import Clock, Crash, FakePrometheus, FakeSource
+
+if TYPE_CHECKING:
+    from gitopsd.kube import Kube
 
 NAMESPACE = "gitopsd-system"
 TARGET = "shop"
@@ -34,12 +38,16 @@ EXTRA_TARGETS = ("staging", "prod")
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 #: A Deployment whose image ends with this never becomes available (its controller says so).
 BAD = ":bad"
+#: ...and one whose image ends with this stays in progress until the test sets its status.
+SLOW = ":slow"
 
 
 def deployment_controller(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """Rolls a Deployment out at once, or fails it when its image ends with ``BAD``."""
-    containers = obj["spec"]["template"]["spec"]["containers"]
-    if any(str(c.get("image", "")).endswith(BAD) for c in containers):
+    """Rolls a Deployment out at once, fails it (image ending ``BAD``) or leaves it (``SLOW``)."""
+    images = [str(c.get("image", "")) for c in obj["spec"]["template"]["spec"]["containers"]]
+    if any(image.endswith(SLOW) for image in images):
+        return None
+    if any(image.endswith(BAD) for image in images):
         return failed(obj)
     return rolled_out(obj)
 
@@ -69,7 +77,9 @@ class World:
 
     def restart(self) -> Reconciler:
         """A new process: a Reconciler that remembers nothing (records, renders, applied objects)."""
-        self.reconciler = Reconciler(self.kube, None, EventRecorder(self.kube), source=self.source, clock=self.clock)
+        # Reconciler is typed for the concrete client until it takes the KubeAPI port.
+        kube = cast("Kube", self.kube)
+        self.reconciler = Reconciler(kube, None, EventRecorder(self.kube), source=self.source, clock=self.clock)
         self.reconciler.services.prometheus = self.prometheus.open
         return self.reconciler
 
@@ -118,9 +128,11 @@ class World:
     async def reasons(self, name: str) -> list[str]:
         return [reason for _, reason, _ in await self.events(name)]
 
+    def kube_ref(self, kind: str, name: str, namespace: str = TARGET) -> ObjectRef:
+        return ObjectRef("apps" if kind == "Deployment" else "", kind, namespace, name)
+
     def live(self, kind: str, name: str, namespace: str = TARGET) -> dict[str, Any] | None:
-        group = "apps" if kind == "Deployment" else ""
-        return self.kube.stored(ObjectRef(group, kind, namespace, name))
+        return self.kube.stored(self.kube_ref(kind, name, namespace))
 
     def image(self, name: str = "web", namespace: str = TARGET) -> str | None:
         live = self.live("Deployment", name, namespace)
@@ -152,6 +164,15 @@ class World:
             annotations[asks.FORCE_FREEZE] = asks.Request(token, "alice").to_annotation()
         await self.annotate(name, annotations)
         return token
+
+
+async def crash(world: World, name: str = "shop") -> None:
+    """Reconcile until the injected ``Crash``; let what else was in flight land, as on a real server; restart."""
+    with pytest.raises(Crash):
+        await world.reconcile(name)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    world.restart()
 
 
 @pytest.fixture

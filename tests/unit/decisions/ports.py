@@ -20,6 +20,10 @@ from gitopsd.spec import Environment
 Objects = Sequence[dict[str, Any]]
 
 
+class Crash(BaseException):
+    """The process dies here (a ``BaseException``: no ``except Exception`` in the engine stops it)."""
+
+
 def commit_of(label: str) -> str:
     """A 40-hex commit id named after ``label`` (``A``, ``B``...), stable across runs."""
     return hashlib.sha1(label.encode()).hexdigest()  # noqa: S324 - an id, not security

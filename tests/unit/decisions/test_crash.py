@@ -7,33 +7,18 @@ raised by the fake at one request; the Reconciler is then thrown away (``world.r
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from gitopsd.releases import secret_name
-from tests.unit.decisions.conftest import NAMESPACE, World
-from tests.unit.decisions.ports import app
+from tests.unit.decisions.conftest import NAMESPACE, World, crash
+from tests.unit.decisions.ports import Crash, app
 
 STATUS = f"/apis/gitopsd.dev/v1alpha1/namespaces/{NAMESPACE}/environments/shop/status"
 SECRETS = f"/api/v1/namespaces/{NAMESPACE}/secrets"
 
 
-class Crash(BaseException):
-    """The process dies here."""
-
-
 def record_path(number: int) -> str:
     return f"{SECRETS}/{secret_name('shop', number)}"
-
-
-async def crash(world: World) -> None:
-    """Reconcile until the injected Crash; then let what else was in flight settle, and restart."""
-    with pytest.raises(Crash):
-        await world.reconcile("shop")
-    for _ in range(20):  # requests already sent by other workers still land, as on a real server
-        await asyncio.sleep(0)
-    world.restart()
 
 
 async def contiguous(world: World) -> dict[int, str]:

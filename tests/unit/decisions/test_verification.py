@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.unit.decisions.conftest import World
-from tests.unit.decisions.ports import app
+from tests.unit.decisions.conftest import NAMESPACE, World, crash
+from tests.unit.decisions.ports import Crash, app
 
 START_DELAY, INTERVAL = 60, 30
 QUERY = 'sum(rate(http_errors_total{namespace="{{.namespace}}"}[1m]))'
@@ -132,3 +132,23 @@ async def test_prometheus_unreachable_until_the_deadline_holds_never_rolls_back(
     assert (await world.status("shop"))["release"] == 2 and world.image() == "shop:2"
     verified = await world.condition("shop", "Verified")
     assert verified is not None and verified["status"] == "False"
+
+
+async def test_a_crash_between_the_verdict_and_the_rollback_is_finished_once(world: World) -> None:
+    """Killed as the rollback record is created (after G4): the next process rolls back, told once."""
+    await verified_release_1(world)
+    b = world.source.push("B", app("2"))
+    await world.reconcile("shop")
+    world.prometheus.value = 0.5
+    world.clock.advance(START_DELAY + 1)
+    world.kube.fail_next("POST", f"/api/v1/namespaces/{NAMESPACE}/secrets", Crash())
+    await crash(world)
+    assert (await world.records("shop"))[2].verification == "Failed"
+    assert (await world.status("shop"))["release"] == 2
+    outcome = await world.reconcile("shop")
+    assert outcome.release == 3
+    records = await world.records("shop")
+    assert set(records) == {1, 2, 3} and records[3].restored_from == 1
+    assert (await world.status("shop"))["held"]["revision"] == str(b)
+    told = [e for e in await world.events("shop") if e[1] == "VerificationFailed"]
+    assert len(told) == 1
