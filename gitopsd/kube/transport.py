@@ -49,7 +49,7 @@ class Transport:
         self._session: aiohttp.ClientSession | None = None
         self._authorization: object = _UNSET
         self._fetched_at = 0.0
-        self._refresh_lock = asyncio.Lock()
+        self._refresh_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     @property
     def server(self) -> str:
@@ -88,12 +88,19 @@ class Transport:
         if not self.connection.refreshes:
             return self.connection.authorization()
         if self._authorization is _UNSET or time.monotonic() - self._fetched_at >= self.refresh_every:
-            async with self._refresh_lock:
+            async with self._lock():
                 if self._authorization is _UNSET or time.monotonic() - self._fetched_at >= self.refresh_every:
                     self._authorization = await asyncio.to_thread(self.connection.authorization)
                     self._fetched_at = time.monotonic()
         value = self._authorization
         return value if isinstance(value, str) else None
+
+    def _lock(self) -> asyncio.Lock:
+        """One refresh at a time; a lock per event loop (a CLI may run several loops in turn)."""
+        loop = asyncio.get_running_loop()
+        if self._refresh_lock is None or self._refresh_lock[0] is not loop:
+            self._refresh_lock = (loop, asyncio.Lock())
+        return self._refresh_lock[1]
 
     async def headers(self, *, content_type: str | None = None, accept: str | None = None) -> dict[str, str]:
         headers: dict[str, str] = {}

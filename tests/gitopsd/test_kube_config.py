@@ -233,3 +233,38 @@ def test_default_namespace_follows_the_same_choice(home: Path, tmp_path: Path, m
     assert kube_config.default_namespace(str(bare), None) == ("default", "default")
     assert kube_config.default_namespace(str(tmp_path / "missing"), None) == ("default", "default")
     assert kube_config.load(str(a)).namespace == "team-a"
+
+
+def test_an_exec_plugin_gives_the_token_and_marks_the_connection_refreshing(home: Path, tmp_path: Path) -> None:
+    """An exec credential plugin runs through the kubernetes package; the transport must ask it again off the loop."""
+    plugin = tmp_path / "plugin.sh"
+    plugin.write_text(
+        "#!/bin/sh\n"
+        'echo \'{"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",'
+        ' "status": {"token": "from-plugin"}}\'\n'
+    )
+    plugin.chmod(0o755)
+    path = tmp_path / "kc"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": [{"name": "c", "cluster": {"server": "https://c:6443"}}],
+                "users": [
+                    {
+                        "name": "u",
+                        "user": {
+                            "exec": {
+                                "apiVersion": "client.authentication.k8s.io/v1",
+                                "command": str(plugin),
+                                "interactiveMode": "Never",
+                            }
+                        },
+                    }
+                ],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    conn = kube_config.load(str(path))
+    assert (conn.authorization(), conn.refreshes) == ("Bearer from-plugin", True)
