@@ -138,8 +138,6 @@ class Daemon:
         self.cache.subscribe(self._on_cluster_change)
         self.metrics.watch_cache(self.cache.figures)
         self.reconciler = Reconciler(kube, self.sources, EventRecorder(kube), self.metrics, cache=cache)
-        # Until the Reconciler hands ``cache`` to its applier itself (issue 13's context refactor).
-        self.reconciler.applier.cache = cache
         self.metrics.watch_statuses(self._statuses)
         if announcer is not None:
             self.reconciler.announcer = announcer

@@ -46,6 +46,7 @@ from gitopsd.events import EventRecorder
 from gitopsd.gates import runner as gate
 from gitopsd.gitsource import GitSource
 from gitopsd.kube import Kube, KubeError
+from gitopsd.kube.watchcache import WatchCache
 from gitopsd.lifecycle import Announcer, NullAnnouncer
 from gitopsd.metrics import Metrics
 from gitopsd.outcome import Aside, Outcome, fields_of, stay
@@ -76,15 +77,14 @@ class Reconciler:
         announcer: Announcer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),  # freeze windows are read against it
         source: Source | None = None,
-        cache: object | None = None,
+        cache: WatchCache | None = None,
     ) -> None:
         if source is None:
             if sources is None:
                 raise ValueError("Reconciler needs sources (Git) or a source")
             desired = Desired(kube, sources, kustomize_timeout)
             source = GitSource(kube, sources, desired, ls_remote_max_age)
-        applier = Applier(kube)  # the watch cache (``cache``) is handed on once the applier takes it
-        self.cache = cache
+        applier = Applier(kube, cache=cache)
         self.kube = kube
         self.recorder = recorder
         self.metrics = metrics or Metrics()

@@ -96,7 +96,10 @@ async def run(ctx: RunContext, step: Step) -> Outcome:
     services.metrics.inventory_objects.labels(env.key).set(len(result.inventory.entries))
 
     health: HealthReport | None = None
-    if spec.wait_timeout > 0 and (touched or step.fresh or not was_ready):
+    # Look when something moved, a release is being deployed, Ready was not True, or the release
+    # has no Healthy verdict yet (Ready may still be the previous release's after a crash).
+    unproven = release.result is not Result.HEALTHY
+    if spec.wait_timeout > 0 and (touched or step.fresh or not was_ready or unproven):
         # Nothing moved since a failed health check: look once, don't wait the whole timeout again.
         timeout = spec.wait_timeout if (touched or step.fresh) else 0.0
         ctx.progress(f"waiting up to {timeout:.0f}s for {len(result.inventory.entries)} objects to become ready")

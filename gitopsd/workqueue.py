@@ -121,11 +121,11 @@ class Slot:
         if not self.held:  # already aside (nested): nothing to give up
             yield
             return
-        self._slots._release(self)
+        self._slots.give_up(self)
         try:
             yield
         finally:
-            await self._slots._acquire(self)
+            await self._slots.take(self)
 
 
 class Slots:
@@ -142,14 +142,14 @@ class Slots:
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[Slot]:
         slot = Slot(self)
-        await self._acquire(slot)
+        await self.take(slot)
         try:
             yield slot
         finally:
             if slot.held:  # not when cancelled while waiting to come back from ``aside``
-                self._release(slot)
+                self.give_up(slot)
 
-    async def _acquire(self, slot: Slot) -> None:
+    async def take(self, slot: Slot) -> None:
         self.waiting += 1
         try:
             await self._free.acquire()
@@ -158,7 +158,7 @@ class Slots:
         slot.held = True
         self.working += 1
 
-    def _release(self, slot: Slot) -> None:
+    def give_up(self, slot: Slot) -> None:
         slot.held = False
         self.working -= 1
         self._free.release()

@@ -216,7 +216,7 @@ async def _advance(ctx: RunContext, ledger: Ledger, outcome: Outcome, request: V
     if gate is None or gate.phase is GatePhase.PENDING:
         gate = await _initial(ctx, spec, current, now)
     if gate.running and (gate.due(now) or gate.deadline_reached(now)):
-        gate = await _round(ctx, spec, gate, now)
+        gate = await _round(ctx, spec, gate, now, evidence_from(current, gate, spec))
     new = {**answered, "verification": gate.to_status()}
     ctx.stage(conclude.with_condition(new, gate, env.generation, stamp(now)))
     if gate.phase.final and not (gate.recorded and gate.acted):
@@ -287,13 +287,15 @@ async def _check(
     return tuple(out)
 
 
-async def _round(ctx: RunContext, spec: VerificationSpec, gate: GateProgress, now: datetime) -> GateProgress:
+async def _round(
+    ctx: RunContext, spec: VerificationSpec, gate: GateProgress, now: datetime, not_before: datetime | None
+) -> GateProgress:
     """G2 (and G3 when it decides): one instant query per metric still sampling, then the verdict."""
     env = ctx.env
     if gate.due(now):
         wanted = [m for m in gate.metrics if m.sampling]
         ctx.progress(f"verification of release {gate.release}: sampling {len(wanted)} metrics")
-        readings = await _read_all(ctx, spec.prometheus, [m.query for m in wanted])
+        readings = await _read_all(ctx, spec.prometheus, [m.query for m in wanted], not_before)
         by_name = {m.name: m for m in spec.metrics}
         at = stamp(now)
         updated = dict(zip((m.name for m in wanted), readings, strict=True))
@@ -316,7 +318,9 @@ async def _round(ctx: RunContext, spec: VerificationSpec, gate: GateProgress, no
     return gate
 
 
-async def _read_all(ctx: RunContext, spec: PrometheusSpec, queries: list[str]) -> list[Reading]:
+async def _read_all(
+    ctx: RunContext, spec: PrometheusSpec, queries: list[str], not_before: datetime | None
+) -> list[Reading]:
     if not queries:
         return []
     try:
@@ -326,12 +330,27 @@ async def _read_all(ctx: RunContext, spec: PrometheusSpec, queries: list[str]) -
 
     async def one(prom: Prometheus, query: str) -> Reading:
         try:
-            return await prom.query(query)
+            return await prom.query(query, not_before)
         except PrometheusError as exc:
             return Reading.failed(exc.message)
 
     async with ctx.services.prometheus(connection) as prom:
         return list(await asyncio.gather(*(one(prom, q) for q in queries)))
+
+
+def evidence_from(current: ReleaseInfo, gate: GateProgress, spec: VerificationSpec) -> datetime | None:
+    """The instant before which Prometheus data says nothing about ``current``: its start plus the start delay.
+
+    Capped at the gate's own start, so the first sample (taken ``startDelay`` after it) can count
+    scrapes made while it waited. A value built only from older data (the previous release's,
+    returned by Prometheus' lookback after an outage) is then NoData, never Fail.
+    """
+    applied = progress.parse_time(current.applied_at)
+    started = progress.parse_time(gate.started_at)
+    if applied is None:
+        return started
+    after_delay = applied + timedelta(seconds=spec.start_delay)
+    return min(after_delay, started) if started is not None else after_delay
 
 
 def _is(current: ReleaseInfo | None, gate: GateProgress) -> bool:

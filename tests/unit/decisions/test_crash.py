@@ -144,15 +144,6 @@ async def test_a_rollback_leftover_whose_target_is_gone_is_superseded(world: Wor
     assert again.release == 2 and set(await world.results("shop")) == {2, 3}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "engine bug (lead): a crash between release 2's Failed verdict on record and the status write leaves "
-        "Ready=True from release 1; on restart rollout.run skips the health look (touched=False, fresh=False "
-        "for a Failed current, was_ready=True) and _verdict turns Failed into Healthy with health=None, "
-        "although the Deployment is ProgressDeadlineExceeded"
-    ),
-)
 async def test_a_failed_release_stays_failed_after_a_crash_before_its_status(world: World) -> None:
     """Release 2 Failed on record, status not yet written: the new process still reports it Failed."""
     world.source.push("A", app("1"))
