@@ -7,8 +7,6 @@ raised by the fake at one request; the Reconciler is then thrown away (``world.r
 
 from __future__ import annotations
 
-import pytest
-
 from gitopsd.releases import secret_name
 from tests.unit.decisions.conftest import NAMESPACE, World, crash
 from tests.unit.decisions.ports import Crash, app
