@@ -47,15 +47,20 @@ ROOT = Path(__file__).resolve().parents[1]
 CRD = ROOT / "manifests" / "gitopsd" / "crd.yaml"
 
 
-def write_repo(directory: Path, apps: int) -> WorkRepo:
-    repo = WorkRepo.create(directory / "remote" / "apps.git", directory / "work")
+def app_files(apps: int) -> dict[str, str | bytes | None]:
+    """``apps/app-NNNN/app.yaml`` for each app: its four objects, without a namespace."""
     files: dict[str, str | bytes | None] = {}
     for i in range(apps):
         objects = app("placeholder", i)
         for obj in objects:
             obj["metadata"].pop("namespace", None)  # targetNamespace decides (the four share one metadata)
         files[f"apps/app-{i:04d}/app.yaml"] = yaml.safe_dump_all(objects)
-    repo.commit(files, "apps")
+    return files
+
+
+def write_repo(directory: Path, apps: int) -> WorkRepo:
+    repo = WorkRepo.create(directory / "remote" / "apps.git", directory / "work")
+    repo.commit(app_files(apps), "apps")
     return repo
 
 
