@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gitopsd.errors import GitopsdError, SpecError
-from gitopsd.kube import Kube, NotFound
+from gitopsd.kube import KubeAPI, NotFound
 from gitopsd.kube import secrets as kube_secrets
 from gitopsd.kube.discovery import Resource
 from gitopsd.model import Manifest, Revision
@@ -39,7 +39,7 @@ class _Cached:
 class Desired:
     """Renders of each Environment (by uid), the last one kept."""
 
-    def __init__(self, kube: Kube, sources: GitSources, kustomize_timeout: float = 60.0) -> None:
+    def __init__(self, kube: KubeAPI, sources: GitSources, kustomize_timeout: float = 60.0) -> None:
         self.kube = kube
         self.sources = sources
         self.kustomize_timeout = kustomize_timeout
@@ -78,7 +78,7 @@ class Desired:
         return manifests, digest
 
 
-async def load_credentials(kube: Kube, env: Environment) -> Credentials | None:
+async def load_credentials(kube: KubeAPI, env: Environment) -> Credentials | None:
     """The Git credentials named by ``spec.source.secretRef`` (None when it names none)."""
     name = env.spec.source.secret_name
     if not name:
@@ -87,7 +87,7 @@ async def load_credentials(kube: Kube, env: Environment) -> Credentials | None:
     return Credentials.from_secret(dict(secret), f"{env.namespace}/{name}")
 
 
-async def substitution_values(kube: Kube, env: Environment) -> Mapping[str, str] | None:
+async def substitution_values(kube: KubeAPI, env: Environment) -> Mapping[str, str] | None:
     """The ``${NAME}`` values of ``env``: its ``substituteFrom`` objects in order, then ``substitute``
     (None when substitution is off)."""
     if env.spec.substitute is None:
@@ -99,7 +99,7 @@ async def substitution_values(kube: Kube, env: Environment) -> Mapping[str, str]
     return values
 
 
-async def _values_of(kube: Kube, namespace: str, ref: SubstituteFrom) -> dict[str, str]:
+async def _values_of(kube: KubeAPI, namespace: str, ref: SubstituteFrom) -> dict[str, str]:
     where = f"spec.substituteFrom: {ref.kind} {namespace}/{ref.name}"
     try:
         if ref.kind == "ConfigMap":

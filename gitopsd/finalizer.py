@@ -33,7 +33,7 @@ from gitopsd.apply.live import LiveState
 from gitopsd.apply.prune import prune
 from gitopsd.apply.wait import resolve
 from gitopsd.events import EventRecorder
-from gitopsd.kube import ApiError, Kube, KubeError, NotFound
+from gitopsd.kube import ApiError, KubeAPI, KubeError, NotFound
 from gitopsd.model import FIELD_MANAGER, ObjectRef
 from gitopsd.spec import API_VERSION, KIND
 
@@ -68,7 +68,7 @@ class Finalized:
 
 
 async def finalize(
-    kube: Kube, recorder: EventRecorder, namespace: str, name: str, *, concurrency: int = 16
+    kube: KubeAPI, recorder: EventRecorder, namespace: str, name: str, *, concurrency: int = 16
 ) -> Finalized:
     """Finish the deletion of Environment ``namespace/name`` if it is Terminating and holds our finalizer.
 
@@ -122,7 +122,7 @@ async def finalize(
     return Finalized(True, deleted, kept)
 
 
-async def _release(kube: Kube, obj: dict[str, Any]) -> None:
+async def _release(kube: KubeAPI, obj: dict[str, Any]) -> None:
     """Remove our finalizer, and only ours: the patch tests the list it was computed from."""
     meta = obj.get("metadata") or {}
     path = environments.RESOURCE.path(str(meta.get("namespace")), str(meta.get("name")))
@@ -152,7 +152,7 @@ async def _release(kube: Kube, obj: dict[str, Any]) -> None:
 
 
 async def _report_failure(
-    kube: Kube, recorder: EventRecorder, obj: dict[str, Any], message: str, keep: Inventory
+    kube: KubeAPI, recorder: EventRecorder, obj: dict[str, Any], message: str, keep: Inventory
 ) -> None:
     meta = obj.get("metadata") or {}
     old = dict(obj.get("status") or {})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from gitopsd.context import Resolved
 from gitopsd.desired import Desired, load_credentials
-from gitopsd.kube import Kube
+from gitopsd.kube import KubeAPI
 from gitopsd.model import Manifest
 from gitopsd.sources import GitSources
 from gitopsd.spec import Environment
@@ -21,7 +21,7 @@ from gitopsd.spec import Environment
 
 @dataclass(slots=True)
 class GitSource:
-    kube: Kube
+    kube: KubeAPI
     sources: GitSources
     desired: Desired
     ls_remote_max_age: float = 1.0

@@ -45,7 +45,7 @@ from gitopsd.errors import GitopsdError
 from gitopsd.events import EventRecorder
 from gitopsd.gates import runner as gate
 from gitopsd.gitsource import GitSource
-from gitopsd.kube import Kube, KubeError
+from gitopsd.kube import KubeAPI, KubeError
 from gitopsd.kube.watchcache import WatchCache
 from gitopsd.lifecycle import Announcer, NullAnnouncer
 from gitopsd.metrics import Metrics
@@ -67,7 +67,7 @@ class Reconciler:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeAPI,
         sources: GitSources | None,
         recorder: EventRecorder,
         metrics: Metrics | None = None,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from gitopsd.kube import Kube, KubeError
+from gitopsd.kube import KubeAPI, KubeError
 from gitopsd.kube import secrets as kube_secrets
 
 log = structlog.get_logger("gitopsd.secrets")
@@ -34,7 +34,7 @@ class SecretRef:
         return f"Secret {self.namespace}/{self.name} key {self.key!r}"
 
 
-async def read(kube: Kube, ref: SecretRef) -> bytes:
+async def read(kube: KubeAPI, ref: SecretRef) -> bytes:
     """The value of ``ref``; :class:`SecretUnavailable` names the Secret and key when missing or empty."""
     value = (await kube_secrets.read_key(kube, ref.namespace, ref.name, ref.key)).strip()
     if not value:
@@ -45,7 +45,7 @@ async def read(kube: Kube, ref: SecretRef) -> bytes:
 class SecretStore:
     """The current value of every referenced Secret key."""
 
-    def __init__(self, kube: Kube, refs: Iterable[SecretRef], *, refresh: float = 60.0) -> None:
+    def __init__(self, kube: KubeAPI, refs: Iterable[SecretRef], *, refresh: float = 60.0) -> None:
         self.kube = kube
         self.refs = tuple(dict.fromkeys(refs))
         self.refresh_every = refresh

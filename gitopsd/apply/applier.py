@@ -64,7 +64,7 @@ from gitopsd.apply.plan import Desired, Plan, Stage
 from gitopsd.apply.result import WRITES, Action, ObjectResult, SyncResult
 from gitopsd.apply.ssa import Decision, ServerSideApply, slim
 from gitopsd.health import HealthReport
-from gitopsd.kube import ApiError, Kube, Resource, UnknownKind
+from gitopsd.kube import ApiError, KubeAPI, Resource, UnknownKind
 from gitopsd.kube.watchcache import WatchCache
 from gitopsd.model import FIELD_MANAGER, Manifest, ObjectRef
 
@@ -90,7 +90,7 @@ class ApplyOptions:
 class Applier:
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeAPI,
         *,
         field_manager: str = FIELD_MANAGER,
         concurrency: int = 16,

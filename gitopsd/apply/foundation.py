@@ -17,14 +17,14 @@ from typing import Any
 from gitopsd.apply.errors import Rejection
 from gitopsd.apply.plan import CRD_KIND, NAMESPACE_KIND, Desired, Plan, Stage
 from gitopsd.health import Status, assess
-from gitopsd.kube import Kube, UnknownKind
+from gitopsd.kube import KubeAPI, UnknownKind
 from gitopsd.model import ObjectRef
 
 POLL_SECONDS = 0.2
 
 
 async def settle(
-    kube: Kube, plan: Plan, written: Mapping[ObjectRef, dict[str, Any]], timeout: float
+    kube: KubeAPI, plan: Plan, written: Mapping[ObjectRef, dict[str, Any]], timeout: float
 ) -> list[Rejection]:
     """Wait for the CRDs written now or needed by deferred objects; what did not become ready, and why."""
     problems = [
@@ -59,7 +59,7 @@ async def settle(
     return problems
 
 
-async def resolve_deferred(kube: Kube, plan: Plan, timeout: float) -> tuple[list[Desired], list[Rejection]]:
+async def resolve_deferred(kube: KubeAPI, plan: Plan, timeout: float) -> tuple[list[Desired], list[Rejection]]:
     """The deferred objects with their now-served types; a type still unknown at the deadline is refused."""
     deadline = time.monotonic() + timeout
     resolved: list[Desired] = []

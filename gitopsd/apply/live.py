@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitopsd.apply.parallel import bounded
-from gitopsd.kube import Kube, NotFound, Resource
+from gitopsd.kube import KubeAPI, NotFound, Resource
 from gitopsd.kube.watchcache import WatchCache
 from gitopsd.model import ENVIRONMENT_LABEL, ObjectRef
 
@@ -93,7 +93,7 @@ def list_scopes(wanted: Iterable[tuple[ObjectRef, Resource]]) -> list[tuple[Reso
     return list(dict.fromkeys((r, ns) for r, ns, name in plan_reads(wanted).values() if name is None))
 
 
-async def get_object(kube: Kube, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+async def get_object(kube: KubeAPI, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
     """The live object (apiVersion and kind filled in), or None when it does not exist."""
     try:
         obj = await kube.get(resource.path(namespace, name))
@@ -120,7 +120,7 @@ def from_cache(
 
 
 async def observe(
-    kube: Kube, owner: str, wanted: Iterable[tuple[ObjectRef, Resource]], *, concurrency: int
+    kube: KubeAPI, owner: str, wanted: Iterable[tuple[ObjectRef, Resource]], *, concurrency: int
 ) -> LiveState:
     """The ``wanted`` objects that carry our label, for kinds with many of them (``list_scopes``)."""
     live = LiveState()
@@ -138,7 +138,9 @@ async def observe(
     return live
 
 
-async def fill(kube: Kube, live: LiveState, wanted: Iterable[tuple[ObjectRef, Resource]], *, concurrency: int) -> None:
+async def fill(
+    kube: KubeAPI, live: LiveState, wanted: Iterable[tuple[ObjectRef, Resource]], *, concurrency: int
+) -> None:
     """Look up the ``wanted`` objects ``live`` does not know yet; record them or their absence."""
     groups: dict[tuple[str, str, str], list[tuple[ObjectRef, Resource]]] = defaultdict(list)
     for ref, resource in wanted:

@@ -26,7 +26,7 @@ from gitopsd.apply.live import LiveState
 from gitopsd.apply.parallel import bounded
 from gitopsd.apply.plan import prune_waves
 from gitopsd.apply.result import Action, ObjectResult
-from gitopsd.kube import ApiError, Conflict, Kube, NotFound, Resource
+from gitopsd.kube import ApiError, Conflict, KubeAPI, NotFound, Resource
 from gitopsd.model import ENVIRONMENT_LABEL, PRUNE_DISABLED, PRUNE_LABEL, ObjectRef
 
 Resolve = Callable[[InventoryEntry], Awaitable[Resource | None]]
@@ -63,7 +63,7 @@ def keep_reason(live: Mapping[str, Any] | None, owner: str) -> str | None:
 
 
 async def look_up(
-    kube: Kube, entries: Sequence[InventoryEntry], live: LiveState, resolve: Resolve, concurrency: int
+    kube: KubeAPI, entries: Sequence[InventoryEntry], live: LiveState, resolve: Resolve, concurrency: int
 ) -> dict[ObjectRef, tuple[Resource | None, dict[str, Any] | None]]:
     """The type and live object of each entry (GET only those our labelled lists did not show)."""
 
@@ -88,7 +88,7 @@ async def look_up(
 
 
 async def prune(
-    kube: Kube,
+    kube: KubeAPI,
     entries: Sequence[InventoryEntry],
     live: LiveState,
     owner: str,

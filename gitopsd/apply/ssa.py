@@ -19,7 +19,7 @@ from gitopsd.apply import compare, conflicts
 from gitopsd.apply.errors import FieldConflict, OwnershipConflict, Rejection
 from gitopsd.apply.plan import Desired
 from gitopsd.apply.result import Action
-from gitopsd.kube import ApiError, Conflict, Kube
+from gitopsd.kube import ApiError, Conflict, KubeAPI
 from gitopsd.model import ENVIRONMENT_LABEL
 
 _APPLY_PATCH = "application/apply-patch+yaml"
@@ -52,7 +52,7 @@ def ownership_problem(desired: Desired, live: Mapping[str, Any] | None, owner: s
 
 
 class ServerSideApply:
-    def __init__(self, kube: Kube, field_manager: str) -> None:
+    def __init__(self, kube: KubeAPI, field_manager: str) -> None:
         self.kube = kube
         self.field_manager = field_manager
 

@@ -28,7 +28,7 @@ from gitopsd.apply.inventory import Inventory, InventoryEntry
 from gitopsd.apply.live import PAGE_SIZE, Read, get_object, owner_selector, plan_reads
 from gitopsd.apply.parallel import bounded
 from gitopsd.health import ALWAYS_READY, Health, HealthReport, ObjectHealth, Overall, Status, assess, summarize
-from gitopsd.kube import Kube, Resource, UnknownKind
+from gitopsd.kube import KubeAPI, Resource, UnknownKind
 from gitopsd.kube.reflector import Change
 from gitopsd.kube.watchcache import WatchCache
 from gitopsd.model import ObjectRef
@@ -39,7 +39,7 @@ BACKOFF = 1.5
 MAX_INTERVAL = 5.0
 
 
-async def resolve(kube: Kube, entry: InventoryEntry) -> Resource | None:
+async def resolve(kube: KubeAPI, entry: InventoryEntry) -> Resource | None:
     """The served type of an inventory entry: its own version, else its group's preferred one."""
     try:
         return await kube.discovery.resource(entry.api_version, entry.ref.kind)
@@ -52,7 +52,7 @@ async def resolve(kube: Kube, entry: InventoryEntry) -> Resource | None:
 
 
 async def wait(
-    kube: Kube,
+    kube: KubeAPI,
     inventory: Inventory,
     timeout: float,
     *,
@@ -154,7 +154,7 @@ def caught_up(cached: Mapping[str, Any], written: Mapping[str, Any] | None) -> b
 
 
 async def _poll(
-    kube: Kube, pending: dict[ObjectRef, Resource], owner: str | None, concurrency: int
+    kube: KubeAPI, pending: dict[ObjectRef, Resource], owner: str | None, concurrency: int
 ) -> dict[ObjectRef, Health]:
     """Read every pending object: a GET each, or one list per kind (by label) or per kind and namespace."""
     query_of = plan_reads(pending.items(), list_per_namespace=owner is None)

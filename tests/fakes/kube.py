@@ -29,7 +29,7 @@ import copy
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
 from gitopsd.kube.client import ListResult, PatchType, RequestStats, WatchEvent
@@ -43,7 +43,7 @@ from tests.fakes.selectors import Match
 from tests.fakes.workloads import Controller
 
 if TYPE_CHECKING:
-    from gitopsd.kube import Kube, KubeAPI
+    from gitopsd.kube import KubeAPI
 
 _METADATA_ONLY = "as=PartialObjectMetadataList"
 
@@ -82,7 +82,7 @@ class FakeKube:
         self.store = Store(self.kinds, clock)
         self.stats = RequestStats()
         # Discovery is typed for the aiohttp client; it only calls ``request`` and ``get``.
-        self.discovery = Discovery(cast("Kube", self))
+        self.discovery = Discovery(self)
         self._server = server
         #: The Update manager of writes without ``fieldManager`` (the real server uses the User-Agent).
         self.default_manager = default_manager

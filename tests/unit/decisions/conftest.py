@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,7 +29,7 @@ from tests.fakes import FakeKube, failed, rolled_out
 from tests.unit.decisions.ports import Clock, Crash, FakePrometheus, FakeSource
 
 if TYPE_CHECKING:
-    from gitopsd.kube import Kube
+    pass
 
 NAMESPACE = "gitopsd-system"
 TARGET = "shop"
@@ -77,9 +77,7 @@ class World:
 
     def restart(self) -> Reconciler:
         """A new process: a Reconciler that remembers nothing (records, renders, applied objects)."""
-        # Reconciler is typed for the concrete client until it takes the KubeAPI port.
-        kube = cast("Kube", self.kube)
-        self.reconciler = Reconciler(kube, None, EventRecorder(self.kube), source=self.source, clock=self.clock)
+        self.reconciler = Reconciler(self.kube, None, EventRecorder(self.kube), source=self.source, clock=self.clock)
         self.reconciler.services.prometheus = self.prometheus.open
         return self.reconciler
 
