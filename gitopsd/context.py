@@ -43,7 +43,7 @@ from gitopsd.outcome import Aside, involved, stay
 from gitopsd.releases import Ledger, Ledgers, Owner
 from gitopsd.sources import redact
 from gitopsd.spec import Environment
-from gitopsd.status import READY, Status, condition
+from gitopsd.status import READY, Status, checked, condition
 
 Progress = Callable[[str], None]
 #: Opens a Prometheus client for one gate step (tests give an in-memory one).
@@ -161,7 +161,8 @@ class RunContext:
     async def flush(self) -> None:
         if self.status == dict(self.env.status):  # what was last written (or read)
             return
-        await environments.write_status(self.services.kube, self.env.namespace, self.env.name, self.status)
+        written = checked(self.status)
+        await environments.write_status(self.services.kube, self.env.namespace, self.env.name, written)
         self.env = replace(self.env, status=MappingProxyType(dict(self.status)))
 
     # -- telling people -------------------------------------------------------------------------

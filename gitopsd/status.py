@@ -14,11 +14,45 @@ changes nothing produces an identical status, which is then not written at all.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict, cast
 
 READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
 
+
+class EnvironmentStatus(TypedDict, total=False):
+    """Every key of an Environment's status and its type: the one list the daemon writes from.
+
+    The CRD's status schema has exactly these properties (a test compares them), and a status
+    with any other key is refused before it is written (``checked``).
+    """
+
+    observedGeneration: int
+    conditions: list[dict[str, Any]]
+    lastAttemptedRevision: str
+    lastAppliedRevision: str
+    lastHandledReconcileAt: str
+    inventory: dict[str, Any]  # gitopsd.apply.Inventory.to_status()
+    release: int  # the current release's number
+    held: dict[str, Any]  # {revision, reason, release, since, by}
+    history: list[dict[str, Any]]  # newest first (gitopsd.releases.Ledger.history)
+    lastHandledRollback: dict[str, Any]  # {token, result, message, time[, release]}
+    lastHandledResume: str  # the token of the last `gitopsd resume`
+    verification: dict[str, Any]  # gitopsd.gates.progress.GateProgress.to_status()
+    lastHandledVerify: dict[str, Any]  # {token, result, message[, release]}
+
+
+KEYS = frozenset(EnvironmentStatus.__annotations__)
+
+#: The working form of a status: a plain mapping whose keys are ``EnvironmentStatus``'s.
 Status = dict[str, Any]
+
+
+def checked(status: Mapping[str, Any]) -> EnvironmentStatus:
+    """``status`` as an ``EnvironmentStatus``; a key it does not declare is a bug, refused here."""
+    unknown = sorted(set(status) - KEYS)
+    if unknown:
+        raise ValueError(f"status keys not in EnvironmentStatus: {', '.join(unknown)}")
+    return cast(EnvironmentStatus, dict(status))
 
 
 def condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:

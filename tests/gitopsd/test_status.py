@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+import yaml
+
 from gitopsd import status
 
 
@@ -44,3 +49,13 @@ def test_handled_records_the_request_token() -> None:
     """lastHandledReconcileAt carries the sync request that was handled."""
     assert status.handled({}, "2026-01-01T00:00:00.1Z")["lastHandledReconcileAt"] == "2026-01-01T00:00:00.1Z"
     assert "lastHandledReconcileAt" not in status.handled({}, None)
+
+
+def test_environment_status_declares_exactly_the_crds_status_properties() -> None:
+    """One list of status keys: the CRD's schema and EnvironmentStatus agree, and others are refused."""
+    crd = yaml.safe_load((Path(__file__).resolve().parents[2] / "manifests/gitopsd/crd.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    assert set(schema) == status.KEYS
+    assert status.checked({"release": 3}) == {"release": 3}
+    with pytest.raises(ValueError, match="lastHandledRolback"):
+        status.checked({"lastHandledRolback": {}})
