@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     for flag in ("--kubeconfig", "--lister-kubeconfig", "--authentication-kubeconfig", "--authorization-kubeconfig"):
         k.add_argument(
             flag,
-            help="kubeconfig (default: in-cluster, then ~/.kube/config)"
+            help="kubeconfig (default: $KUBECONFIG, ~/.kube/config, then in-cluster)"
             if flag == "--kubeconfig"
             else argparse.SUPPRESS,
         )

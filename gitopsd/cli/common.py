@@ -21,8 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gitopsd import environments
 from gitopsd.errors import GitopsdError
 from gitopsd.fields import (
@@ -42,9 +40,6 @@ from gitopsd.usage import EXIT_USAGE, one_line
 EXIT_OK = 0
 EXIT_FAILED = 1  # the operation failed (diff: differences found)
 EXIT_INTERRUPTED = 130  # Ctrl-C
-
-# The Pod's own namespace, where kubectl (client-go) looks for it when running in-cluster.
-SERVICEACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 class CliError(GitopsdError):
@@ -180,7 +175,9 @@ def release_number(text: str) -> int:
 
 def add_kube_args(parser: argparse.ArgumentParser, *, all_namespaces: bool = False) -> None:
     group = parser.add_argument_group("cluster")
-    group.add_argument("--kubeconfig", help="path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    group.add_argument(
+        "--kubeconfig", help="path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)"
+    )
     group.add_argument("--context", help="the kubeconfig context to use")
     scope = group.add_mutually_exclusive_group()
     scope.add_argument(
@@ -205,32 +202,8 @@ def namespace_of(args: argparse.Namespace) -> str:
 
 
 def default_namespace(kubeconfig: str | None, context: str | None) -> tuple[str, str]:
-    """The namespace kubectl would use without ``-n``, and where it came from.
-
-    The kubeconfig context's namespace; in-cluster (no kubeconfig, a service-account token
-    mounted: the same choice as ``kube.config.load``) the Pod's own namespace; else ``default``.
-    """
-    path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-    home = Path.home() / ".kube" / "config"
-    if not path and not home.exists() and kconfig.IN_CLUSTER_TOKEN.exists():
-        try:
-            own = SERVICEACCOUNT_NAMESPACE.read_text().strip()
-        except OSError:
-            own = ""
-        return (own, "the Pod's namespace") if own else ("default", "default")
-    try:
-        config = yaml.safe_load(Path(path or home).read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return "default", "default"  # connecting says what is wrong with the file
-    if not isinstance(config, dict):
-        return "default", "default"
-    wanted = context or config.get("current-context")
-    for ctx in config.get("contexts") or []:
-        if isinstance(ctx, dict) and ctx.get("name") == wanted:
-            namespace = (ctx.get("context") or {}).get("namespace")
-            if namespace:
-                return str(namespace), f"kubeconfig context {wanted}"
-    return "default", "default"
+    """The namespace kubectl would use without ``-n``, and where it came from (``kube.config``'s choice)."""
+    return kconfig.default_namespace(kubeconfig, context)
 
 
 async def fetch_environment(kube: Kube, namespace: str, name: str) -> tuple[dict[str, Any], Environment]:

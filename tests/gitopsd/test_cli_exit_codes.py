@@ -230,7 +230,7 @@ def test_the_default_namespace_is_the_contexts_then_the_pods_then_default(
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     token, own = tmp_path / "sa" / "token", tmp_path / "sa" / "namespace"
     monkeypatch.setattr(kube_config, "IN_CLUSTER_TOKEN", token)
-    monkeypatch.setattr(cli_common, "SERVICEACCOUNT_NAMESPACE", own)
+    monkeypatch.setattr(kube_config, "SERVICEACCOUNT_NAMESPACE", own)
     config = _kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:1", namespace="team-a")
     assert cli_common.default_namespace(str(config), None) == ("team-a", "kubeconfig context x")
     bare = _kubeconfig(tmp_path / "bare", "https://127.0.0.1:1")
