@@ -18,12 +18,13 @@ from collections.abc import Sequence
 
 import aiohttp
 
+from gitopsd.kube.config import Connection
 from gitopsd.usage import Parser
 from metrics_adapter.catalog import Catalog
 from metrics_adapter.cli import fail, prometheus_flags, prometheus_settings, stdout_closed
 from metrics_adapter.errors import ConfigError, UpstreamError
 from metrics_adapter.kube import mapper as kmapper
-from metrics_adapter.kube.client import KubeClient, KubeSettings, load_settings
+from metrics_adapter.kube.client import KubeClient, load_settings
 from metrics_adapter.kube.discovery import discover
 from metrics_adapter.metrics import AdapterMetrics
 from metrics_adapter.queues import QueueConfigError, QueueError, open_reader
@@ -62,7 +63,7 @@ def _out(line: str = "") -> None:
     print(line, flush=True)
 
 
-async def _mapper(kube: KubeSettings | None) -> kmapper.Mapper:
+async def _mapper(kube: Connection | None) -> kmapper.Mapper:
     if kube is None:
         return kmapper.builtin()
     client = KubeClient(kube)
@@ -73,7 +74,7 @@ async def _mapper(kube: KubeSettings | None) -> kmapper.Mapper:
 
 
 async def _check(
-    args: argparse.Namespace, config: rules_config.Config, settings: object, kube: KubeSettings | None
+    args: argparse.Namespace, config: rules_config.Config, settings: object, kube: Connection | None
 ) -> int:
     failures = 0
     try:

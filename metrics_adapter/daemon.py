@@ -23,11 +23,12 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from gitopsd.kube.config import Connection
 from metrics_adapter.auth import Auth
 from metrics_adapter.cache import CircuitBreaker, Source, ValueCache
 from metrics_adapter.catalog import Catalog
 from metrics_adapter.errors import ConfigError, UpstreamError
-from metrics_adapter.kube.client import KubeClient, KubeSettings
+from metrics_adapter.kube.client import KubeClient
 from metrics_adapter.kube.discovery import discover
 from metrics_adapter.kube.mapper import Mapper
 from metrics_adapter.kube.objects import ObjectIndex
@@ -50,7 +51,7 @@ class StartupError(RuntimeError):
 class Options:
     config: Config
     prometheus: PrometheusSettings | None
-    kube: KubeSettings
+    kube: Connection
     serving: ServingFiles
     port: int
     bind: tuple[str, ...] = ()

@@ -32,9 +32,6 @@ from gitopsd.kube.transport import Transport
 from metrics_adapter import __version__
 from metrics_adapter.errors import ConfigError, UpstreamError, redact_url, truncate
 
-# The adapter's name for a cluster connection (daemon.Options.kube, check): gitopsd's Connection.
-KubeSettings = Connection
-
 
 class KubeError(UpstreamError):
     def __init__(self, source: str, message: str, status: int = 0) -> None:
