@@ -14,8 +14,13 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shutil
+import signal
+import ssl
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -84,6 +89,8 @@ class LocalCluster:
         self._tie = tie_to_parent
         self.apiserver_args = tuple(apiserver_args)
         self._procs = procs.ProcessSet()
+        # What the API server was started with, so ``restart_apiserver`` can start it again.
+        self._apiserver: tuple[list[str], str, ssl.SSLContext] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -123,8 +130,10 @@ class LocalCluster:
             procs.wait_until(
                 "etcd health", lambda: procs.http_ok(f"{lay.etcd_url}/health"), timeout=left(30), watch=[etcd]
             )
-            apiserver = self._launch("kube-apiserver", components.kube_apiserver(bins, lay, tls, self.apiserver_args))
+            apiserver_argv = components.kube_apiserver(bins, lay, tls, self.apiserver_args)
+            apiserver = self._launch("kube-apiserver", apiserver_argv)
             ctx = bootstrap.admin_ssl(tls)
+            self._apiserver = (apiserver_argv, lay.api_url, ctx)
             procs.wait_until(
                 "kube-apiserver /readyz",
                 lambda: procs.http_ok(f"{lay.api_url}/readyz", ctx),
@@ -173,6 +182,33 @@ class LocalCluster:
         proc = self._procs.add(procs.start(name, argv, self.directory / "logs", tie_to_parent=self._tie))
         self._write_state()  # so `down` can find it even if this start never finishes
         return proc
+
+    def restart_apiserver(self, *, down: float = 0.0, kill: bool = False, timeout: float = 90.0) -> None:
+        """Stop kube-apiserver (SIGTERM, or SIGKILL when ``kill``), leave it down ``down`` seconds,
+        and start it again with the same flags: same port, same etcd, so every object and
+        resourceVersion survives, as when a control-plane node reboots. Returns once ``/readyz``
+        answers 200. Only for a cluster this object started."""
+        if self._apiserver is None:
+            raise RuntimeError("restart_apiserver: this cluster was not started by this LocalCluster")
+        argv, api_url, ctx = self._apiserver
+        [index] = [i for i, p in enumerate(self._procs.procs) if p.name == "kube-apiserver"]
+        old = self._procs.procs[index]
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(old.pid, signal.SIGKILL)
+        procs.kill_group(old.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            old.popen.wait(timeout=5)
+        time.sleep(down)
+        new = procs.start("kube-apiserver", argv, self.directory / "logs", tie_to_parent=self._tie)
+        self._procs.procs[index] = new
+        self._write_state()
+        procs.wait_until(
+            "kube-apiserver /readyz after a restart",
+            lambda: procs.http_ok(f"{api_url}/readyz", ctx),
+            timeout=timeout,
+            watch=[new],
+        )
 
     def stop(self, *, remove: bool = False) -> None:
         """Stop every component (newest first); optionally delete the cluster directory."""

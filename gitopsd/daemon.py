@@ -2,9 +2,9 @@
 
 Three kinds of task share one event loop:
 
-- the **informer** lists the Environments and watches them (relisting when the watch
-  expires), keeping a local copy; a new Environment, a spec change (generation) or a
-  ``gitopsd sync`` request (annotation) puts it in the queue at once;
+- the **informer** (``informer``) lists the Environments and watches them (relisting when the
+  watch expires or fails), keeping a local copy; a new Environment, a spec change (generation)
+  or a ``gitopsd sync`` request (annotation) puts it in the queue at once;
 - the **scheduler** puts each Environment in the queue when its interval (±10 % jitter, so
   Environments created together spread out) has passed since its last reconcile;
 - a bounded pool of **workers** takes Environments from the queue. One Environment is
@@ -30,10 +30,10 @@ released once the work has stopped; a leader that fails to renew stops its work 
 beside the daemon until ``stop``.
 
 The cluster's **watch cache** (``kube.watchcache``, one per cluster, shared by every
-Environment) feeds the applier's live state and health waits, and drift: when someone else
-edits a field we applied or deletes a managed object (``apply.edits``), the owning Environment
-is queued at once (without a fresh ``ls-remote``), so the edit is reverted in seconds, not at
-the next interval. Each kind is watched from the first reconcile that needs it.
+Environment) feeds the applier's live state and health waits, and drift (``drift``): when
+someone else edits a field we applied or deletes a managed object, the owning Environment is
+queued at once, so the edit is reverted in seconds, not at the next interval. Each kind is
+watched from the first reconcile that needs it.
 """
 
 from __future__ import annotations
@@ -50,11 +50,11 @@ import structlog
 from aiohttp import web
 
 from gitopsd import environments, finalizer, probes, status
-from gitopsd.apply import edits
+from gitopsd.drift import DriftTrigger
 from gitopsd.errors import GitopsdError, SpecError
 from gitopsd.events import EventRecorder
-from gitopsd.kube import Gone, Kube, KubeError
-from gitopsd.kube.reflector import Change
+from gitopsd.informer import Informer, Wake, key_of
+from gitopsd.kube import Kube, KubeError
 from gitopsd.kube.watchcache import WatchCache
 from gitopsd.leader import Elector, LeadershipLost, NoElection
 from gitopsd.lifecycle import Announcer
@@ -62,7 +62,6 @@ from gitopsd.metrics import Metrics
 from gitopsd.model import ENVIRONMENT_LABEL, FIELD_MANAGER
 from gitopsd.notify.subscriptions import Subscription
 from gitopsd.reconcile import Reconciler
-from gitopsd.releases import requests
 from gitopsd.sources import GitSources
 from gitopsd.spec import parse_duration, parse_environment
 from gitopsd.workqueue import Slot, Slots, WorkQueue
@@ -98,11 +97,6 @@ class Settings:
 Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
-def _key(obj: dict[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace')}/{meta.get('name')}"
-
-
 class Daemon:
     def __init__(
         self,
@@ -135,7 +129,7 @@ class Daemon:
                 self._watch_client, namespaces=namespaces, label=ENVIRONMENT_LABEL, field_manager=FIELD_MANAGER
             )
         self.cache = cache
-        self.cache.subscribe(self._on_cluster_change)
+        self.cache.subscribe(DriftTrigger(lambda key: self.trigger(key, fresh=False), self.metrics))
         self.metrics.watch_cache(self.cache.figures)
         self.reconciler = Reconciler(kube, self.sources, EventRecorder(kube), self.metrics, cache=cache)
         self.metrics.watch_statuses(self._statuses)
@@ -145,7 +139,9 @@ class Daemon:
         self.webhooks = webhooks
         self.services = tuple(services)
         self.webhook_port: int | None = None
-        self._objects: dict[str, dict[str, Any]] = {}
+        self.informer = Informer(
+            kube, settings.namespace, settings.label_selector, on_observe=self._observed, on_forget=self._forgotten
+        )
         self._work = WorkQueue()
         self._slots = Slots(settings.workers)
         # Waiting for a worker: queued, or taken from the queue and waiting for a slot.
@@ -153,7 +149,6 @@ class Daemon:
         self._fresh: set[str] = set()
         self._finalize_failures: dict[str, int] = {}  # Terminating Environments whose cleanup failed, and how often
         self._busy: set[asyncio.Task[Any]] = set()  # workers in the middle of a reconcile
-        self._synced = False
         self.bound_port: int | None = None
 
     # -- public ----------------------------------------------------------------------------
@@ -161,16 +156,16 @@ class Daemon:
     def ready(self) -> tuple[bool, str]:
         if not self.leader.is_leader:
             return True, f"standby (leader: {self.leader.holder or 'none yet'})"
-        if not self._synced:
+        if not self.informer.synced:
             return False, "listing Environments"
-        return True, f"{len(self._objects)} Environments"
+        return True, f"{len(self.informer)} Environments"
 
     def _statuses(self) -> list[tuple[str, dict[str, Any]]]:
         """(metrics label, status) of the Environments this replica reconciles; none on a standby."""
         if not self.leader.is_leader:
             return []
         found = []
-        for obj in list(self._objects.values()):
+        for _, obj in self.informer.items():
             meta = obj.get("metadata") or {}
             found.append((f"{meta.get('namespace')}.{meta.get('name')}", obj.get("status") or {}))
         return found
@@ -181,7 +176,7 @@ class Daemon:
         ``fresh``: resolve the source with an ``ls-remote`` started after this call, shared by
         every Environment of the repository triggered together.
         """
-        obj = self._objects.get(key)
+        obj = self.informer.get(key)
         if obj is None or not self.leader.is_leader:
             return False
         if fresh:
@@ -192,15 +187,15 @@ class Daemon:
         return True
 
     def synced(self) -> bool:
-        return self._synced and self.leader.is_leader
+        return self.informer.synced and self.leader.is_leader
 
     def environments(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """(``namespace/name``, raw object) of every Environment this daemon reconciles."""
-        return iter(list(self._objects.items()))
+        return iter(self.informer.items())
 
     def subscriptions(self, namespace: str, name: str) -> tuple[Subscription, ...]:
         """The Environment's ``spec.notify`` (for the notification dispatcher)."""
-        obj = self._objects.get(f"{namespace}/{name}")
+        obj = self.informer.get(f"{namespace}/{name}")
         if obj is None:
             return ()
         try:
@@ -254,7 +249,7 @@ class Daemon:
         """Reconcile until ``stop`` (None) or until the Lease is lost (the error)."""
         lost: LeadershipLost | None = None
         tasks = [
-            asyncio.create_task(self._informer(stop), name="informer"),
+            asyncio.create_task(self.informer.run(stop), name="informer"),
             asyncio.create_task(self._work.run_timer(stop), name="scheduler"),
         ]
         runs = self.settings.workers * RUNS_PER_WORKER
@@ -285,83 +280,21 @@ class Daemon:
                 worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
 
-    # -- informer --------------------------------------------------------------------------
+    # -- Environment changes ---------------------------------------------------------------
 
-    async def _informer(self, stop: asyncio.Event) -> None:
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                listed = await environments.list_all(self.kube, self.settings.namespace, self.settings.label_selector)
-                seen = set()
-                for obj in listed.items:
-                    seen.add(_key(obj))
-                    self._observe(obj)
-                for gone in set(self._objects) - seen:
-                    self._forget(gone)
-                self._synced = True
-                backoff = 0.5
-                rv = listed.resource_version
-                while not stop.is_set():
-                    async for event in environments.watch(
-                        self.kube, rv, self.settings.namespace, self.settings.label_selector
-                    ):
-                        rv = str((event.object.get("metadata") or {}).get("resourceVersion") or rv)
-                        if event.type == "DELETED":
-                            self._forget(_key(event.object))
-                        elif event.type in ("ADDED", "MODIFIED"):
-                            self._observe(event.object)
-            except Gone:
-                continue  # the watch fell too far behind: list again
-            except KubeError as exc:
-                log.warning("watching Environments failed; retrying", error=str(exc), retry_in=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-
-    def _observe(self, obj: dict[str, Any]) -> None:
-        key = _key(obj)
-        old = self._objects.get(key)
-        self._objects[key] = obj
-        if finalizer.terminating(obj):
-            self._work.cancel(key)  # no regular reconcile of a deleted Environment
-            if finalizer.holds(obj) and (old is None or not finalizer.terminating(old)):
-                # Deletion waits for us: a sync in flight (a long health wait) is not worth finishing.
-                self.reconciler.preempt(str((obj.get("metadata") or {}).get("uid") or ""))
-                self._work.add(key)
-            return
-        if old is None:
-            self._work.add(key)
-            return
-        meta, old_meta = obj.get("metadata") or {}, old.get("metadata") or {}
-        requested = (meta.get("annotations") or {}).get(environments.REQUESTED_AT)
-        rollback = requests.token_of(meta.get("annotations"), requests.ROLLBACK)
-        if rollback and rollback != requests.token_of(old_meta.get("annotations"), requests.ROLLBACK):
-            # A rollback request preempts a sync in flight (see gitopsd.rollback).
-            self.reconciler.preempt(str(meta.get("uid") or ""))
-            self._work.add(key)
-        elif requested and requested != (old_meta.get("annotations") or {}).get(environments.REQUESTED_AT):
+    def _observed(self, key: str, obj: dict[str, Any], wake: Wake) -> None:
+        """The informer saw ``obj`` new or changed: do what the change asks (``informer.wake``)."""
+        if wake.cancel:
+            self._work.cancel(key)
+        if wake.preempt:
+            self.reconciler.preempt(str((obj.get("metadata") or {}).get("uid") or ""))
+        if wake.fresh:
             self._fresh.add(key)
-            self._work.add(key)
-        elif meta.get("generation") != old_meta.get("generation"):
+        if wake.queue:
             self._work.add(key)
 
-    def _on_cluster_change(self, change: Change) -> None:
-        """A managed object edited or deleted by someone else: reconcile its Environment now."""
-        owner = edits.edited_owner(change, FIELD_MANAGER)
-        if owner is None:
-            return
-        key = edits.owner_key(owner)
-        if self.trigger(key, fresh=False):
-            meta = change.object.get("metadata") or {}
-            self.metrics.drift_events.labels(owner).inc()
-            log.info(
-                "managed object changed in the cluster; reconciling",
-                environment=key,
-                object=f"{change.resource.kind}/{meta.get('namespace') or ''}/{meta.get('name')}".replace("//", "/"),
-                change="deleted" if change.new is None else "edited",
-            )
-
-    def _forget(self, key: str) -> None:
-        obj = self._objects.pop(key, None)
+    def _forgotten(self, key: str, obj: dict[str, Any] | None) -> None:
+        """The Environment ``key`` is gone: drop its work and what is remembered of it."""
         self._work.cancel(key)
         self._finalize_failures.pop(key, None)
         if obj is not None:
@@ -378,7 +311,7 @@ class Daemon:
             # Busy (given the shutdown grace) only once it holds a slot: one still waiting for a
             # slot has started nothing and stops at once. The object is read when work starts.
             async with self._slots.hold() as slot:
-                obj = self._objects.get(key)
+                obj = self.informer.get(key)
                 if obj is None:
                     self._work.done(key)
                     continue
@@ -393,7 +326,7 @@ class Daemon:
                     delay = _INVALID_RETRY
                 finally:
                     self._busy.discard(task)
-            if not self._work.done(key) and key in self._objects and delay is not None:
+            if not self._work.done(key) and key in self.informer and delay is not None:
                 self._work.add_after(key, delay)
 
     async def _reconcile(self, key: str, obj: dict[str, Any], slot: Slot) -> float | None:
@@ -412,7 +345,7 @@ class Daemon:
         fresh = key in self._fresh
         self._fresh.discard(key)
         outcome = await self.reconciler.reconcile(env, requested_at=requested, fresh=fresh, aside=slot.aside)
-        current = self._objects.get(key)
+        current = self.informer.get(key)
         if current is not None and current.get("metadata", {}).get("uid") == env.uid:
             current["status"] = outcome.status  # until the watch brings our own write back
         jitter = 1 + random.uniform(-self.settings.jitter, self.settings.jitter)  # noqa: S311
@@ -449,13 +382,13 @@ class Daemon:
         new = status.failed(
             old, int(meta.get("generation") or 0), exc.reason, exc.message, environments.now_rfc3339(), stalled=True
         )
-        log.warning("invalid Environment", environment=_key(obj), error=exc.message)
+        log.warning("invalid Environment", environment=key_of(obj), error=exc.message)
         if new != old:
             try:
                 await environments.write_status(self.kube, meta["namespace"], meta["name"], new)
                 await self.reconciler.recorder.record(obj, "Warning", exc.reason, exc.message)
             except KubeError as write_error:
-                log.warning("status not written", environment=_key(obj), error=str(write_error))
+                log.warning("status not written", environment=key_of(obj), error=str(write_error))
 
 
 async def _serve(app: web.Application, host: str, port: int, **options: Any) -> tuple[web.AppRunner, int | None]:

@@ -20,9 +20,6 @@ from gitopsd.kube import secrets as kube_secrets
 
 log = structlog.get_logger("gitopsd.secrets")
 
-# What ``read`` raises: the Secret or key missing, or a value that cannot be decoded.
-SecretUnavailable = kube_secrets.SecretError
-
 
 @dataclass(frozen=True, slots=True)
 class SecretRef:
@@ -35,7 +32,7 @@ class SecretRef:
 
 
 async def read(kube: KubeAPI, ref: SecretRef) -> bytes:
-    """The value of ``ref``; :class:`SecretUnavailable` names the Secret and key when missing or empty."""
+    """The value of ``ref``; ``kube.secrets.SecretError`` names the Secret and key when missing or empty."""
     value = (await kube_secrets.read_key(kube, ref.namespace, ref.name, ref.key)).strip()
     if not value:
         raise kube_secrets.SecretError(f"{ref} is empty")
@@ -69,5 +66,5 @@ class SecretStore:
             for ref in self.refs:
                 try:
                     self._values[ref] = await read(self.kube, ref)
-                except (SecretUnavailable, KubeError) as exc:
+                except (kube_secrets.SecretError, KubeError) as exc:
                     log.warning("secret not refreshed; keeping the last value", secret=str(ref), error=str(exc))

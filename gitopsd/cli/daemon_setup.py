@@ -19,10 +19,11 @@ from gitopsd.cli.common import CliError, UsageError, seconds
 from gitopsd.config import ConfigError, ConfigFile, DaemonConfig
 from gitopsd.daemon import Daemon, Service, Settings
 from gitopsd.kube import Kube, KubeError
+from gitopsd.kube.secrets import SecretError
 from gitopsd.leader import Elector, LeaderElector, LeaseSettings, NoElection, default_identity
 from gitopsd.metrics import Metrics
 from gitopsd.notify.dispatcher import Notifications
-from gitopsd.secretstore import SecretRef, SecretStore, SecretUnavailable
+from gitopsd.secretstore import SecretRef, SecretStore
 from gitopsd.webhooks.receiver import Receiver, ReceiverSettings
 from gitopsd.webhooks.signatures import Provider
 
@@ -126,7 +127,7 @@ async def load_secrets(args: argparse.Namespace, cfg: ConfigFile, kube: Kube) ->
     for ref, where in secret_fields(cfg.daemon).items():
         try:
             await secretstore.read(kube, ref)
-        except (SecretUnavailable, KubeError) as exc:
+        except (SecretError, KubeError) as exc:
             raise CliError(f"--config {args.config}: {where}: {exc}") from None
     store = SecretStore(kube, secret_fields(cfg.daemon))
     await store.load()
