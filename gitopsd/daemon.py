@@ -53,6 +53,7 @@ from gitopsd import environments, finalizer, probes, status
 from gitopsd.drift import DriftTrigger
 from gitopsd.errors import GitopsdError, SpecError
 from gitopsd.events import EventRecorder
+from gitopsd.fields import SPEC
 from gitopsd.informer import Informer, Wake, key_of
 from gitopsd.kube import Kube, KubeError
 from gitopsd.kube.watchcache import WatchCache
@@ -63,7 +64,7 @@ from gitopsd.model import ENVIRONMENT_LABEL, FIELD_MANAGER
 from gitopsd.notify.subscriptions import Subscription
 from gitopsd.reconcile import Reconciler
 from gitopsd.sources import GitSources
-from gitopsd.spec import parse_duration, parse_environment
+from gitopsd.spec import parse_environment
 from gitopsd.workqueue import Slot, Slots, WorkQueue
 
 log = structlog.get_logger("gitopsd.daemon")
@@ -402,7 +403,12 @@ async def _serve(app: web.Application, host: str, port: int, **options: Any) -> 
 
 
 def _interval_of(obj: dict[str, Any]) -> float:
+    """When to look again at an Environment whose spec was refused: its interval if that one reads, else a minute.
+
+    An interval under 1s counts as unreadable, as the CRD refuses it.
+    """
+    spec = obj.get("spec")
     try:
-        return max(parse_duration((obj.get("spec") or {}).get("interval", "1m"), "interval"), 1.0)
+        return SPEC.duration((spec if isinstance(spec, dict) else {}).get("interval", "1m"), "interval", at_least=1)
     except SpecError:
         return _INVALID_RETRY

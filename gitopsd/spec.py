@@ -40,11 +40,6 @@ _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 RESERVED_PREFIX = "GITOPSD_"
 
 
-#: ``parse_duration(raw, "interval")``: kept for gitopsd.daemon's ``_interval_of``; new code calls
-#: ``gitopsd.fields.SPEC.duration`` with the bounds it needs.
-parse_duration = FIELDS.duration
-
-
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
     """Where the manifests come from: a repository, one ref, a directory in it, credentials."""
