@@ -21,8 +21,8 @@ import aiohttp
 from gitopsd.kube.config import Connection
 from gitopsd.usage import Parser
 from metrics_adapter.catalog import Catalog
-from metrics_adapter.cli import fail, prometheus_flags, prometheus_settings, stdout_closed
 from metrics_adapter.errors import ConfigError, UpstreamError
+from metrics_adapter.flags import fail, prometheus_flags, prometheus_settings, stdout_closed
 from metrics_adapter.kube import mapper as kmapper
 from metrics_adapter.kube.client import KubeClient, load_settings
 from metrics_adapter.kube.discovery import discover

@@ -25,6 +25,7 @@ import aiohttp
 
 from gitopsd import __version__
 from gitopsd.kube import config as kconfig
+from gitopsd.kube.discovery import Discovery
 from gitopsd.kube.errors import ApiError, KubeError, TooManyRequests, Unreachable, from_status
 from gitopsd.kube.transport import Transport
 
@@ -97,10 +98,6 @@ class Kube:
         self.transport = Transport(
             connection, user_agent=user_agent, max_connections=max_connections, connect_timeout=connect_timeout
         )
-        # Imported here: discovery uses this client, and the attribute is the natural place
-        # callers look for it.
-        from gitopsd.kube.discovery import Discovery
-
         self.discovery = Discovery(self)
 
     @classmethod

@@ -12,13 +12,19 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from gitopsd.kube.errors import ApiError, UnknownKind
 
-if TYPE_CHECKING:
-    from gitopsd.kube.port import KubeAPI
+
+class _Client(Protocol):
+    """The two calls discovery makes (``Kube``, ``KubeAPI`` and their fakes have them); declared
+    here so that this module imports neither the client nor the port, which both hold a Discovery."""
+
+    async def request(self, method: str, path: str, *, accept: str | None = None) -> Any: ...
+
+    async def get(self, path: str) -> dict[str, Any]: ...
 
 _AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
 _MIN_REFRESH_SECONDS = 2.0
@@ -74,7 +80,7 @@ def split_api_version(api_version: str) -> tuple[str, str]:
 class Discovery:
     """A cached map of (apiVersion, kind) → ``Resource`` for one cluster."""
 
-    def __init__(self, kube: KubeAPI) -> None:
+    def __init__(self, kube: _Client) -> None:
         self._kube = kube
         self._by_gvk: dict[tuple[str, str, str], Resource] = {}
         self._preferred: dict[str, str] = {}  # group → preferred version
