@@ -37,7 +37,6 @@ A rollback release is verified too, but never rolled back automatically.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -54,7 +53,8 @@ from gitopsd.gates.evaluate import GatePhase, MetricProgress, Reading
 from gitopsd.gates.progress import GateProgress, stamp
 from gitopsd.gates.prometheus import Connection, Prometheus, PrometheusError, QueryRejected
 from gitopsd.gates.spec import PrometheusSpec, VerificationSpec
-from gitopsd.kube import NotFound, Resource
+from gitopsd.kube import secrets
+from gitopsd.kube.secrets import SecretError
 from gitopsd.model import Revision
 from gitopsd.outcome import Outcome, parse_revision
 from gitopsd.releases import Ledger, ReleaseInfo, Result
@@ -64,7 +64,6 @@ log = structlog.get_logger("gitopsd.gates")
 
 VERIFIED = conclude.VERIFIED
 VERIFY = "gitopsd.dev/verify"  # `gitopsd verify` asks here: {"token", "by", "dryRun"}
-SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,21 +140,17 @@ async def connection_of(ctx: RunContext, spec: PrometheusSpec) -> Connection:
     env = ctx.env
     if not spec.secret_name:
         return Connection(spec.url, spec.timeout)
-    where = f"spec.verification.prometheus.secretRef: Secret {env.namespace}/{spec.secret_name}"
-    try:
-        secret = await ctx.services.kube.get(SECRETS.path(env.namespace, spec.secret_name))
-    except NotFound:
-        raise GitopsdError(f"{where} not found", reason="SecretNotFound") from None
-    data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
-    token, user = data.get("token"), data.get("username")
-    if token is None and user is None:
-        raise GitopsdError(f"{where} holds neither 'token' nor 'username' and 'password'", reason="SecretInvalid")
+    data = await secrets.read(
+        ctx.services.kube, env.namespace, spec.secret_name, where="spec.verification.prometheus.secretRef"
+    )
+    if "token" not in data and "username" not in data:
+        raise SecretError(f"{data.label} holds neither 'token' nor 'username' and 'password'")
     return Connection(
         spec.url,
         spec.timeout,
-        token=token.decode().strip() if token is not None else None,
-        username=user.decode() if user is not None else None,
-        password=data["password"].decode() if "password" in data else None,
+        token=data.text("token").strip() if "token" in data else None,
+        username=data.text("username") if "username" in data else None,
+        password=data.text("password") if "password" in data else None,
         ca=data.get("ca.crt"),
     )
 
