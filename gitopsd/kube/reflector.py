@@ -98,7 +98,7 @@ def _version(obj: Mapping[str, Any] | None) -> str:
 
 class Reflector:
     """Keeps ``store`` equal to the objects of ``resource`` in ``namespace`` (None: all) that match
-    ``label_selector``; ``run`` until cancelled. Every change is passed to ``emit``."""
+    ``label_selector`` and ``field_selector``; ``run`` until cancelled. Every change is passed to ``emit``."""
 
     def __init__(
         self,
@@ -108,6 +108,7 @@ class Reflector:
         emit: Emit,
         *,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         field_manager: str | None = None,
         retry_failed: float = 60.0,
         watch_timeout: int = 300,
@@ -116,6 +117,7 @@ class Reflector:
         self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
+        self.field_selector = field_selector
         self.field_manager = field_manager
         self.retry_failed = retry_failed
         self.watch_timeout = watch_timeout
@@ -176,7 +178,9 @@ class Reflector:
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
     async def _relist(self) -> None:
-        listed = await self.kube.list(self.resource.path(self.namespace), label_selector=self.label_selector)
+        listed = await self.kube.list(
+            self.resource.path(self.namespace), label_selector=self.label_selector, field_selector=self.field_selector
+        )
         if self._listed_once:
             self.relists += 1
         self._listed_once = True
@@ -201,6 +205,7 @@ class Reflector:
             self.resource.path(self.namespace),
             resource_version=self.resource_version,
             label_selector=self.label_selector,
+            field_selector=self.field_selector,
             timeout_seconds=self.watch_timeout,
         ):
             version = _version(event.object)
