@@ -56,6 +56,7 @@ from gitopsd.events import EventRecorder
 from gitopsd.fields import SPEC
 from gitopsd.informer import Informer, Wake, key_of
 from gitopsd.kube import Kube, KubeError
+from gitopsd.kube.secretwatch import SecretWatch
 from gitopsd.kube.watchcache import WatchCache
 from gitopsd.leader import Elector, LeadershipLost, NoElection
 from gitopsd.lifecycle import Announcer
@@ -132,7 +133,11 @@ class Daemon:
         self.cache = cache
         self.cache.subscribe(DriftTrigger(lambda key: self.trigger(key, fresh=False), self.metrics))
         self.metrics.watch_cache(self.cache.figures)
-        self.reconciler = Reconciler(kube, self.sources, EventRecorder(kube), self.metrics, cache=cache)
+        # Git credentials (spec.source.secretRef) watched by name: an idle resolve reads memory.
+        self.secrets = SecretWatch(kube, watch_client=self._watch_client)
+        self.reconciler = Reconciler(
+            kube, self.sources, EventRecorder(kube), self.metrics, cache=cache, secrets=self.secrets
+        )
         self.metrics.watch_statuses(self._statuses)
         if announcer is not None:
             self.reconciler.announcer = announcer
@@ -237,6 +242,7 @@ class Daemon:
             await self.leader.release()
             await asyncio.gather(*services, return_exceptions=True)
             await self.sources.close()
+            await self.secrets.close()
             await self.cache.close()
             if self._watch_client is not None:
                 await self._watch_client.close()

@@ -19,6 +19,7 @@ from gitopsd.errors import GitopsdError, SpecError
 from gitopsd.kube import KubeAPI, NotFound
 from gitopsd.kube import secrets as kube_secrets
 from gitopsd.kube.discovery import Resource
+from gitopsd.kube.secretwatch import PlainSecretReader, SecretReader
 from gitopsd.model import Manifest, Revision
 from gitopsd.releases import digest_of
 from gitopsd.render import RenderOptions, render
@@ -78,12 +79,14 @@ class Desired:
         return manifests, digest
 
 
-async def load_credentials(kube: KubeAPI, env: Environment) -> Credentials | None:
-    """The Git credentials named by ``spec.source.secretRef`` (None when it names none)."""
+async def load_credentials(kube: KubeAPI, env: Environment, secrets: SecretReader | None = None) -> Credentials | None:
+    """The Git credentials named by ``spec.source.secretRef`` (None when it names none), read
+    through ``secrets`` (the daemon's watch of them; default: a GET over ``kube``, as the CLI does)."""
     name = env.spec.source.secret_name
     if not name:
         return None
-    secret = await kube_secrets.read(kube, env.namespace, name, where="spec.source.secretRef")
+    reader = secrets if secrets is not None else PlainSecretReader(kube)
+    secret = await reader.read(env.namespace, name, where="spec.source.secretRef")
     return Credentials.from_secret(dict(secret), f"{env.namespace}/{name}")
 
 

@@ -46,6 +46,7 @@ from gitopsd.events import EventRecorder
 from gitopsd.gates import runner as gate
 from gitopsd.gitsource import GitSource
 from gitopsd.kube import KubeAPI, KubeError
+from gitopsd.kube.secretwatch import SecretReader
 from gitopsd.kube.watchcache import WatchCache
 from gitopsd.lifecycle import Announcer, NullAnnouncer
 from gitopsd.metrics import Metrics
@@ -62,7 +63,8 @@ class Reconciler:
     """Reconciles Environments against one cluster. Keeps per-Environment memory between runs.
 
     ``source`` replaces Git and the renderer (tests give an in-memory one); ``cache`` is the
-    cluster's shared watch cache, handed to the applier for live state.
+    cluster's shared watch cache, handed to the applier for live state; ``secrets`` reads the
+    Git credentials (the daemon's ``SecretWatch``; default: a GET at each resolve).
     """
 
     def __init__(
@@ -78,12 +80,13 @@ class Reconciler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),  # freeze windows are read against it
         source: Source | None = None,
         cache: WatchCache | None = None,
+        secrets: SecretReader | None = None,
     ) -> None:
         if source is None:
             if sources is None:
                 raise ValueError("Reconciler needs sources (Git) or a source")
             desired = Desired(kube, sources, kustomize_timeout)
-            source = GitSource(kube, sources, desired, ls_remote_max_age)
+            source = GitSource(kube, sources, desired, ls_remote_max_age, secrets)
         applier = Applier(kube, cache=cache)
         self.kube = kube
         self.recorder = recorder
