@@ -1,10 +1,10 @@
-"""Unit tests for picking a PromQL query's vector selectors (gitopsd/gates/prometheus.py ``selectors``)."""
+"""Unit tests for picking a PromQL query's vector selectors (gitopsd/gates/promql.py ``selectors``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gitopsd.gates.prometheus import Selectors, freshness_query, selectors
+from gitopsd.gates.promql import Selectors, freshness_query, selectors
 
 RATIO = (
     'sum(rate(http_requests_total{namespace="shop",code=~"5.."}[2m]))'
