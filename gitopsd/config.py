@@ -17,8 +17,9 @@ start (as before); at most one document of kind ``DaemonConfig`` sets up the dae
     leaderElection: {enabled: true, leaseName: gitopsd, leaseDuration: 15s, renewDeadline: 10s, retryPeriod: 2s}
 
 Everything is validated before the daemon starts or writes anything; an error names the file,
-the document and the field (``notifiers[1].type: must be one of ...``). Secret values are not
-part of the file: :mod:`gitopsd.secretstore` reads them from the cluster.
+the document and the field (``notifiers[1].type: must be slack, webhook, github, gitlab or
+gitea (got 'teams')``). Secret values are not part of the file: :mod:`gitopsd.secretstore`
+reads them from the cluster.
 """
 
 from __future__ import annotations
