@@ -86,7 +86,7 @@ class Reconciler:
             if sources is None:
                 raise ValueError("Reconciler needs sources (Git) or a source")
             desired = Desired(kube, sources, kustomize_timeout)
-            source = GitSource(kube, sources, desired, ls_remote_max_age, secrets)
+            source = GitSource(kube, sources, desired, ls_remote_max_age, secrets=secrets)
         applier = Applier(kube, cache=cache)
         self.kube = kube
         self.recorder = recorder
