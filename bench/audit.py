@@ -115,6 +115,16 @@ def per_minute(requests: Iterable[Request], agent_prefix: str, start: float, min
     ]
 
 
+def between(requests: Iterable[Request], agent_prefix: str, start: float, end: float) -> dict[str, int]:
+    """Requests (watches opened included, as "watch RESOURCE") of ``agent_prefix`` clients from
+    ``start`` to ``end``, by "verb resource"."""
+    count: Counter[str] = Counter()
+    for request in requests:
+        if not request.ended and request.user_agent.startswith(agent_prefix) and start <= request.at <= end:
+            count[f"{request.verb} {request.resource}"] += 1
+    return dict(sorted(count.items()))
+
+
 def open_watches(requests: Iterable[Request], agent_prefix: str, at: float) -> dict[str, int]:
     """Watches of ``agent_prefix`` clients open at ``at`` (opened before it and not yet closed), by resource."""
     count: Counter[str] = Counter()
@@ -129,6 +139,7 @@ __all__ = [
     "POLICY",
     "Request",
     "apiserver_args",
+    "between",
     "log_path",
     "open_watches",
     "parse",

@@ -2,7 +2,8 @@
 
 On one fresh local cluster whose kube-apiserver writes an audit log (``bench.audit``), with a
 repository of N apps (4 objects each) served over https (``bench.fleet``): N Environments are
-synced by a real ``gitopsd run``, then left alone for M minutes. Reported per minute:
+synced by a real ``gitopsd run`` (its requests counted per Environment: ``first_sync``), then
+left alone for M minutes. Reported per minute:
 
 - API requests whose user agent is gitopsd's, by verb and resource (from the audit log: the
   server's own record; watches opened are counted apart from other requests);
@@ -81,6 +82,16 @@ def summary(
     }
 
 
+def first_sync(by_verb: dict[str, int], environments: int) -> dict[str, Any]:
+    """The requests of the first sync (daemon start to every Environment Ready), per Environment."""
+    total = sum(by_verb.values())
+    return {
+        "requests": total,
+        "requests_per_environment": round(total / max(1, environments), 2),
+        "per_environment_by_verb_and_resource": {k: round(n / max(1, environments), 2) for k, n in by_verb.items()},
+    }
+
+
 def reconciles(daemon_metric: Any) -> dict[str, float]:
     return {result: daemon_metric("gitopsd_reconcile_total", result=result) for result in RESULTS}
 
@@ -97,9 +108,11 @@ async def measure(
         fleet = Fleet(f"{run_id}-ops", f"{run_id}-target", url, args.interval, git_auth="git")
         async with bench_kube(kubeconfig) as kube:
             await create_fleet(kube, fleet, args.environments, server.secret_data())
+            sync_started = time.time()
             daemon = start_daemon(kubeconfig, workdir, fleet, args.workers)
             try:
                 report["all_ready_seconds"] = await wait_all_ready(kube, fleet, daemon, args.ready_timeout)
+                sync_ended = time.time()
                 pid = daemon_pid(daemon)
                 report["after_sync"] = rss_mib(pid)
                 report["settle_seconds"] = settle(pids)
@@ -119,6 +132,9 @@ async def measure(
                 await asyncio.sleep(2)  # the audit backend writes as requests complete; leave it a moment
                 requests = list(audit.read(audit.log_path(audit_dir)))
                 minutes = audit.per_minute(requests, GITOPSD_AGENT, start, args.idle_minutes)
+                report["first_sync"] = first_sync(
+                    audit.between(requests, GITOPSD_AGENT, sync_started, sync_ended), args.environments
+                )
                 report["watches_open_at_idle_end"] = audit.open_watches(
                     requests, GITOPSD_AGENT, start + 60 * args.idle_minutes
                 )
