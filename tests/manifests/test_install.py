@@ -23,6 +23,7 @@ GITOPSD_NEEDS = [
     ("settle release records", ["patch", "secrets", "-n", kit.GITOPSD_NS]),
     ("delete old release records", ["delete", "secrets", "-n", kit.GITOPSD_NS]),
     ("read Git credentials", ["get", "secrets/git-credentials", "-n", kit.GITOPSD_NS]),
+    ("watch Git credentials", ["watch", "secrets", "-n", kit.GITOPSD_NS]),
     ("post Events", ["create", "events", "-n", kit.GITOPSD_NS]),
     ("count repeated Events", ["patch", "events", "-n", kit.GITOPSD_NS]),
     ("read the Lease", ["get", "leases.coordination.k8s.io/gitopsd", "-n", kit.GITOPSD_NS]),
