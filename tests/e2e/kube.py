@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 
 from e2e.cluster import ClusterInfo
@@ -60,3 +61,40 @@ def kubectl(
         timeout=timeout,
         check=False,
     )
+
+
+def service_account_kubeconfig(cluster: ClusterInfo, namespace: str, name: str, target: Path) -> Path:
+    """A kubeconfig that authenticates as ServiceAccount ``namespace/name`` with a fresh token."""
+    out = kubectl(cluster, "-n", namespace, "create", "token", name, "--duration=2h")
+    if out.returncode != 0:
+        raise AssertionError(f"kubectl create token {namespace}/{name}: {out.stderr.strip()}")
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "e2e", "cluster": {"server": cluster.api_url, "certificate-authority": str(cluster.ca_cert)}}
+        ],
+        "users": [{"name": name, "user": {"token": out.stdout.strip()}}],
+        "contexts": [{"name": name, "context": {"cluster": "e2e", "user": name, "namespace": namespace}}],
+        "current-context": name,
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(doc))
+    target.chmod(0o600)
+    return target
+
+
+def role_kubeconfig(
+    cluster: ClusterInfo, namespace: str, name: str, verbs: str, resource: str, directory: Path
+) -> Path:
+    """A kubeconfig for a new ServiceAccount ``name`` in ``namespace`` whose only rights are
+    ``verbs`` (comma-separated) on ``resource`` in that namespace."""
+    for args in (
+        ("create", "serviceaccount", name, "-n", namespace),
+        ("create", "role", name, "-n", namespace, f"--verb={verbs}", f"--resource={resource}"),
+        ("create", "rolebinding", name, "-n", namespace, f"--role={name}", f"--serviceaccount={namespace}:{name}"),
+    ):
+        out = kubectl(cluster, *args)
+        if out.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
+    return service_account_kubeconfig(cluster, namespace, name, directory / f"{name}.kubeconfig")

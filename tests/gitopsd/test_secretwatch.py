@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import structlog
-import yaml
 
 from e2e.cluster import ClusterInfo
 from e2e.daemon import DaemonProcess
@@ -19,7 +18,7 @@ from e2e.gitserver import GitHttpsServer
 from gitopsd.kube import Kube
 from gitopsd.kube.secrets import SECRETS, SecretNotFound
 from gitopsd.kube.secretwatch import PlainSecretReader, SecretWatch
-from tests.e2e.kube import api_client, kubectl, new_namespace
+from tests.e2e.kube import api_client, kubectl, new_namespace, role_kubeconfig
 from tests.gitopsd.conftest import apply_objects, environment, secret, wait_ready, wait_reason
 
 pytestmark = pytest.mark.cluster
@@ -93,39 +92,14 @@ async def test_reads_after_the_first_make_no_request_and_see_a_rotation(kube: Ku
         await watch.close()
 
 
-def kubeconfig_without_watch(cluster: ClusterInfo, ns: str, directory: Path) -> Path:
-    """A kubeconfig for a ServiceAccount with the Secret verbs gitopsd had before (no watch)."""
-    sa = "old-rbac"
-    for args in (
-        ("create", "serviceaccount", sa, "-n", ns),
-        ("create", "role", "secrets", "-n", ns, "--verb=get,list,create,patch,delete", "--resource=secrets"),
-        ("create", "rolebinding", "secrets", "-n", ns, "--role=secrets", f"--serviceaccount={ns}:{sa}"),
-    ):
-        out = kubectl(cluster, *args)
-        assert out.returncode == 0, out.stderr
-    out = kubectl(cluster, "create", "token", sa, "-n", ns)
-    assert out.returncode == 0, out.stderr
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "c", "cluster": {"server": cluster.api_url, "certificate-authority": str(cluster.ca_cert)}}
-        ],
-        "users": [{"name": "u", "user": {"token": out.stdout.strip()}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "c",
-    }
-    path = directory / "no-watch.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 async def test_rbac_without_watch_falls_back_to_a_get_per_read(
     cluster_ipv4: ClusterInfo, kube: Kube, ns: str, tmp_path: Path
 ) -> None:
     """The watch is refused (403): every read still answers, with one GET each, and one warning names 'watch'."""
     await kube.create(SECRETS.path(ns), git_secret("git", ns, "only-get-4b8f"))
-    async with Kube.from_kubeconfig(kubeconfig_without_watch(cluster_ipv4, ns, tmp_path)) as limited:
+    async with Kube.from_kubeconfig(
+        role_kubeconfig(cluster_ipv4, ns, "old-rbac", "get,list,create,patch,delete", "secrets", tmp_path)
+    ) as limited:
         watch = SecretWatch(limited)
         try:
             with structlog.testing.capture_logs() as logs:

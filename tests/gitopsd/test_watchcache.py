@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from e2e.cluster import ClusterInfo
 from e2e.tcpproxy import TcpProxy
 from gitopsd.kube import Kube, KubeError, Resource
 from gitopsd.kube.reflector import Change, Reflector, strip
 from gitopsd.kube.watchcache import WatchCache
-from tests.e2e.kube import api_client, kubectl, new_namespace
+from tests.e2e.kube import api_client, kubectl, new_namespace, role_kubeconfig
 
 LABEL = "gitopsd.dev/environment"
 CONFIGMAPS = Resource("", "v1", "ConfigMap", "configmaps", True)
@@ -247,37 +246,12 @@ async def test_a_deleted_crd_fails_its_kind_alone(cluster_ipv4: ClusterInfo, kub
         await cache.close()
 
 
-def limited_kubeconfig(cluster: ClusterInfo, ns: str, directory: Path) -> Path:
-    """A kubeconfig for a ServiceAccount that may list and watch ConfigMaps in ``ns`` only."""
-    sa = "watcher"
-    for args in (
-        ("create", "serviceaccount", sa, "-n", ns),
-        ("create", "role", "cm-reader", "-n", ns, "--verb=get,list,watch", "--resource=configmaps"),
-        ("create", "rolebinding", "cm-reader", "-n", ns, "--role=cm-reader", f"--serviceaccount={ns}:{sa}"),
-    ):
-        out = kubectl(cluster, *args)
-        assert out.returncode == 0, out.stderr
-    out = kubectl(cluster, "create", "token", sa, "-n", ns)
-    assert out.returncode == 0, out.stderr
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "c", "cluster": {"server": cluster.api_url, "certificate-authority": str(cluster.ca_cert)}}
-        ],
-        "users": [{"name": "u", "user": {"token": out.stdout.strip()}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "c",
-    }
-    path = directory / "limited.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 async def test_a_forbidden_kind_fails_alone(cluster_ipv4: ClusterInfo, kube: Kube, ns: str, tmp_path: Path) -> None:
     """An identity that may not list Secrets: that kind fails naming Forbidden; its ConfigMaps are served."""
     await put(kube, configmap("visible", ns))
-    async with Kube.from_kubeconfig(limited_kubeconfig(cluster_ipv4, ns, tmp_path)) as limited:
+    async with Kube.from_kubeconfig(
+        role_kubeconfig(cluster_ipv4, ns, "watcher", "get,list,watch", "configmaps", tmp_path)
+    ) as limited:
         cache = WatchCache(limited, namespaces=[ns], label=LABEL, retry_failed=3600)
         try:
             assert not await cache.wait_synced(SECRETS, ns, timeout=5)

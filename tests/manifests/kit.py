@@ -103,28 +103,6 @@ def access_review(cluster: ClusterInfo, user: str, groups: list[str], attributes
     return bool(json.loads(out.stdout)["status"].get("allowed"))
 
 
-def service_account_kubeconfig(cluster: ClusterInfo, namespace: str, name: str, target: Path) -> Path:
-    """A kubeconfig that authenticates as ServiceAccount ``namespace/name`` with a fresh token."""
-    out = kubectl(cluster, "-n", namespace, "create", "token", name, "--duration=2h")
-    if out.returncode != 0:
-        raise AssertionError(f"kubectl create token {namespace}/{name}: {out.stderr.strip()}")
-    token = out.stdout.strip()
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "e2e", "cluster": {"server": cluster.api_url, "certificate-authority": str(cluster.ca_cert)}}
-        ],
-        "users": [{"name": name, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {"cluster": "e2e", "user": name, "namespace": namespace}}],
-        "current-context": name,
-    }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(yaml.safe_dump(doc))
-    target.chmod(0o600)
-    return target
-
-
 def token_for(cluster: ClusterInfo, namespace: str, name: str) -> str:
     out = kubectl(cluster, "-n", namespace, "create", "token", name, "--duration=2h")
     if out.returncode != 0:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.e2e.kube import kubectl
+from tests.e2e.kube import kubectl, service_account_kubeconfig
 from tests.manifests import kit
 from tests.manifests.conftest import APISERVICES, Install
 
@@ -105,7 +105,7 @@ def test_hpa_controller_may_read_both_metrics_apis(installed: Install) -> None:
 
 def test_gitopsd_cannot_escalate_through_git(installed: Install, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Applied as gitopsd, a binding to cluster-admin and a wildcard role are refused; a RoleBinding to edit is not."""
-    kubeconfig = kit.service_account_kubeconfig(
+    kubeconfig = service_account_kubeconfig(
         installed.cluster, kit.GITOPSD_NS, "gitopsd", tmp_path_factory.mktemp("sa") / "gitopsd.kubeconfig"
     )
     cluster_admin = {
