@@ -25,7 +25,6 @@ standbys use to forward webhook requests they receive.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import random
@@ -37,6 +36,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from gitopsd.aio import wait_set
 from gitopsd.errors import GitopsdError
 from gitopsd.kube import Conflict, KubeAPI, KubeError, NotFound, Resource
 
@@ -272,5 +272,4 @@ def _micro_time() -> str:
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    await wait_set(stop, seconds)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from gitopsd.aio import wait_set
 from gitopsd.kube import KubeAPI, KubeError
 from gitopsd.kube import secrets as kube_secrets
 
@@ -58,11 +59,8 @@ class SecretStore:
 
     async def keep_fresh(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.refresh_every)
+            if await wait_set(stop, self.refresh_every):
                 return
-            except TimeoutError:
-                pass
             for ref in self.refs:
                 try:
                     self._values[ref] = await read(self.kube, ref)

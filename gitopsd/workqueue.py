@@ -24,6 +24,8 @@ import heapq
 import time
 from collections.abc import AsyncIterator, Callable
 
+from gitopsd.aio import wait_set
+
 #: The timer re-checks at least this often (a bound, in case of a missed wake-up).
 _MAX_SLEEP = 5.0
 
@@ -104,8 +106,7 @@ class WorkQueue:
         while not stop.is_set():
             timeout = self.move_due()
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
+            await wait_set(self._wake, max(timeout, 0.01))
 
 
 class Slot:

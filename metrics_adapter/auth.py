@@ -19,7 +19,6 @@ identical concurrent reviews share one call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import time
@@ -30,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from gitopsd.aio import wait_set
 from metrics_adapter.errors import Forbidden, Unauthorized, Unavailable
 from metrics_adapter.kube.client import KubeClient, KubeError
 from metrics_adapter.metrics import AdapterMetrics
@@ -326,8 +326,7 @@ class Auth:
                 backoff = 1.0
             except KubeError as exc:
                 log.warning("cannot watch extension-apiserver-authentication; retrying", error=exc.message)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
+                await wait_set(stop, backoff)
                 backoff = min(backoff * 2, 30.0)
 
     def _apply(self, fresh: RequestHeaderConfig, on_change: Callable[[RequestHeaderConfig], None]) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
+from gitopsd.aio import wait_set
 from metrics_adapter.errors import Unavailable, UpstreamError
 from metrics_adapter.metrics import AdapterMetrics
 
@@ -244,8 +245,7 @@ class ValueCache:
         period = min(1.0, self.refresh_interval / 4)
         while not stop.is_set():
             self.tick()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), period)
+            await wait_set(stop, period)
         for entry in self.entries.values():
             if entry.task is not None:
                 entry.task.cancel()

@@ -11,12 +11,12 @@ CRDs installed later become usable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
+from gitopsd.aio import wait_set
 from metrics_adapter.errors import ConfigError, UpstreamError
 from metrics_adapter.kube.mapper import Mapper, UnknownResource
 from metrics_adapter.metrics import AdapterMetrics
@@ -133,5 +133,4 @@ class Catalog:
                 log.warning("series discovery failed; serving the previous list", error=str(exc))
                 wait = min(retry, self.interval)
                 retry = min(retry * 2, 30.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait)
+            await wait_set(stop, wait)

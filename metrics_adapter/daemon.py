@@ -23,6 +23,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from gitopsd.aio import wait_set
 from gitopsd.kube.config import Connection
 from metrics_adapter.auth import Auth
 from metrics_adapter.cache import CircuitBreaker, Source, ValueCache
@@ -221,8 +222,7 @@ async def start(adapter: Adapter) -> list[str]:
 
 async def _reload_certs(adapter: Adapter) -> None:
     while not adapter.stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(adapter.stop.wait(), 10)
+        await wait_set(adapter.stop, 10)
         adapter.tls.reload_if_changed()
 
 

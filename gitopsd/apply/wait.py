@@ -19,11 +19,11 @@ request; only the others are polled as above.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gitopsd.aio import wait_set
 from gitopsd.apply.inventory import Inventory, InventoryEntry
 from gitopsd.apply.live import PAGE_SIZE, Read, get_object, owner_selector, plan_reads
 from gitopsd.apply.parallel import bounded
@@ -110,8 +110,7 @@ async def wait(
             uncached = any(ref not in cached for ref in pending)
             until = min(next_poll if uncached else now + MAX_INTERVAL, deadline)
             moved.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(moved.wait(), max(0.0, until - now))
+            await wait_set(moved, until - now)
     finally:
         if unsubscribe is not None:
             unsubscribe()

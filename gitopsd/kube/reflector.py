@@ -22,7 +22,6 @@ Stored objects are stripped (``strip``) of what gitopsd never reads, to bound me
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from gitopsd.aio import wait_set
 from gitopsd.kube.client import Kube
 from gitopsd.kube.discovery import Resource
 from gitopsd.kube.errors import Forbidden, Gone, KubeError, NotFound, Unauthorized
@@ -137,8 +137,7 @@ class Reflector:
         return self._synced.is_set() and self.failure is None
 
     async def wait_synced(self, timeout: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._synced.wait(), timeout)
+        await wait_set(self._synced, timeout)
         return self.synced
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:

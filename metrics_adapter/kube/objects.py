@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from gitopsd.aio import wait_set
 from metrics_adapter.errors import Unavailable
 from metrics_adapter.kube.client import KubeClient, KubeError
 from metrics_adapter.kube.mapper import ResourceInfo
@@ -132,8 +133,7 @@ class ObjectIndex:
             store.task = asyncio.get_running_loop().create_task(self._run(store), name=f"watch {info.group_resource}")
         store.last_used = self.clock()
         if not store.synced.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(store.synced.wait(), self.sync_timeout)
+            await wait_set(store.synced, self.sync_timeout)
             if not store.synced.is_set():
                 raise Unavailable(
                     self.client.source, f"cannot list {info.group_resource}: {store.error or 'no answer yet'}"

@@ -14,6 +14,7 @@ import copy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from gitopsd.aio import wait_set
 from gitopsd.kube.client import WatchEvent
 from gitopsd.kube.errors import Gone
 from tests.fakes.kinds import Kind
@@ -74,9 +75,7 @@ async def stream(
             remaining = deadline - loop.time()
             if signals.closed != closed or remaining <= 0:
                 return
-            try:
-                await asyncio.wait_for(waiter.wait(), remaining)
-            except TimeoutError:
+            if not await wait_set(waiter, remaining):
                 return
     finally:
         store.forget(waiter)

@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("gitopsd", "metrics_adapter")
 #: The daemon's own modules: they run the engine and nothing in the engine runs them.
 DAEMON = ("gitopsd.daemon", "gitopsd.informer", "gitopsd.drift")
-#: What the Kubernetes port may use outside itself: plain error types and the version string.
-KUBE_MAY_IMPORT = frozenset({"gitopsd", "gitopsd.errors", "gitopsd.yamlerrors"})
+#: What the Kubernetes port may use outside itself: plain error types, the version string, waiting helpers.
+KUBE_MAY_IMPORT = frozenset({"gitopsd", "gitopsd.aio", "gitopsd.errors", "gitopsd.yamlerrors"})
 
 
 def _modules() -> dict[str, Path]:
