@@ -165,6 +165,8 @@ class Reconciler:
             except GitopsdError as exc:
                 ctx.requested_at = None
                 outcome = await _fail(ctx, exc)
+        if outcome.result not in ("suspended", "preempted"):
+            await _note_watches(ctx)
         if outcome.result != "preempted":
             try:
                 await ctx.flush()  # the one status write of a run that had nothing to write earlier
@@ -327,6 +329,29 @@ async def _gate(ctx: RunContext, step: rollout.Step) -> Outcome:
         ctx.progress(f"release {release.number} failed its health gate: rolling back")
         return await rollback.automatic(ctx, release)
     return outcome
+
+
+async def _note_watches(ctx: RunContext) -> None:
+    """``WatchFailed`` names the kinds of the inventory the watch cache cannot serve (a Warning
+    Event when that changes): they are read with GETs, and their drift waits for the interval."""
+    cache = ctx.services.applier.cache
+    if cache is None:
+        return
+    failures: dict[str, str] = {}
+    for entry in Inventory.from_status(ctx.status.get("inventory")):
+        ref = entry.ref
+        name = f"{ref.kind}.{ref.group}" if ref.group else ref.kind
+        reason = failures.get(name) or cache.failure_of(ref.group, ref.kind, ref.namespace or None)
+        if reason:
+            failures[name] = reason
+    new = status.watch_failed(ctx.status, failures, ctx.env.generation, environments.now_rfc3339())
+    before, after = status.condition(ctx.status, status.WATCH_FAILED), status.condition(new, status.WATCH_FAILED)
+    if after is not None and (before is None or before.get("message") != after.get("message")):
+        try:
+            await ctx.event("Warning", status.WATCH_FAILED, str(after["message"]))
+        except KubeError as exc:
+            log.warning("event not posted", environment=ctx.env.key, error=str(exc))
+    ctx.stage(new)
 
 
 async def _fail(ctx: RunContext, exc: GitopsdError) -> Outcome:

@@ -209,6 +209,21 @@ def with_inventory(old: Mapping[str, Any], inventory: Mapping[str, Any]) -> Stat
     return status
 
 
+# -- the watch cache: kinds of the inventory it cannot watch -------------------------------------
+
+WATCH_FAILED = "WatchFailed"
+
+
+def watch_failed(old: Mapping[str, Any], failures: Mapping[str, str], generation: int, now: str) -> Status:
+    """The ``WatchFailed`` condition: kinds of the inventory the daemon cannot watch (RBAC refuses
+    the list or watch, the CRD is gone), each with the reason; removed once every kind is watched."""
+    if not failures:
+        return without_condition(old, WATCH_FAILED) if condition(old, WATCH_FAILED) else dict(old)
+    reasons = "; ".join(sorted(set(failures.values())))  # each names its kind and scope
+    message = f"{', '.join(sorted(failures))} read with a GET each, drift seen only at the interval: {reasons}"
+    return with_condition(old, WATCH_FAILED, True, WATCH_FAILED, message, generation, now)
+
+
 def held(old: Mapping[str, Any], hold: Mapping[str, Any]) -> Status:
     """Hold a revision back: ``{revision, reason, release, since[, by, message]}``."""
     status: Status = dict(old)

@@ -154,4 +154,3 @@ class ServerTLS:
         self._mtimes, self.current = mtimes, fresh
         log.info("serving certificate reloaded", cert=str(self.files.cert))
         return True
-

@@ -26,6 +26,7 @@ class _Client(Protocol):
 
     async def get(self, path: str) -> dict[str, Any]: ...
 
+
 _AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
 _MIN_REFRESH_SECONDS = 2.0
 

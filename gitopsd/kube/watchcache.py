@@ -134,7 +134,16 @@ class WatchCache:
 
     def failure(self, resource: Resource) -> str | None:
         """Why ``resource`` is not served (Forbidden, CRD deleted), or None."""
-        reasons = [r.failure for r in self._of_kind(resource) if r.failure]
+        return self.failure_of(resource.group, resource.kind)
+
+    def failure_of(self, group: str, kind: str, namespace: str | None = None) -> str | None:
+        """Why kind ``kind`` of API group ``group`` is not served (in a scope that covers
+        ``namespace``, when given), or None."""
+        reasons = [
+            r.failure
+            for (g, k, scope), r in self._reflectors.items()
+            if (g, k) == (group, kind) and r.failure and (namespace is None or scope in (None, namespace))
+        ]
         return "; ".join(reasons) if reasons else None
 
     def failures(self) -> dict[str, str]:

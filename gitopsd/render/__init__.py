@@ -91,9 +91,7 @@ def render(tree: Tree, options: RenderOptions, scopes: Scopes) -> list[Manifest]
         documents = _directory_documents(files, options.path)
 
     values = (
-        None
-        if options.substitute is None
-        else variables(options.substitute, options.environment, options.revision)
+        None if options.substitute is None else variables(options.substitute, options.environment, options.revision)
     )
     objects = [(_substituted(doc, values), doc.origin) for listed in documents for doc in flatten_lists(listed)]
     for obj, origin in objects:

@@ -59,3 +59,16 @@ def test_environment_status_declares_exactly_the_crds_status_properties() -> Non
     assert status.checked({"release": 3}) == {"release": 3}
     with pytest.raises(ValueError, match="lastHandledRolback"):
         status.checked({"lastHandledRolback": {}})
+
+
+def test_watch_failed_names_the_kinds_and_goes_when_they_are_watched() -> None:
+    """WatchFailed lists the kinds and reasons; the same failures write nothing new; none removes it."""
+    failures = {"Widget.example.com": "widgets.example.com in all namespaces is no longer served: 404"}
+    st = status.watch_failed({"release": 1}, failures, 2, "t1")
+    failed = status.condition(st, status.WATCH_FAILED)
+    assert failed is not None and failed["status"] == "True" and failed["lastTransitionTime"] == "t1"
+    assert failed["message"].startswith("Widget.example.com read with a GET each")
+    assert "no longer served: 404" in failed["message"]
+    assert status.watch_failed(st, failures, 2, "t2") == st
+    assert status.condition(status.watch_failed(st, {}, 2, "t3"), status.WATCH_FAILED) is None
+    assert status.watch_failed({"release": 1}, {}, 2, "t3") == {"release": 1}
