@@ -3,6 +3,8 @@
 Rendering is the expensive part of a reconcile that changes nothing, so the render of an
 unchanged commit, spec and set of ``${NAME}`` values is kept in memory with its digest (the
 release identity): a steady-state reconcile neither reads the tree nor hashes the bundle again.
+What is kept has its strings shared (``reflector.compact``): a YAML parser makes a new string
+for every key of every object, and a thousand Environments keep their renders for good.
 The ConfigMaps and Secrets of ``spec.substituteFrom`` are read at every render, as Flux does, so
 a changed value is a new render (and a new release) without a new commit.
 """
@@ -19,6 +21,7 @@ from gitopsd.errors import GitopsdError, SpecError
 from gitopsd.kube import KubeAPI, NotFound
 from gitopsd.kube import secrets as kube_secrets
 from gitopsd.kube.discovery import Resource
+from gitopsd.kube.reflector import compact
 from gitopsd.kube.secretwatch import PlainSecretReader, SecretReader
 from gitopsd.model import Manifest, Revision
 from gitopsd.releases import digest_of
@@ -74,9 +77,15 @@ class Desired:
             # Maybe a CRD established since discovery was cached: look once more, then believe it.
             await self.kube.discovery.refresh(force=False)
             manifests = await asyncio.to_thread(render, tree, options, self.kube.discovery.scopes())
-        digest = await asyncio.to_thread(digest_of, manifests)
+        manifests, digest = await asyncio.to_thread(_kept, manifests)
         self._renders[env.uid] = _Cached(key, manifests, digest)
         return manifests, digest
+
+
+def _kept(manifests: list[Manifest]) -> tuple[list[Manifest], str]:
+    """``manifests`` as kept (equal objects, strings shared), and their digest."""
+    kept = [Manifest(compact(m.obj), m.origin) for m in manifests]
+    return kept, digest_of(kept)
 
 
 async def load_credentials(kube: KubeAPI, env: Environment, secrets: SecretReader | None = None) -> Credentials | None:

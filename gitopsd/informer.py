@@ -7,7 +7,9 @@ the API server restarted) by a new list after a backoff. A relist replaces the c
 no longer listed are forgotten, so a deletion missed while the watch was down still counts.
 
 Every object seen is passed with the one it replaces to ``on_observe``, with the ``Wake`` that
-says what it asks of the daemon (``wake``, pure); every object gone to ``on_forget``.
+says what it asks of the daemon (``wake``, pure); every object gone to ``on_forget``. The copy
+keeps what the daemon reads (``kept``): no ``managedFields``, no client-side apply annotation,
+repeated strings shared, so a thousand Environments cost a thousand statuses and specs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import structlog
 
 from gitopsd import environments, finalizer
 from gitopsd.kube import Gone, KubeAPI, KubeError
+from gitopsd.kube.reflector import strip
 from gitopsd.releases import requests
 
 log = structlog.get_logger("gitopsd.daemon")
@@ -43,6 +46,14 @@ def key_of(obj: dict[str, Any]) -> str:
     """``namespace/name`` of a raw object."""
     meta = obj.get("metadata") or {}
     return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+def kept(obj: dict[str, Any]) -> dict[str, Any]:
+    """The part of a listed or watched Environment the daemon keeps: all of it but ``managedFields``
+    (the status writer's field set grows with the inventory, and nothing reads it) and
+    ``kubectl``'s last-applied annotation, with its strings shared (``reflector.strip``)."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return strip({**obj, "metadata": meta}, None)
 
 
 def wake(old: dict[str, Any] | None, new: dict[str, Any]) -> Wake:
@@ -114,16 +125,9 @@ class Informer:
         backoff = BACKOFF_START
         while not stop.is_set():
             try:
-                listed = await environments.list_all(self.kube, self.namespace, self.label_selector)
-                seen = set()
-                for obj in listed.items:
-                    seen.add(key_of(obj))
-                    self._observe(obj)
-                for gone in set(self._objects) - seen:
-                    self._forget(gone)
+                rv = await self._list()
                 self.synced = True
                 backoff = BACKOFF_START
-                rv = listed.resource_version
                 while not stop.is_set():
                     async for event in environments.watch(self.kube, rv, self.namespace, self.label_selector):
                         rv = str((event.object.get("metadata") or {}).get("resourceVersion") or rv)
@@ -138,7 +142,22 @@ class Informer:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
-    def _observe(self, obj: dict[str, Any]) -> None:
+    async def _list(self) -> str:
+        """List into the copy (forgetting what is no longer listed); the list's version.
+
+        Its own frame, so the list's raw items are freed once copied, not kept for as long as
+        the watch that follows runs."""
+        listed = await environments.list_all(self.kube, self.namespace, self.label_selector)
+        seen = set()
+        for obj in listed.items:
+            seen.add(key_of(obj))
+            self._observe(obj)
+        for gone in set(self._objects) - seen:
+            self._forget(gone)
+        return listed.resource_version
+
+    def _observe(self, raw: dict[str, Any]) -> None:
+        obj = kept(raw)
         key = key_of(obj)
         old = self._objects.get(key)
         self._objects[key] = obj

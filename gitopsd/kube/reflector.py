@@ -16,13 +16,15 @@ The loop client-go's reflector taught controllers, for plain JSON:
   so DELETED is emitted; 403: they may exist, so nothing is claimed), and it is retried after
   ``retry_failed`` seconds.
 
-Stored objects are stripped (``strip``) of what gitopsd never reads, to bound memory.
+Stored objects are stripped (``strip``) of what gitopsd never reads, and their repeated
+strings shared (``compact``), to bound memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,9 @@ BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
 
 Key = tuple[str, str]  # (namespace or "", name)
+#: Strings up to this length are shared between stored objects (names, kinds, field paths,
+#: label values, timestamps); longer ones are mostly unique (messages, certificates).
+SHARED_STRING_MAX = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +81,22 @@ def strip(obj: Mapping[str, Any], manager: str | None) -> dict[str, Any]:
             meta["annotations"] = kept
         else:
             del meta["annotations"]
-    out = dict(obj)
-    out["metadata"] = meta
+    out: dict[str, Any] = compact({**obj, "metadata": meta})
     return out
+
+
+def compact(value: Any) -> Any:
+    """``value`` (decoded JSON) rebuilt with its keys and short strings shared with every other
+    compacted object: a decoder makes a new string for each key of each object, so the thousands
+    of objects of a cache would otherwise hold thousands of copies of ``"metadata"`` or
+    ``"f:spec"``. Equal to ``value``; containers are new, so the result can be kept and edited."""
+    if isinstance(value, dict):
+        return {sys.intern(k) if type(k) is str else k: compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    if type(value) is str and len(value) <= SHARED_STRING_MAX:
+        return sys.intern(value)
+    return value
 
 
 def _slim_entry(entry: Mapping[str, Any], manager: str | None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
@@ -14,7 +15,7 @@ import pytest
 from e2e.cluster import ClusterInfo
 from e2e.tcpproxy import TcpProxy
 from gitopsd.kube import Kube, KubeError, Resource
-from gitopsd.kube.reflector import Change, Reflector, strip
+from gitopsd.kube.reflector import SHARED_STRING_MAX, Change, Reflector, compact, strip
 from gitopsd.kube.watchcache import WatchCache
 from tests.e2e.kube import api_client, kubectl, new_namespace, role_kubeconfig
 
@@ -80,6 +81,31 @@ def test_strip_keeps_only_the_managers_field_set() -> None:
     ]
     assert out["data"] == {"k": "v"}
     assert "fieldsV1" in obj["metadata"]["managedFields"][1], "the input is not modified"
+
+
+def test_compact_is_equal_and_shares_keys_and_short_strings() -> None:
+    """Two decoded objects compact to equal values whose keys and short strings are the same
+    objects (one copy in memory), long strings are left alone, and the input is not modified."""
+    long = "x" * (SHARED_STRING_MAX + 1)
+    text = json.dumps({"metadata": {"name": "web", "labels": {"app": "web"}}, "spec": {"n": 1, "msg": long}})
+    first, second = json.loads(text), json.loads(text)
+    assert next(iter(first)) is not next(iter(second)), "the decoder makes a new string per key"
+    a, b = compact(first), compact(second)
+    assert a == first == b
+    assert next(iter(a)) is next(iter(b))
+    assert a["metadata"]["labels"]["app"] is b["metadata"]["labels"]["app"]
+    assert a["spec"]["msg"] == long
+    a["metadata"]["labels"]["app"] = "changed"
+    assert first["metadata"]["labels"]["app"] == "web", "the result is a copy, free to edit"
+
+
+def test_strip_output_is_compact() -> None:
+    """What the cache stores shares its strings with every other stored object."""
+    raw = '{"metadata": {"name": "a", "namespace": "ns"}, "data": {"key": "value"}}'
+    one, two = strip(json.loads(raw), "gitopsd"), strip(json.loads(raw), "gitopsd")
+    assert one == json.loads(raw)
+    assert one["data"]["key"] is two["data"]["key"]
+    assert next(iter(one["data"])) is next(iter(two["data"]))
 
 
 def test_namespaces_must_not_be_empty() -> None:
