@@ -23,6 +23,7 @@ strings shared (``compact``), to bound memory.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -46,6 +47,9 @@ Key = tuple[str, str]  # (namespace or "", name)
 #: Strings up to this length are shared between stored objects (names, kinds, field paths,
 #: label values, timestamps); longer ones are mostly unique (messages, certificates).
 SHARED_STRING_MAX = 128
+#: Distinct field sets kept for sharing (the oldest is let go beyond this).
+SHARED_FIELD_SETS_MAX = 4096
+_field_sets: dict[str, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +73,10 @@ Emit = Callable[[Change], None]
 
 def strip(obj: Mapping[str, Any], manager: str | None) -> dict[str, Any]:
     """``obj`` without what gitopsd never reads: the field sets of managers other than
-    ``manager``'s Apply entry (the entries stay, for who-wrote-when) and the last-applied annotation."""
+    ``manager``'s Apply entry (the entries stay, for who-wrote-when) and the last-applied annotation.
+
+    The result is ``compact``; the field set kept is one object shared by every stored object
+    with an equal one (a thousand Deployments from one template have one), so it is read-only."""
     meta = dict(obj.get("metadata") or {})
     entries = meta.get("managedFields")
     if isinstance(entries, list):
@@ -82,7 +89,20 @@ def strip(obj: Mapping[str, Any], manager: str | None) -> dict[str, Any]:
         else:
             del meta["annotations"]
     out: dict[str, Any] = compact({**obj, "metadata": meta})
+    for entry in out["metadata"].get("managedFields") or ():
+        if isinstance(entry, dict) and isinstance(entry.get("fieldsV1"), dict):
+            entry["fieldsV1"] = _shared_field_set(entry["fieldsV1"])
     return out
+
+
+def _shared_field_set(fields: dict[str, Any]) -> dict[str, Any]:
+    key = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    found = _field_sets.get(key)
+    if found is None:
+        if len(_field_sets) >= SHARED_FIELD_SETS_MAX:
+            del _field_sets[next(iter(_field_sets))]
+        found = _field_sets[key] = fields
+    return found
 
 
 def compact(value: Any) -> Any:

@@ -108,6 +108,23 @@ def test_strip_output_is_compact() -> None:
     assert next(iter(one["data"])) is next(iter(two["data"]))
 
 
+def test_strip_shares_equal_field_sets() -> None:
+    """Objects applied from one template hold one copy of our field set; a different set is its own."""
+
+    def applied(name: str, fields: dict[str, Any]) -> dict[str, Any]:
+        entry = {"manager": "gitopsd", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": fields}
+        return {"metadata": {"name": name, "managedFields": [entry]}}
+
+    template = '{"f:data": {"f:a": {}}, "f:metadata": {"f:labels": {"f:app": {}}}}'
+    one = strip(applied("one", json.loads(template)), "gitopsd")
+    two = strip(applied("two", json.loads(template)), "gitopsd")
+    other = strip(applied("three", {"f:data": {"f:b": {}}}), "gitopsd")
+    fields = [o["metadata"]["managedFields"][0]["fieldsV1"] for o in (one, two, other)]
+    assert fields[0] == json.loads(template)
+    assert fields[0] is fields[1]
+    assert fields[2] == {"f:data": {"f:b": {}}}
+
+
 def test_namespaces_must_not_be_empty() -> None:
     """An empty namespace list is refused, naming the parameter (None means all)."""
     with pytest.raises(ValueError, match="namespaces"):
