@@ -9,6 +9,7 @@ close). ``asyncio.timeout`` has no such gap (and is what ``wait_for`` became in 
 from __future__ import annotations
 
 import asyncio
+from asyncio import sslproto
 
 
 async def wait_set(event: asyncio.Event, timeout: float) -> bool:
@@ -19,3 +20,20 @@ async def wait_set(event: asyncio.Event, timeout: float) -> bool:
     except TimeoutError:
         return event.is_set()
     return True
+
+
+#: What ``trim_tls_buffers`` sets: two TLS records (at most 16 KiB of plaintext each) per read.
+TLS_READ_BUFFER = 32 * 1024
+
+
+def trim_tls_buffers() -> None:
+    """Make asyncio's TLS connections allocate a 32 KiB read buffer instead of 256 KiB.
+
+    Python's ``asyncio.sslproto.SSLProtocol`` allocates (and zero-fills) ``max_size`` bytes per
+    connection when it is made. Every Kubernetes watch is a connection of its own (HTTP/1.1), so
+    a daemon watching each managed kind in each target namespace paid ~300 KiB per watch:
+    measured on 160 watches, 297 KiB each with the default and 79 KiB with 32 KiB. Reads of
+    large lists take more, smaller socket reads; nothing else changes. Called once at start by
+    both daemons; a class attribute of the standard library is the only handle there is.
+    """
+    sslproto.SSLProtocol.max_size = TLS_READ_BUFFER

@@ -23,7 +23,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from gitopsd.aio import wait_set
+from gitopsd.aio import trim_tls_buffers, wait_set
 from gitopsd.kube.config import Connection
 from metrics_adapter.auth import Auth
 from metrics_adapter.cache import CircuitBreaker, Source, ValueCache
@@ -265,6 +265,7 @@ async def shutdown(adapter: Adapter) -> None:
 
 async def run(opts: Options) -> int:
     """Serve until SIGTERM or SIGINT; return the exit code."""
+    trim_tls_buffers()  # its watches and every HTTPS client connection: see gitopsd.aio
     adapter = await build(opts)
     try:
         bound = await start(adapter)

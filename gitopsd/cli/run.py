@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from gitopsd import log as logging_setup
+from gitopsd.aio import trim_tls_buffers
 from gitopsd.cli import daemon_setup
 from gitopsd.cli.common import (
     EXIT_INTERRUPTED,
@@ -73,6 +74,7 @@ def watched_namespace(args: argparse.Namespace) -> tuple[str | None, str]:
 
 async def run(args: argparse.Namespace) -> int:
     logging_setup.configure(args.log_level)
+    trim_tls_buffers()  # one watch per kind and namespace: see gitopsd.aio
     host, port = daemon_setup.address("--probes-bind-address", args.probes_bind_address)
     cfg = daemon_setup.load_config(args)
     namespace, origin = watched_namespace(args)

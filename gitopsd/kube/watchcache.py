@@ -15,6 +15,8 @@ readers fall back to GETs).
 Each scope starts lazily (``start``, or the first ``covers``), is served from memory once its
 first list arrived (``covers``), and fails alone: a Forbidden list or a deleted CRD marks that
 kind failed with a one-line reason (``failure``) and is retried later; other kinds go on.
+A scope of a namespace the daemon does not serve (an Environment's target) that is empty and
+unread for ``idle_scope`` seconds is stopped, so the watches follow the namespaces in use.
 Subscribers (``subscribe``) see every change after the store holds it; ``changed`` is an
 ``asyncio.Event`` pulsed on any change, for waiters that re-read.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +41,8 @@ from gitopsd.kube.reflector import Change, Reflector
 log = structlog.get_logger("gitopsd.kube.watch")
 
 Subscriber = Callable[[Change], None]
+#: An empty scope of a namespace no reconcile reads any more is stopped after this long.
+IDLE_SCOPE_SECONDS = 600.0
 #: (group, kind, namespace or None for cluster-wide)
 ScopeKey = tuple[str, str, str | None]
 
@@ -65,9 +70,12 @@ class WatchCache:
         field_manager: str | None = None,
         retry_failed: float = 60.0,
         watch_timeout: int = 300,
+        idle_scope: float = IDLE_SCOPE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``label``: watch only objects that carry this label key (any value); ``field_manager``:
-        keep that manager's field set in ``managedFields`` (others' are stripped)."""
+        keep that manager's field set in ``managedFields`` (others' are stripped); ``idle_scope``:
+        seconds after which an empty scope of a namespace not served, read by no reconcile, stops."""
         if namespaces is not None and not namespaces:
             raise ValueError("watch cache: namespaces is None (all) or a non-empty list")
         self.kube = kube
@@ -81,6 +89,12 @@ class WatchCache:
         self._tasks: dict[ScopeKey, asyncio.Task[None]] = {}
         self._subscribers: list[Subscriber] = []
         self._closed = False
+        self.idle_scope = idle_scope
+        self.clock = clock
+        self._used: dict[ScopeKey, float] = {}
+        self._swept = clock()
+        #: Scopes stopped because they were empty and unused (for metrics and tests).
+        self.retired = 0
 
     # -- scopes ----------------------------------------------------------------------------
 
@@ -95,7 +109,13 @@ class WatchCache:
     def start(self, resource: Resource, namespace: str | None = None) -> None:
         """Watch ``resource`` (in ``namespace``'s scope) from now on, if not already watched."""
         key = self._scope(resource, namespace)
-        if key is None or key in self._reflectors or self._closed:
+        if key is None or self._closed:
+            return
+        now = self.clock()
+        self._used[key] = now
+        if now - self._swept >= min(60.0, self.idle_scope):
+            self._retire_idle(now)
+        if key in self._reflectors:
             return
         keys = [key]
         if key[2] is not None and self.namespaces is not None:
@@ -113,6 +133,26 @@ class WatchCache:
             )
             self._reflectors[each] = reflector
             self._tasks[each] = asyncio.create_task(reflector.run(), name=f"watch {reflector.scope}")
+
+    def _retire_idle(self, now: float) -> None:
+        """Stop the scopes of namespaces this cache does not serve (targets of Environments) that
+        hold no object and that no reconcile has read for ``idle_scope`` seconds: a namespace
+        whose Environments are gone would otherwise keep a watch (and its connection) for ever.
+        Nothing is lost: an empty scope has nothing to report drift on, and it starts again
+        at its next read."""
+        self._swept = now
+        served = self.namespaces or ()
+        for key, reflector in list(self._reflectors.items()):
+            namespace = key[2]
+            if namespace is None or namespace in served or reflector.store or not reflector.synced:
+                continue
+            if now - self._used.get(key, now) < self.idle_scope:
+                continue
+            self._tasks.pop(key).cancel()
+            del self._reflectors[key]
+            self._used.pop(key, None)
+            self.retired += 1
+            log.info("watch cache: stopped an empty, unused scope", scope=reflector.scope)
 
     def covers(self, resource: Resource, namespace: str | None) -> bool:
         """True when reads of ``resource`` in ``namespace`` are answered from memory; starts the
