@@ -17,6 +17,7 @@ from typing import Any
 from bench.fleet import Fleet, daemon_pid, namespace, rss_mib
 from bench.sync_environments import create
 from e2e.daemon import DaemonProcess
+from gitopsd.finalizer import FINALIZER as PRUNE_FINALIZER
 from gitopsd.kube import ApiError, Kube
 
 ENVIRONMENTS = "/apis/gitopsd.dev/v1alpha1/namespaces/{ns}/environments/{name}"
@@ -67,7 +68,10 @@ async def soak(
         target = f"{fleet.target}-churn-{minute}"
         names = [f"churn-{minute}-{i}" for i in range(per_minute)]
         await create(kube, [namespace(target)])
-        await create(kube, [fleet.manifest(n, first_app + i, target) for i, n in enumerate(names)])
+        churned = [fleet.manifest(n, first_app + i, target) for i, n in enumerate(names)]
+        for env in churned:  # deleted with their objects, as a team tearing an app down would
+            env["metadata"]["finalizers"] = [PRUNE_FINALIZER]
+        await create(kube, churned)
         for name in previous:
             await kube.delete(ENVIRONMENTS.format(ns=fleet.ops, name=name))
         edited = await _edit_configmaps(kube, fleet, edits, minute)
@@ -82,6 +86,7 @@ async def soak(
         "configmaps_edited_per_minute": edits,
         "rss_per_minute": samples,
         "rss_slope_mib_per_minute": round(slope_per_minute(rss), 3),
+        "rss_slope_mib_per_minute_second_half": round(slope_per_minute(rss[len(rss) // 2 :]), 3),
         "rss_flat": flat(rss),
         "flat_means": "fitted rise over the soak <= max(2 MiB, 3% of the first minute's RSS)",
     }
