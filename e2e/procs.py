@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -105,9 +106,33 @@ def pid_alive(pid: int) -> bool:
     return _running_pgid(pid) is not None
 
 
+def ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (outgoing connections take their ports there)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free on ``host`` a moment ago."""
+    """A TCP port that was free on ``host`` a moment ago, below the ephemeral range.
+
+    A port the kernel hands out for ``bind(host, 0)`` comes from the ephemeral range, where any
+    process's next outgoing connection may take it before the component we start binds it (seen
+    on a busy machine: etcd failed with "address already in use"). A random port below that
+    range is only ever taken by a listener that binds it by number.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    low = ephemeral_low()
+    if low > 10_000:
+        for _ in range(200):
+            port = random.randrange(10_000, low)  # noqa: S311 (not a secret)
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])

@@ -26,3 +26,13 @@ def test_reap_removes_only_directories_of_dead_owners() -> None:
     finally:
         survivor.kill()
         shutil.rmtree(mine, ignore_errors=True)
+
+
+def test_free_ports_stay_out_of_the_ephemeral_range_and_are_bindable() -> None:
+    """Outgoing connections take ephemeral ports; a port picked below that range stays ours to bind."""
+    low = procs.ephemeral_low()
+    for host in ("127.0.0.1", "::1"):
+        for _ in range(20):
+            port = procs.free_port(host)
+            assert port < low or low <= 10_000
+            procs.free_port_exact(host, port)
