@@ -44,6 +44,7 @@ from gitopsd.releases import Ledger, Ledgers, Owner
 from gitopsd.sources import redact
 from gitopsd.spec import Environment
 from gitopsd.status import READY, Status, checked, condition
+from gitopsd.tenancy import Tenancy
 
 Progress = Callable[[str], None]
 #: Opens a Prometheus client for one gate step (tests give an in-memory one).
@@ -93,6 +94,22 @@ class Services:
     gates: Memory = field(default_factory=Memory)
     prometheus: PrometheusOpener = _open_http
     memos: dict[str, ApplyMemo] = field(default_factory=dict)
+    tenancy: Tenancy = field(default_factory=Tenancy)
+    appliers: dict[str, Applier] = field(default_factory=dict)
+
+    def identity(self, env: Environment) -> str | None:
+        """The user ``env``'s writes impersonate (None: gitopsd's own identity)."""
+        return self.tenancy.user(env.namespace, env.spec.service_account_name)
+
+    def applier_for(self, env: Environment) -> Applier:
+        """The applier acting as ``env``'s ServiceAccount (one per identity, sharing the cache)."""
+        user = self.identity(env)
+        if user is None:
+            return self.applier
+        applier = self.appliers.get(user)
+        if applier is None:
+            applier = self.appliers[user] = self.applier.acting_as(self.kube.impersonating(user))
+        return applier
 
     def memo(self, uid: str) -> ApplyMemo:
         """The applier's memory of what it last applied for Environment ``uid``."""
@@ -131,6 +148,11 @@ class RunContext:
         aside: Aside = stay,
     ) -> RunContext:
         return cls(services, env, dict(env.status), requested_at, progress or _quiet, aside)
+
+    @property
+    def applier(self) -> Applier:
+        """The applier acting as this Environment's ServiceAccount (see ``gitopsd.tenancy``)."""
+        return self.services.applier_for(self.env)
 
     @property
     def owner(self) -> Owner:

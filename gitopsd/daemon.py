@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ from gitopsd.notify.subscriptions import Subscription
 from gitopsd.reconcile import Reconciler
 from gitopsd.sources import GitSources
 from gitopsd.spec import parse_environment
+from gitopsd.tenancy import Tenancy
 from gitopsd.workqueue import Slot, Slots, WorkQueue
 
 log = structlog.get_logger("gitopsd.daemon")
@@ -94,6 +95,7 @@ class Settings:
     # A webhook connection that has not sent a whole request within this is closed (slow or
     # idle clients hold no socket for long; aiohttp's own default is an hour).
     webhook_idle_timeout: float = 15.0
+    tenancy: Tenancy = field(default_factory=Tenancy)
 
 
 Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
@@ -136,7 +138,13 @@ class Daemon:
         # Git credentials (spec.source.secretRef) watched by name: an idle resolve reads memory.
         self.secrets = SecretWatch(kube, watch_client=self._watch_client)
         self.reconciler = Reconciler(
-            kube, self.sources, EventRecorder(kube), self.metrics, cache=cache, secrets=self.secrets
+            kube,
+            self.sources,
+            EventRecorder(kube),
+            self.metrics,
+            cache=cache,
+            secrets=self.secrets,
+            tenancy=settings.tenancy,
         )
         self.metrics.watch_statuses(self._statuses)
         if announcer is not None:

@@ -17,6 +17,7 @@ SPEC: Node = {
             "name": None
         }
     },
+    "serviceAccountName": None,
     "targetNamespace": None,
     "interval": None,
     "prune": None,

@@ -55,6 +55,7 @@ from gitopsd.releases import Ledgers, ReleaseInfo, ReleaseStore, Result
 from gitopsd.releases import requests as asks
 from gitopsd.sources import GitSources
 from gitopsd.spec import Environment, parse_environment
+from gitopsd.tenancy import Tenancy
 
 log = structlog.get_logger("gitopsd.reconcile")
 
@@ -81,6 +82,7 @@ class Reconciler:
         source: Source | None = None,
         cache: WatchCache | None = None,
         secrets: SecretReader | None = None,
+        tenancy: Tenancy | None = None,
     ) -> None:
         if source is None:
             if sources is None:
@@ -100,6 +102,7 @@ class Reconciler:
             clock=clock,
             applier=applier,
             ledgers=Ledgers(ReleaseStore(kube)),
+            tenancy=tenancy or Tenancy(),
         )
         self._inflight: dict[str, tuple[asyncio.Task[Outcome], str]] = {}
         self._preempted: set[str] = set()

@@ -65,7 +65,7 @@ async def run(ctx: RunContext, step: Step) -> Outcome:
     options = ApplyOptions(owner=env.key, prune=spec.prune, allow_empty=spec.allow_empty, force=spec.force)
     release = step.release
     try:
-        result = await services.applier.sync(step.manifests, previous, options, memo)
+        result = await ctx.applier.sync(step.manifests, previous, options, memo)
     except PruneFailed as exc:
         # Everything else was applied: record that, and say what could not be deleted.
         release = await _verdict(ctx, release, Result.FAILED, exc.reason, now)
@@ -104,7 +104,7 @@ async def run(ctx: RunContext, step: Step) -> Outcome:
         timeout = spec.wait_timeout if (touched or step.fresh) else 0.0
         ctx.progress(f"waiting up to {timeout:.0f}s for {len(result.inventory.entries)} objects to become ready")
         async with ctx.aside():  # only polling: the worker can take another Environment meanwhile
-            health = await services.applier.wait(result.inventory, timeout, owner=env.key)
+            health = await ctx.applier.wait(result.inventory, timeout, owner=env.key)
 
     inventory = result.inventory.to_status()
     label = _label(release)

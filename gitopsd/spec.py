@@ -86,6 +86,8 @@ class EnvironmentSpec:
     verification: VerificationSpec | None = None
     #: Revisions this Environment takes only once other Environments ran them (spec.promotion).
     promotion: PromotionSpec | None = None
+    #: A ServiceAccount of the Environment's namespace its writes impersonate (see gitopsd.tenancy).
+    service_account_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +177,15 @@ def parse_spec(raw: Any, *, name: str | None = None) -> EnvironmentSpec:
         notify=parse_subscriptions(spec.get("notify")),
         verification=parse_verification(spec.get("verification"), substitute if substitution_on else {}),
         promotion=parse_promotion(spec.get("promotion"), name=name),
+        service_account_name=_service_account(spec.get("serviceAccountName")),
     )
+
+
+def _service_account(raw: Any) -> str | None:
+    name = FIELDS.optional_string(raw, "serviceAccountName")
+    if name:
+        FIELDS.dns_subdomain(name, "serviceAccountName", what="a ServiceAccount name")
+    return name or None
 
 
 def check_variable_name(name: str, field_name: str) -> None:

@@ -34,6 +34,7 @@ gate (``wait``).
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -107,6 +108,17 @@ class Applier:
         self.concurrency = concurrency
         self.establish_timeout = establish_timeout
         self._ssa = ServerSideApply(kube, field_manager)
+
+    def acting_as(self, kube: KubeAPI) -> Applier:
+        """This applier writing through ``kube`` (another identity of the same cluster: see
+        ``gitopsd.tenancy``). The watch cache and the memory of our own writes are shared, so a
+        health wait of either sees what both wrote."""
+        if kube is self.kube:
+            return self
+        view = copy.copy(self)
+        view.kube = kube
+        view._ssa = ServerSideApply(kube, self._ssa.field_manager)
+        return view
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -296,7 +308,11 @@ class Applier:
     ) -> tuple[list[Decision], list[Rejection]]:
         decisions: list[Decision] = []
         todo: list[Desired] = []
+        rejections: list[Rejection] = []
         for d in objects:
+            if d.ref in live.refused:  # RBAC: the identity we act as may not read it
+                rejections.append(Rejection(d.ref, d.origin, "Forbidden", live.refused[d.ref]))
+                continue
             current = live.get(d.ref)
             untouched = memo is not None and current is not None and memo.unchanged(d.ref, d.digest, current)
             if untouched and current is not None and not metadata_differs(d.body, current):
@@ -314,7 +330,6 @@ class Applier:
                 keep_preview=keep_preview,
             )
 
-        rejections: list[Rejection] = []
         for outcome in await bounded(todo, one, self.concurrency):
             if isinstance(outcome, Exception):
                 raise outcome  # the API server unreachable: not the manifests' fault

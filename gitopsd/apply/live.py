@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitopsd.apply.parallel import bounded
-from gitopsd.kube import KubeAPI, NotFound, Resource
+from gitopsd.kube import Forbidden, KubeAPI, NotFound, Resource
 from gitopsd.kube.watchcache import WatchCache
 from gitopsd.model import ENVIRONMENT_LABEL, ObjectRef
 
@@ -41,16 +41,18 @@ PAGE_SIZE = 2000
 
 @dataclass(slots=True)
 class LiveState:
-    """Live objects by identity; ``absent`` holds identities known not to exist."""
+    """Live objects by identity; ``absent`` holds identities known not to exist; ``refused`` those
+    the identity we act as may not read (RBAC's message): they are neither, and never written."""
 
     objects: dict[ObjectRef, dict[str, Any]] = field(default_factory=dict)
     absent: set[ObjectRef] = field(default_factory=set)
+    refused: dict[ObjectRef, str] = field(default_factory=dict)
 
     def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         return self.objects.get(ref)
 
     def known(self, ref: ObjectRef) -> bool:
-        return ref in self.objects or ref in self.absent
+        return ref in self.objects or ref in self.absent or ref in self.refused
 
     def add(self, items: Iterable[Mapping[str, Any]]) -> None:
         for item in items:
@@ -131,7 +133,11 @@ async def observe(
         result = await kube.list(resource.path(namespace), label_selector=owner_selector(owner), page_size=PAGE_SIZE)
         return result.items
 
-    for outcome in await bounded(scopes, list_scope, concurrency):
+    reads = plan_reads(wanted)
+    for scope, outcome in zip(scopes, await bounded(scopes, list_scope, concurrency), strict=True):
+        if isinstance(outcome, Forbidden):
+            live.refused.update((ref, str(outcome)) for ref, read in reads.items() if read == (*scope, None))
+            continue
         if isinstance(outcome, Exception):
             raise outcome
         live.add(outcome)
@@ -159,11 +165,17 @@ async def fill(
         return await get_object(kube, resource, ref.namespace or None, ref.name)
 
     for members, outcome in zip(lists, await bounded(lists, list_namespace, concurrency), strict=True):
+        if isinstance(outcome, Forbidden):
+            live.refused.update((ref, str(outcome)) for ref, _ in members)
+            continue
         if isinstance(outcome, Exception):
             raise outcome
         live.add(outcome)
         live.absent.update(ref for ref, _ in members if ref not in live.objects)
     for (ref, _), got in zip(gets, await bounded(gets, get_one, concurrency), strict=True):
+        if isinstance(got, Forbidden):
+            live.refused[ref] = str(got)
+            continue
         if isinstance(got, Exception):
             raise got
         if got is None:

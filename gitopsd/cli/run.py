@@ -22,16 +22,20 @@ from gitopsd.cli import daemon_setup
 from gitopsd.cli.common import (
     EXIT_INTERRUPTED,
     CliError,
+    UsageError,
     add_kube_args,
     count,
     default_namespace,
     exit_code,
     kube_from,
     seconds,
+    shown,
 )
 from gitopsd.daemon import Settings
+from gitopsd.fields import Invalid, check_dns_subdomain
 from gitopsd.kube import Kube, KubeError
 from gitopsd.leader import LeadershipLost
+from gitopsd.tenancy import Tenancy
 
 log = structlog.get_logger("gitopsd.run")
 
@@ -59,8 +63,35 @@ def add_parser(sub: Any) -> None:
         default=30.0,
         help="seconds to finish work at SIGTERM (default 30)",
     )
+    tenancy = parser.add_argument_group("tenancy: what an Environment may do and reach")
+    tenancy.add_argument(
+        "--default-service-account",
+        metavar="NAME",
+        type=service_account_name,
+        help="Environments without spec.serviceAccountName act as this ServiceAccount of their own "
+        "namespace (impersonated, so RBAC decides); unset: they act as gitopsd itself",
+    )
+    tenancy.add_argument(
+        "--no-cross-namespace-refs",
+        action="store_true",
+        help="every reference resolves in the Environment's own namespace, and a DaemonConfig notifier "
+        "serves only the namespaces it lists",
+    )
+    tenancy.add_argument(
+        "--allow-file-sources",
+        action="store_true",
+        help="accept file:// Git URLs (tests, demos, a laptop); off: a path on the daemon's disk is no source",
+    )
     daemon_setup.add_args(parser)
     parser.set_defaults(handler=run)
+
+
+def service_account_name(text: str) -> str:
+    try:
+        check_dns_subdomain(text)
+    except Invalid as exc:
+        raise UsageError(f"--default-service-account {shown(text)}: not a ServiceAccount name ({exc})") from None
+    return text
 
 
 def watched_namespace(args: argparse.Namespace) -> tuple[str | None, str]:
@@ -86,6 +117,11 @@ async def run(args: argparse.Namespace) -> int:
         probes_host=host,
         probes_port=port,
         shutdown_grace=args.shutdown_grace,
+        tenancy=Tenancy(
+            default_service_account=args.default_service_account,
+            no_cross_namespace_refs=args.no_cross_namespace_refs,
+            allow_file_sources=args.allow_file_sources,
+        ),
     )
     chosen = daemon_setup.plan(args, cfg, settings)
     stop = asyncio.Event()

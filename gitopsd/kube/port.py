@@ -34,6 +34,10 @@ class KubeAPI(Protocol):
         """The API server's URL, for messages."""
         ...
 
+    def impersonating(self, user: str | None) -> KubeAPI:
+        """The same cluster, every request acting as ``user`` (None: this identity)."""
+        ...
+
     async def request(
         self,
         method: str,

@@ -28,13 +28,13 @@ import base64
 import copy
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
 from gitopsd.kube.client import ListResult, PatchType, RequestStats, WatchEvent
 from gitopsd.kube.discovery import Discovery
-from gitopsd.kube.errors import ApiError, BadRequest, Gone, Invalid, NotFound
+from gitopsd.kube.errors import ApiError, BadRequest, Forbidden, Gone, Invalid, NotFound
 from gitopsd.model import ObjectRef
 from tests.fakes import patches, selectors, watching
 from tests.fakes.kinds import DEFAULT_KINDS, Kind, Kinds
@@ -46,6 +46,27 @@ if TYPE_CHECKING:
     from gitopsd.kube import KubeAPI
 
 _METADATA_ONLY = "as=PartialObjectMetadataList"
+
+
+@dataclass(slots=True)
+class Access:
+    """Requests by user, and the RBAC of impersonated users: ``deny(user, prefix)`` makes that
+    user's requests to paths under ``prefix`` fail with 403 as kube-apiserver words it."""
+
+    requests: list[tuple[str | None, str, str]] = field(default_factory=list)
+    denied: list[tuple[str, str]] = field(default_factory=list)
+
+    def deny(self, user: str, path_prefix: str) -> None:
+        self.denied.append((user, path_prefix))
+
+    def check(self, user: str | None, method: str, path: str) -> None:
+        self.requests.append((user, method.upper(), path))
+        for who, prefix in self.denied:
+            if who == user and path.startswith(prefix):
+                raise Forbidden(403, "Forbidden", f'{path} is forbidden: User "{user}" cannot {method.lower()} it')
+
+    def users(self, method: str | None = None) -> set[str | None]:
+        return {u for u, m, _ in self.requests if method is None or m == method.upper()}
 
 
 @dataclass(slots=True)
@@ -89,12 +110,23 @@ class FakeKube:
         self._failures: list[_Failure] = []
         self._controllers: dict[tuple[str, str], list[Controller]] = {}
         self.signals = watching.Signals()
+        #: Who each view acts as (``impersonating``) and what impersonated users may do; shared by views.
+        self.access = Access()
+        self.user: str | None = None
         for name in namespaces:
             self.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
     @property
     def server(self) -> str:
         return self._server
+
+    def impersonating(self, user: str | None) -> FakeKube:
+        """A view of the same store whose requests act as ``user`` (see ``Access``)."""
+        if user is None or user == self.user:
+            return self
+        view = copy.copy(self)
+        view.user = user
+        return view
 
     # -- hooks for tests -------------------------------------------------------------------
 
@@ -184,6 +216,7 @@ class FakeKube:
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         dry_run = "dryRun" in query
         self.stats.record(method, path, dry_run)
+        self.access.check(self.user, method, path)
         self._maybe_fail(method, path, dry_run)
         await asyncio.sleep(0)  # let other tasks run, as a real round trip would
         answer = self._serve(method.upper(), path.split("?")[0], query, copy.deepcopy(body), content_type, accept)
@@ -394,6 +427,7 @@ class FakeKube:
         timeout_seconds: int = 300,
     ) -> AsyncIterator[WatchEvent]:
         self.stats.record("WATCH", path, False)
+        self.access.check(self.user, "WATCH", path)
         self._maybe_fail("WATCH", path, False)
         route = self._route(path)
         if route.name is not None:
