@@ -79,6 +79,14 @@ class NotifierConfig:
     retries: int = 6
     queue_size: int = 1000
     backoff: float = 1.0  # first retry delay; doubles per retry, up to a minute
+    #: Namespaces whose Environments may subscribe (None: any, unless --no-cross-namespace-refs).
+    namespaces: tuple[str, ...] | None = None
+
+    def serves(self, namespace: str, *, listed_only: bool) -> bool:
+        """May an Environment of ``namespace`` use this notifier (``listed_only``: --no-cross-namespace-refs)?"""
+        if self.namespaces is None:
+            return not listed_only
+        return namespace in self.namespaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +189,9 @@ def parse_daemon_config(raw: Mapping[str, Any], *, pod_namespace: str | None = N
 
 
 def _notifier(raw: Any, where: str, default_ns: str | None) -> NotifierConfig:
-    fields = ("name", "type", "url", "secretRef", "repository", "timeout", "retries", "queueSize", "backoff")
+    fields = (
+        "name", "type", "url", "secretRef", "repository", "timeout", "retries", "queueSize", "backoff", "namespaces"
+    )  # fmt: skip
     spec = FIELDS.mapping(raw, where, required=True, allowed=fields)
     name = FIELDS.dns_label(spec.get("name"), f"{where}.name", what="a notifier name")
     kind = cast(NotifierType, FIELDS.choice(spec.get("type"), f"{where}.type", NOTIFIER_TYPES))
@@ -207,7 +217,13 @@ def _notifier(raw: Any, where: str, default_ns: str | None) -> NotifierConfig:
     retries = FIELDS.whole_number(spec.get("retries", 6), f"{where}.retries", low=0, high=20)
     queue_size = FIELDS.whole_number(spec.get("queueSize", 1000), f"{where}.queueSize", low=1, high=100_000)
     backoff = FIELDS.duration(spec.get("backoff", "1s"), f"{where}.backoff", more_than=0, at_most=60)
-    return NotifierConfig(name, kind, url, ref, repository, timeout, retries, queue_size, backoff)
+    namespaces = None
+    if spec.get("namespaces") is not None:
+        namespaces = tuple(
+            FIELDS.dns_label(item, f"{where}.namespaces[{i}]", what="a namespace name")
+            for i, item in enumerate(FIELDS.items(spec.get("namespaces"), f"{where}.namespaces"))
+        )
+    return NotifierConfig(name, kind, url, ref, repository, timeout, retries, queue_size, backoff, namespaces)
 
 
 def _leader_election(raw: Any) -> LeaderElectionConfig:

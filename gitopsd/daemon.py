@@ -380,6 +380,7 @@ class Daemon:
                 str(meta.get("namespace")),
                 str(meta.get("name")),
                 concurrency=self.reconciler.applier.concurrency,
+                tenancy=self.settings.tenancy,
             )
         except GitopsdError as exc:
             log.warning("finalize failed", environment=key, error=exc.message)

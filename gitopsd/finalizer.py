@@ -36,6 +36,7 @@ from gitopsd.events import EventRecorder
 from gitopsd.kube import ApiError, KubeAPI, KubeError, NotFound
 from gitopsd.model import FIELD_MANAGER, ObjectRef
 from gitopsd.spec import API_VERSION, KIND
+from gitopsd.tenancy import Tenancy
 
 #: The finalizer a user adds to have an Environment's objects deleted with it.
 FINALIZER = "gitopsd.dev/prune"
@@ -68,12 +69,19 @@ class Finalized:
 
 
 async def finalize(
-    kube: KubeAPI, recorder: EventRecorder, namespace: str, name: str, *, concurrency: int = 16
+    kube: KubeAPI,
+    recorder: EventRecorder,
+    namespace: str,
+    name: str,
+    *,
+    concurrency: int = 16,
+    tenancy: Tenancy | None = None,
 ) -> Finalized:
     """Finish the deletion of Environment ``namespace/name`` if it is Terminating and holds our finalizer.
 
-    Reads the object afresh (its inventory as last written). Raises ``KubeError`` when the API
-    server cannot be reached; the caller tries again later.
+    Reads the object afresh (its inventory as last written). The deletes act as the
+    Environment's ServiceAccount under ``tenancy`` (see ``gitopsd.tenancy``), as its applies did.
+    Raises ``KubeError`` when the API server cannot be reached; the caller tries again later.
     """
     try:
         obj = await environments.get(kube, namespace, name)
@@ -97,7 +105,9 @@ async def finalize(
         await recorder.record(_involved(obj), "Normal", "OrphanedOnDelete", message)
         return Finalized(True, orphaned=orphaned)
 
-    pruned = await prune(kube, list(inventory), LiveState(), owner, lambda e: resolve(kube, e), concurrency)
+    account = spec.get("serviceAccountName")
+    deleter = kube.impersonating((tenancy or Tenancy()).user(namespace, account if isinstance(account, str) else None))
+    pruned = await prune(deleter, list(inventory), LiveState(), owner, lambda e: resolve(kube, e), concurrency)
     deleted = tuple(r.ref for r in pruned.results if r.action is Action.PRUNED)
     kept = tuple((r.ref, r.detail) for r in pruned.results if r.action is Action.PRUNE_SKIPPED)
     if pruned.failures:

@@ -138,7 +138,12 @@ def build(kube: Kube, cfg: ConfigFile, chosen: Plan, store: SecretStore, metrics
     """The daemon with its elector, notifiers and webhook receiver wired in."""
     metrics = metrics or Metrics()
     elector: Elector = LeaderElector(kube, chosen.lease) if chosen.lease else NoElection()
-    notifications = Notifications(cfg.daemon.notifiers, store.get, registry=metrics.registry)
+    notifications = Notifications(
+        cfg.daemon.notifiers,
+        store.get,
+        registry=metrics.registry,
+        listed_only=chosen.settings.tenancy.no_cross_namespace_refs,
+    )
     services: list[Service] = [store.keep_fresh, notifications.run]
     daemon = Daemon(kube, chosen.settings, metrics=metrics, announcer=notifications, leader=elector, services=services)
     notifications.subscriptions = daemon.subscriptions

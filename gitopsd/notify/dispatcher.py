@@ -39,8 +39,12 @@ class Notifications:
         registry: CollectorRegistry | None = None,
         subscriptions: Lookup | None = None,
         drain: float = 5.0,
+        listed_only: bool = False,
     ) -> None:
+        """``listed_only`` (--no-cross-namespace-refs): a notifier serves only the namespaces it lists."""
         self.secret = secret
+        self.configs = {n.name: n for n in notifiers}
+        self.listed_only = listed_only
         self.subscriptions: Lookup = subscriptions or (lambda _ns, _name: ())
         self.metrics = NotificationMetrics(registry or CollectorRegistry())
         self.deliveries = {
@@ -80,6 +84,20 @@ class Notifications:
                         environment=f"{event.namespace}/{event.environment}",
                         notifier=sub.notifier,
                         defined=sorted(self.deliveries),
+                    )
+                continue
+            if not self.configs[sub.notifier].serves(event.namespace, listed_only=self.listed_only):
+                key = (event.namespace, event.environment, sub.notifier)
+                if key not in self._missing:
+                    self._missing.add(key)
+                    log.warning(
+                        "spec.notify names a notifier that does not serve this namespace: not sent",
+                        environment=f"{event.namespace}/{event.environment}",
+                        notifier=sub.notifier,
+                        namespaces=list(self.configs[sub.notifier].namespaces or ()),
+                        rule="--no-cross-namespace-refs: only the namespaces a notifier lists"
+                        if self.configs[sub.notifier].namespaces is None
+                        else "the notifier's namespaces",
                     )
                 continue
             if sub.wants(event):

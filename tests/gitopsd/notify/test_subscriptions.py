@@ -71,3 +71,45 @@ def test_the_dispatcher_drops_an_immediate_repeat_of_the_same_event() -> None:
     for e in (failed, failed, succeeded, failed):
         notifications.announce(e)
     assert [queue.get_nowait() for _ in range(queue.qsize())] == [failed, succeeded, failed]
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "listed_only", "sent"),
+    [
+        (None, False, True),  # any namespace: today's behaviour
+        (None, True, False),  # --no-cross-namespace-refs: a notifier must list the namespace
+        (("ops",), True, True),
+        (("ops",), False, True),
+        (("payments",), False, False),  # its list holds whatever the flag says
+        (("payments",), True, False),
+    ],
+)
+def test_a_notifier_serves_only_the_namespaces_it_lists(
+    namespaces: tuple[str, ...] | None, listed_only: bool, sent: bool
+) -> None:
+    """An Environment of namespace ``ops`` subscribed to ``audit``: delivered or not by the notifier's
+    ``namespaces`` and --no-cross-namespace-refs."""
+    from gitopsd.config import NotifierConfig
+    from gitopsd.notify.dispatcher import Notifications
+
+    config = NotifierConfig("audit", "webhook", "https://audit.example.com", None, namespaces=namespaces)
+    notifications = Notifications(
+        [config], lambda _ref: None, subscriptions=lambda _ns, _name: (Subscription("audit"),), listed_only=listed_only
+    )
+    notifications.announce(event("deploy.failed"))
+    assert notifications.deliveries["audit"]._queue.qsize() == (1 if sent else 0)
+
+
+def test_notifier_namespaces_are_checked_when_the_config_is_read() -> None:
+    from gitopsd.config import ConfigError, parse_daemon_config
+
+    def parse(notifier: dict[str, Any]) -> Any:
+        return parse_daemon_config({"notifiers": [notifier]}, pod_namespace="gitopsd-system").notifiers[0]
+
+    base = {"name": "audit", "type": "webhook", "url": "https://audit.example.com", "secretRef": {"name": "s"}}
+    assert parse(base).namespaces is None
+    assert parse({**base, "namespaces": ["ops", "web"]}).namespaces == ("ops", "web")
+    with pytest.raises(ConfigError, match=r"notifiers\[0\]\.namespaces\[1\]: 'Web!' is not a namespace name"):
+        parse({**base, "namespaces": ["ops", "Web!"]})
+    with pytest.raises(ConfigError, match=r"notifiers\[0\]\.namespaces: must be a list"):
+        parse({**base, "namespaces": "ops"})
