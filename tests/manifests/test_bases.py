@@ -47,7 +47,7 @@ def test_each_base_builds_with_the_expected_kinds(gitopsd: list[dict[str, Any]],
     assert all(d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "gitopsd" for d in gitopsd + adapter)
 
 
-@pytest.mark.parametrize("example", ["app", "environments", "team-rbac"])
+@pytest.mark.parametrize("example", ["app", "environments", "team-rbac", "team-deployer"])
 def test_examples_build(example: str) -> None:
     """Every example builds."""
     assert kit.kustomize(kit.MANIFESTS / "examples" / example)
