@@ -7,6 +7,10 @@ upstream call. The background loop refreshes every entry asked for within ``idle
 per ``refresh_interval`` and forgets the others, so upstream load follows the number of distinct
 questions, not the number of HPAs asking them.
 
+At most ``max_entries`` questions are held: asking a new one beyond that drops the one asked
+least recently (counted in ``metrics_adapter_cache_evictions_total``), so an authorized caller
+asking ever-new questions (distinct selectors) costs a bounded amount of memory and upstream load.
+
 A value older than ``max_staleness`` is never served: the request gets ``Unavailable`` naming the
 source and the last error. Each source has a timeout, a concurrency limit and a circuit breaker
 that stops calling a source after consecutive failures and retries it with backoff.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -28,6 +33,7 @@ from metrics_adapter.errors import Unavailable, UpstreamError
 from metrics_adapter.metrics import AdapterMetrics
 
 T = TypeVar("T")
+DEFAULT_MAX_ENTRIES = 10000
 log = structlog.get_logger("metrics_adapter.cache")
 
 
@@ -117,8 +123,11 @@ class ValueCache:
         refresh_interval: float = 10.0,
         max_staleness: float = 30.0,
         idle_after: float = 120.0,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if max_entries < 1:
+            raise ValueError(f"the value cache holds at least one entry (max entries {max_entries})")
         if max_staleness < refresh_interval:
             raise ValueError(
                 f"max staleness ({max_staleness:g}s) must not be below the refresh interval ({refresh_interval:g}s)"
@@ -128,8 +137,11 @@ class ValueCache:
         self.max_staleness = max_staleness
         self.idle_after = idle_after
         self.clock = clock
-        self.entries: dict[Hashable, Entry[Any]] = {}
+        self.max_entries = max_entries
+        # Least recently asked first: the order eviction follows.
+        self.entries: OrderedDict[Hashable, Entry[Any]] = OrderedDict()
         metrics.watch_ages(self._ages)
+        metrics.track_size("values", lambda: len(self.entries))
 
     def _ages(self) -> Iterator[tuple[str, float]]:
         now = self.clock()
@@ -144,6 +156,9 @@ class ValueCache:
         if entry is None:
             entry = Entry(key, source, fetch)
             self.entries[key] = entry
+            self._evict_over_limit()
+        else:
+            self.entries.move_to_end(key)
         entry.last_asked = now
         if entry.value is not None and entry.fetched_at is not None and now - entry.fetched_at <= self.max_staleness:
             self.metrics.cache_hits.inc()
@@ -159,6 +174,13 @@ class ValueCache:
         if entry.value is not None and entry.fetched_at is not None and now - entry.fetched_at <= self.max_staleness:
             return Served(entry.value, entry.version, now - entry.fetched_at)
         raise self._unavailable(entry, now)
+
+    def _evict_over_limit(self) -> None:
+        # An evicted entry's fetch in flight is left to finish: requests waiting on it still get
+        # its answer; it is only no longer remembered or refreshed.
+        while len(self.entries) > self.max_entries:
+            self.entries.popitem(last=False)
+            self.metrics.cache_evictions.inc()
 
     def _unavailable(self, entry: Entry[Any], now: float) -> Unavailable:
         err = entry.error or entry.source.last_error

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from gitopsd.usage import Parser
 from metrics_adapter import __version__
+from metrics_adapter.cache import DEFAULT_MAX_ENTRIES
 from metrics_adapter.errors import ConfigError
 from metrics_adapter.flags import duration, fail, prometheus_flags, prometheus_settings
 
@@ -72,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="stop refreshing values nobody asked for this long (default 2m)",
     )
+    s.add_argument(
+        "--max-cached-values",
+        type=_positive_int,
+        default=DEFAULT_MAX_ENTRIES,
+        metavar="N",
+        help=f"distinct questions (queries, queues) whose values are kept; the least recently asked is dropped "
+        f"beyond (default {DEFAULT_MAX_ENTRIES})",
+    )
     k = p.add_argument_group("Kubernetes")
     for flag in ("--kubeconfig", "--lister-kubeconfig", "--authentication-kubeconfig", "--authorization-kubeconfig"):
         k.add_argument(
@@ -98,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--logtostderr", nargs="?", const="true", help="accepted for compatibility; logs always go to stderr"
     )
     return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"count {text!r} must be at least 1")
+    return value
 
 
 def _refuse(args: argparse.Namespace) -> None:
@@ -154,6 +173,7 @@ def _serve(argv: Sequence[str]) -> int:
             refresh_interval=args.refresh_interval,
             max_staleness=args.max_staleness,
             idle_after=args.idle_after,
+            max_cached_values=args.max_cached_values,
             kube_startup_timeout=args.kube_startup_timeout,
             insecure_skip_auth=args.insecure_skip_auth,
             always_allow=frozenset(p.strip() for p in args.authorization_always_allow_paths.split(",") if p.strip()),

@@ -26,7 +26,7 @@ from aiohttp import web
 from gitopsd.aio import trim_tls_buffers, wait_set
 from gitopsd.kube.config import Connection
 from metrics_adapter.auth import Auth
-from metrics_adapter.cache import CircuitBreaker, Source, ValueCache
+from metrics_adapter.cache import DEFAULT_MAX_ENTRIES, CircuitBreaker, Source, ValueCache
 from metrics_adapter.catalog import Catalog
 from metrics_adapter.errors import ConfigError, UpstreamError
 from metrics_adapter.kube.client import KubeClient
@@ -61,6 +61,7 @@ class Options:
     refresh_interval: float = 10.0
     max_staleness: float = 30.0
     idle_after: float = 120.0
+    max_cached_values: int = DEFAULT_MAX_ENTRIES
     kube_startup_timeout: float = 60.0
     insecure_skip_auth: bool = False
     always_allow: frozenset[str] = field(default_factory=lambda: frozenset({"/healthz", "/readyz", "/livez"}))
@@ -147,7 +148,11 @@ async def build(opts: Options) -> Adapter:
     catalog = Catalog(opts.config, prom, mapper, metrics, interval=opts.relist_interval, max_age=opts.max_age)
     catalog.validate()
     cache = ValueCache(
-        metrics, refresh_interval=opts.refresh_interval, max_staleness=opts.max_staleness, idle_after=opts.idle_after
+        metrics,
+        refresh_interval=opts.refresh_interval,
+        max_staleness=opts.max_staleness,
+        idle_after=opts.idle_after,
+        max_entries=opts.max_cached_values,
     )
     session = None
     bindings = []
@@ -200,12 +205,9 @@ async def start(adapter: Adapter) -> list[str]:
         ready=adapter.ready,
         always_allow=opts.always_allow,
     )
-    # Request lines up to 64 KiB reach the handler, which refuses long queries with a 414
-    # Status; beyond that aiohttp's parser answers a plain 400 itself.
-    runner = web.ServerRunner(
-        build_server(state, max_line_size=65536, max_field_size=16384, access_log=None),
-        handle_signals=False,
-    )
+    state.track_sizes()
+    # The request-line and header limits are build_server's (see server.py's docstring).
+    runner = web.ServerRunner(build_server(state, access_log=None), handle_signals=False)
     await runner.setup()
     adapter.runner = runner
     hosts: list[str | None] = list(opts.bind) or [None]

@@ -35,10 +35,28 @@ class _AgeCollector(Collector):
         yield fam
 
 
+class _SizeCollector(Collector):
+    def __init__(self, sizes: dict[str, Callable[[], int]]) -> None:
+        self._sizes = sizes
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        fam = GaugeMetricFamily(
+            "metrics_adapter_memory_entries",
+            "Entries held in each bounded in-memory store: values (--max-cached-values), and the paths, "
+            "queries and selectors parsed for authorized requests.",
+            labels=["store"],
+        )
+        for name, size in sorted(self._sizes.items()):
+            fam.add_metric([name], size())
+        yield fam
+
+
 class AdapterMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._sizes: dict[str, Callable[[], int]] = {}
+        r.register(_SizeCollector(self._sizes))
         self.request_seconds = Histogram(
             "metrics_adapter_request_duration_seconds",
             "Time to answer an API request, by route and HTTP status code.",
@@ -70,6 +88,12 @@ class AdapterMetrics:
         )
         self.cache_misses = Counter(
             "metrics_adapter_cache_misses", "Requests that had to wait for an upstream.", registry=r
+        )
+        self.cache_evictions = Counter(
+            "metrics_adapter_cache_evictions",
+            "Values dropped from memory, least recently asked first, because more distinct questions were "
+            "asked than --max-cached-values.",
+            registry=r,
         )
         self.coalesced = Counter(
             "metrics_adapter_coalesced_requests",
@@ -103,6 +127,10 @@ class AdapterMetrics:
             ["result", "cached"],
             registry=r,
         )
+
+    def track_size(self, store: str, size: Callable[[], int]) -> None:
+        """Report ``size()`` as ``metrics_adapter_memory_entries{store=...}`` at every scrape."""
+        self._sizes[store] = size
 
     def watch_ages(self, ages: Callable[[], Iterable[tuple[str, float]]]) -> None:
         self.registry.register(_AgeCollector(ages))

@@ -18,9 +18,10 @@ from typing import Literal, TypedDict
 Operator = Literal["=", "==", "!=", "in", "notin", "exists", "!", "gt", "lt"]
 
 _MAX_SELECTOR = 8192  # longer than any real selector; bounds work on absurd input
-_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_INT = re.compile(r"^-?[0-9]+$")
+# Used with fullmatch: ``match`` with ``$`` would let a trailing newline through.
+_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_INT = re.compile(r"-?[0-9]+")
 _SPECIAL = set("!=,()<>")
 
 
@@ -51,7 +52,7 @@ class Requirement:
             return present
         if self.op == "!":
             return not present
-        if not present or value is None or not _INT.match(value):
+        if not present or value is None or not _INT.fullmatch(value):
             return False
         if self.op == "gt":
             return int(value) > int(self.values[0])
@@ -136,9 +137,9 @@ def _validate_key(key: str, where: str) -> None:
     if not key:
         raise SelectorError(f"{where}: empty label key")
     prefix, _, name = key.rpartition("/")
-    if "/" in key and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+    if "/" in key and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
         raise SelectorError(f"{where}: label key {key!r} has an invalid prefix {prefix!r} (a DNS subdomain)")
-    if not name or len(name) > 63 or not _NAME.match(name):
+    if not name or len(name) > 63 or not _NAME.fullmatch(name):
         raise SelectorError(
             f"{where}: invalid label key {key!r}: the name part must be 1-63 characters of [A-Za-z0-9-_.], "
             "starting and ending alphanumeric"
@@ -146,7 +147,7 @@ def _validate_key(key: str, where: str) -> None:
 
 
 def _validate_value(value: str, key: str, where: str) -> None:
-    if value and (len(value) > 63 or not _NAME.match(value)):
+    if value and (len(value) > 63 or not _NAME.fullmatch(value)):
         raise SelectorError(
             f"{where}: invalid value {value!r} for label {key!r}: at most 63 characters of [A-Za-z0-9-_.], "
             "starting and ending alphanumeric"
@@ -243,7 +244,7 @@ def _requirement(lex: _Lexer, where: str) -> Requirement:
         return Requirement(key, op_tok, (value,))  # type: ignore[arg-type]
     if op_tok in (">", "<"):
         value = lex.next()
-        if not _INT.match(value):
+        if not _INT.fullmatch(value):
             raise SelectorError(f"{where}: '{key}{op_tok}' needs an integer value, found {value or 'nothing'!r}")
         return Requirement(key, "gt" if op_tok == ">" else "lt", (value,))
     if op_tok in ("in", "notin"):

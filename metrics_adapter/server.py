@@ -6,12 +6,18 @@ decoding to ``..`` or containing ``/`` must be refused rather than normalised aw
 always JSON (the HPA asks for protobuf first and accepts JSON); every error is a metav1.Status
 with the right code. ``/healthz``, ``/livez`` and ``/readyz`` are open; everything else is
 authenticated and authorized (``auth.py``) unless ``--insecure-skip-auth``.
+
+A caller without credentials costs a bounded, transient amount: a request line over
+``MAX_REQUEST_LINE`` or a header over ``MAX_HEADER_FIELD`` is refused by the HTTP parser (400),
+a path over ``MAX_PATH`` or a query over ``MAX_QUERY`` with 414, headers over ``MAX_HEADERS``
+bytes in all with 431, all before anything else. The path is split uncached until the request
+is authorized; only then are its parse, its query's and its selectors' remembered (bounded LRUs,
+``lru.py``), so nothing an unauthenticated request sends stays in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import re
 import time
@@ -27,6 +33,7 @@ from aiohttp import web
 from metrics_adapter import api, openapi
 from metrics_adapter.auth import Auth, attributes_for
 from metrics_adapter.errors import AdapterError, BadRequest, NotFound
+from metrics_adapter.lru import LRU
 from metrics_adapter.metrics import AdapterMetrics
 from metrics_adapter.provider import CustomRequest, ExternalRequest, Provider
 from metrics_adapter.selectors import Selector, SelectorError
@@ -34,8 +41,18 @@ from metrics_adapter.selectors import parse as parse_selector
 
 log = structlog.get_logger("metrics_adapter.server")
 
-MAX_QUERY = 16384
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+MAX_PATH = 4096  # the longest real path (namespace, resource, name, metric) is well under 1 KiB
+MAX_QUERY = 16384  # two selectors of 8 KiB (selectors.py's limit)
+MAX_REQUEST_LINE = MAX_PATH + MAX_QUERY + 64  # method, '?', version: longer lines get aiohttp's 400
+MAX_HEADER_FIELD = 16384  # one header (a bearer token, a long group list); aiohttp answers 400 beyond
+MAX_HEADERS = 65536  # all headers together: 431 beyond
+MAX_HEADER_COUNT = 256  # X-Remote-Group is repeated once per group
+MEMO_SIZE = 4096  # parsed paths, queries and selectors remembered for authorized requests
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+# An object name, a resource or a metric as a path segment: printable, no whitespace (a
+# trailing newline must not pass), within the length the API allows.
+_NAME = re.compile(r"[^\s\x00-\x1f\x7f]{1,253}")
+_SEGMENT = re.compile(r"[^\s\x00-\x1f\x7f]{1,512}")
 _HEALTH = ("healthz", "livez", "readyz")
 _JSON = "application/json"
 
@@ -47,6 +64,9 @@ class State:
     auth: Auth | None  # None: --insecure-skip-auth
     ready: Callable[[], tuple[bool, list[str]]]
     always_allow: frozenset[str] = frozenset()
+    paths: LRU[str, tuple[str, ...]] = field(default_factory=lambda: LRU(MEMO_SIZE))
+    queries: LRU[str, dict[str, str]] = field(default_factory=lambda: LRU(MEMO_SIZE))
+    selectors: LRU[tuple[str, str], Selector] = field(default_factory=lambda: LRU(MEMO_SIZE))
     openapi_v2: tuple[bytes, str] = field(default_factory=openapi.v2)
     openapi_v3: dict[str, tuple[bytes, str]] = field(default_factory=openapi.v3_groups)
     _children: dict[tuple[str, int], Any] = field(default_factory=dict)
@@ -57,26 +77,39 @@ class State:
             child = self._children[(route, status)] = self.metrics.request_seconds.labels(route, str(status))
         child.observe(seconds)
 
+    def track_sizes(self) -> None:
+        """Report the memos' sizes on /metrics (``metrics_adapter_memory_entries``)."""
+        for name, memo in (("paths", self.paths), ("queries", self.queries), ("selectors", self.selectors)):
+            self.metrics.track_size(name, memo.__len__)
+
+    def selector(self, text: str, where: str) -> Selector:
+        """A selector parameter, parsed once (only authorized requests get here)."""
+        key = (text, where)
+        parsed = self.selectors.get(key)
+        if parsed is None:
+            try:
+                parsed = parse_selector(text, where=where)
+            except SelectorError as exc:
+                raise BadRequest(str(exc)) from exc
+            self.selectors.put(key, parsed)
+        return parsed
+
 
 def build_server(state: State, **kwargs: Any) -> web.Server:
-    """A low-level aiohttp server: every path goes to one handler, so no router or middleware runs."""
+    """A low-level aiohttp server: every path goes to one handler, so no router or middleware runs.
+
+    The HTTP parser's limits are set here (``kwargs`` may override them, for tests).
+    """
 
     async def handler(request: web.BaseRequest) -> web.StreamResponse:
         return await _dispatch(state, request)
 
-    return web.Server(handler, **kwargs)
-
-
-@functools.lru_cache(maxsize=65536)
-def _parse_cached(text: str, where: str) -> Selector:
-    return parse_selector(text, where=where)
-
-
-def _selector(text: str, where: str) -> Selector:
-    try:
-        return _parse_cached(text, where)
-    except SelectorError as exc:
-        raise BadRequest(str(exc)) from exc
+    limits: dict[str, Any] = {
+        "max_line_size": MAX_REQUEST_LINE,
+        "max_field_size": MAX_HEADER_FIELD,
+        "max_headers": MAX_HEADER_COUNT,
+    }
+    return web.Server(handler, **{**limits, **kwargs})
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -126,9 +159,9 @@ async def _dispatch(state: State, request: web.BaseRequest) -> web.StreamRespons
     route = "other"
     try:
         raw_path, _, query = request.raw_path.partition("?")
-        if len(query) > MAX_QUERY:
-            raise _TooLong(f"query string is {len(query)} bytes; at most {MAX_QUERY} are accepted")
-        segs = list(_segments_cached(raw_path))
+        _check_sizes(request, raw_path, query)
+        known = state.paths.get(raw_path)  # a lookup adds nothing: only authorized paths are remembered
+        segs = list(known if known is not None else _segments(raw_path))
         route = _route_name(segs)
         if segs and segs[0] in _HEALTH:
             return _health(state, segs)
@@ -138,7 +171,13 @@ async def _dispatch(state: State, request: web.BaseRequest) -> web.StreamRespons
             headers = request.headers
             user = await state.auth.authenticate(headers, lambda h: headers.getall(h, []), _peercert(request))
             await state.auth.authorize(user, attributes_for(segs, request.method, raw_path))
-        resp = await _route(state, request, segs, _query_cached(query))
+        if known is None:
+            state.paths.put(raw_path, tuple(segs))
+        params = state.queries.get(query)
+        if params is None:
+            params = _query(query)
+            state.queries.put(query, params)
+        resp = await _route(state, request, segs, params)
     except AdapterError as exc:
         if exc.status >= 500:
             log.warning("request failed", path=request.path, status=exc.status, error=exc.message)
@@ -152,6 +191,20 @@ async def _dispatch(state: State, request: web.BaseRequest) -> web.StreamRespons
 
 class _TooLong(AdapterError):
     status = 414
+
+
+class _HeadersTooLarge(AdapterError):
+    status = 431
+
+
+def _check_sizes(request: web.BaseRequest, raw_path: str, query: str) -> None:
+    if len(raw_path) > MAX_PATH:
+        raise _TooLong(f"request path is {len(raw_path)} bytes; at most {MAX_PATH} are accepted")
+    if len(query) > MAX_QUERY:
+        raise _TooLong(f"query string is {len(query)} bytes; at most {MAX_QUERY} are accepted")
+    size = sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
+    if size > MAX_HEADERS:
+        raise _HeadersTooLarge(f"request headers are {size} bytes in all; at most {MAX_HEADERS} are accepted")
 
 
 class _MethodNotAllowed(AdapterError):
@@ -183,17 +236,6 @@ def _health(state: State, segs: list[str]) -> web.Response:
     ok, details = state.ready()
     text = "\n".join(details) + ("\nreadyz check passed" if ok else "\nreadyz check failed")
     return web.Response(text=text.strip() + "\n", status=200 if ok else 503)
-
-
-# HPAs repeat the same few paths; parsing each once saves a visible share of a cached answer.
-@functools.lru_cache(maxsize=65536)
-def _segments_cached(raw_path: str) -> tuple[str, ...]:
-    return tuple(_segments(raw_path))
-
-
-@functools.lru_cache(maxsize=65536)
-def _query_cached(query: str) -> dict[str, str]:
-    return _query(query)
 
 
 def _query(query: str) -> dict[str, str]:
@@ -247,6 +289,8 @@ async def _route(state: State, request: web.BaseRequest, segs: list[str], params
     for seg in rest:
         if not seg or len(seg) > 512:
             raise BadRequest(f"invalid path segment {seg[:40]!r}: empty or longer than 512 characters")
+    if not _SEGMENT.fullmatch(rest[-1]):
+        raise BadRequest(f"invalid metric name {rest[-1][:80]!r}: no whitespace or control characters")
     if group == api.EXTERNAL_GROUP:
         if len(rest) != 3 or rest[0] != "namespaces":
             raise NotFound(
@@ -254,23 +298,24 @@ async def _route(state: State, request: web.BaseRequest, segs: list[str], params
                 f"/apis/{group}/{version}/namespaces/NAMESPACE/METRIC"
             )
         ns = _namespace(rest[1])
-        selector = _selector(params.get("labelSelector", ""), "labelSelector")
+        selector = state.selector(params.get("labelSelector", ""), "labelSelector")
         mls = params.get("metricLabelSelector")
         if mls:
-            extra = _selector(mls, "metricLabelSelector")
+            extra = state.selector(mls, "metricLabelSelector")
             selector = Selector(tuple(sorted((*selector.requirements, *extra.requirements), key=lambda r: r.key)))
         return _json(await p.external(ExternalRequest(ns, rest[2], selector)))
-    label_sel = _selector(params.get("labelSelector", ""), "labelSelector")
-    metric_sel = _selector(params.get("metricLabelSelector", ""), "metricLabelSelector")
+    label_sel = state.selector(params.get("labelSelector", ""), "labelSelector")
+    metric_sel = state.selector(params.get("metricLabelSelector", ""), "metricLabelSelector")
     v: api.CustomVersion = "v1beta2" if version == "v1beta2" else "v1beta1"
     if len(rest) == 4 and rest[0] == "namespaces" and rest[2] == "metrics":
         # metrics describing a namespace itself
         ns = _namespace(rest[1])
         req = CustomRequest(v, None, "namespaces", ns, rest[3], label_sel, metric_sel)
     elif len(rest) == 5 and rest[0] == "namespaces":
-        req = CustomRequest(v, _namespace(rest[1]), rest[2], _name(rest[3]), rest[4], label_sel, metric_sel)
+        ns = _namespace(rest[1])
+        req = CustomRequest(v, ns, _resource(rest[2]), _name(rest[3]), rest[4], label_sel, metric_sel)
     elif len(rest) == 3:
-        req = CustomRequest(v, None, rest[0], _name(rest[1]), rest[2], label_sel, metric_sel)
+        req = CustomRequest(v, None, _resource(rest[0]), _name(rest[1]), rest[2], label_sel, metric_sel)
     else:
         raise NotFound(
             "the server could not find the requested resource: custom metrics are at "
@@ -280,7 +325,7 @@ async def _route(state: State, request: web.BaseRequest, segs: list[str], params
 
 
 def _namespace(ns: str) -> str:
-    if not _DNS_LABEL.match(ns):
+    if not _DNS_LABEL.fullmatch(ns):
         raise BadRequest(f"invalid namespace {ns[:80]!r}: a DNS label (lower-case alphanumerics and '-', at most 63)")
     return ns
 
@@ -288,7 +333,15 @@ def _namespace(ns: str) -> str:
 def _name(name: str) -> str:
     if name != "*" and len(name) > 253:
         raise BadRequest(f"invalid object name {name[:40]!r}…: longer than 253 characters")
+    if not _NAME.fullmatch(name):
+        raise BadRequest(f"invalid object name {name[:80]!r}: no whitespace or control characters")
     return name
+
+
+def _resource(resource: str) -> str:
+    if not _SEGMENT.fullmatch(resource):
+        raise BadRequest(f"invalid resource {resource[:80]!r}: no whitespace or control characters")
+    return resource
 
 
 def _openapi(state: State, request: web.BaseRequest, segs: list[str]) -> web.Response:

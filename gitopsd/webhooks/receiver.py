@@ -4,7 +4,11 @@ Order of work for one request, cheapest refusal first, so an attacker costs us l
 
 1. the provider must be configured (a secret in the daemon config), else 404;
 2. the body is read with a size limit (413) and a read timeout (408: a slow-loris client
-   holds one connection of its own, never a worker or the reconcile loop);
+   holds one connection of its own, never a worker or the reconcile loop). At most
+   ``max_pending_bodies`` bodies are read at once, since none is verified yet: beyond that a
+   request gets 503 with ``Retry-After`` at once, unread, so a crowd of stalled connections
+   costs at most that many bodies of memory. A client that goes away mid-body is one log
+   line (``webhook client disconnected``), not a traceback;
 3. the signature is checked on the raw bytes (401, nothing parsed, nothing triggered);
 4. the event type: ``ping`` is answered, a push is read, any other event is acknowledged (202)
    and ignored; the JSON must parse (400) and be a push (400 naming the field);
@@ -44,6 +48,8 @@ from gitopsd.webhooks.signatures import PROVIDERS, Provider, SignatureError, ver
 log = structlog.get_logger("gitopsd.webhooks")
 
 MAX_BODY = 1024 * 1024
+# Bodies read at once before their signature is checked: each may hold up to max_body bytes.
+MAX_PENDING_BODIES = 16
 FORWARDED = "X-Gitopsd-Forwarded"
 _EVENT_HEADERS: Mapping[Provider, str] = {
     "github": "X-GitHub-Event",
@@ -107,6 +113,7 @@ class AlwaysLeader:
 class ReceiverSettings:
     max_body: int = MAX_BODY
     read_timeout: float = 10.0  # the whole body must arrive within this
+    max_pending_bodies: int = MAX_PENDING_BODIES
     forward_timeout: float = 10.0
 
 
@@ -128,7 +135,7 @@ class Receiver:
         self.requests = Counter(
             "gitopsd_webhook_requests_total",
             "Webhook requests by provider and result (triggered, ignored, unknown_repository, unauthorized, "
-            "bad_request, too_large, timeout, forwarded, unavailable, not_configured).",
+            "bad_request, too_large, timeout, busy, disconnected, forwarded, unavailable, not_configured).",
             ["provider", "result"],
             registry=registry,
         )
@@ -140,6 +147,7 @@ class Receiver:
             registry=registry,
         )
         self._session: aiohttp.ClientSession | None = None
+        self.pending_bodies = 0  # bodies being read now, not yet verified
         self._sources: dict[str, tuple[Any, SourceSpec | None]] = {}  # key -> (generation, parsed source)
 
     def sources(self) -> list[tuple[str, SourceSpec]]:
@@ -184,6 +192,8 @@ class Receiver:
         result = response.headers.get("X-Gitopsd-Result", "error")
         self.requests.labels(provider, result).inc()
         self.seconds.labels(provider).observe(time.monotonic() - started)
+        if result == "disconnected":
+            return response  # already said in one line; nobody reads this answer
         log.info(
             "webhook",
             provider=provider,
@@ -258,24 +268,41 @@ class Receiver:
         limit = self.settings.max_body
         if request.content_length is not None and request.content_length > limit:
             raise _Refused(_answer(413, "too_large", f"body of {request.content_length} bytes is over {limit}"))
+        cap = self.settings.max_pending_bodies
+        if self.pending_bodies >= cap:
+            raise _Refused(_answer(503, "busy", f"{cap} webhook bodies are already being read; retry", retry_after=1))
+        received = 0
 
         async def read_all() -> bytes:
+            nonlocal received
             chunks: list[bytes] = []
-            size = 0
             while True:
                 chunk = await request.content.read(65536)
                 if not chunk:
                     return b"".join(chunks)
-                size += len(chunk)
-                if size > limit:
+                received += len(chunk)
+                if received > limit:
                     raise _Refused(_answer(413, "too_large", f"body is over {limit} bytes"))
                 chunks.append(chunk)
 
+        self.pending_bodies += 1
         try:
             return await asyncio.wait_for(read_all(), timeout=self.settings.read_timeout)
         except TimeoutError:
             timeout = self.settings.read_timeout
             raise _Refused(_answer(408, "timeout", f"the body did not arrive within {timeout:g}s")) from None
+        except (ConnectionError, aiohttp.ClientPayloadError) as exc:
+            # Nobody is left to answer: one line says so (aiohttp would log a traceback).
+            log.info(
+                "webhook client disconnected",
+                path=request.path,
+                remote=request.remote,
+                received=received,
+                error=str(exc) or type(exc).__name__,
+            )
+            raise _Refused(_answer(499, "disconnected", "the client went away before its body arrived")) from None
+        finally:
+            self.pending_bodies -= 1
 
     # -- standby ---------------------------------------------------------------------------
 
