@@ -10,6 +10,11 @@ One pipeline, in this order, each step in its own module:
 4. check identity, set or strip namespaces by scope, refuse duplicates (``objects``,
    ``scopes``).
 
+One ``limits.Budget`` follows the whole render (every file, kustomize's output, every ``List``
+item): a file over 8 MiB, more than 64 MiB of manifests or rendered objects, more than 10,000
+objects or YAML aliases adding more than a million values stop it with an error naming the file
+and the limit, before anything is applied.
+
 The result keeps a stable order (file path, then document; kustomize's own order for a
 kustomization), and each ``Manifest.origin`` says where an object came from. An empty list is a
 valid result (the path exists but holds no objects): whether that may prune is the applier's
@@ -21,7 +26,7 @@ decision (``allowEmpty``), not the renderer's.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gitopsd.errors import GitopsdError
@@ -29,35 +34,47 @@ from gitopsd.model import Manifest, Revision, Scopes, Tree
 from gitopsd.render import kustomize
 from gitopsd.render.documents import Document, file_documents, flatten_lists, is_manifest_file, parse
 from gitopsd.render.errors import (
+    AliasExpansionTooLarge,
     DuplicateObject,
+    FileTooLarge,
     InvalidManifest,
     KustomizeError,
     KustomizeTimeout,
     KustomizeUnavailable,
+    LimitExceeded,
     MalformedManifest,
     MissingNamespace,
     PathNotFound,
     RenderError,
+    RenderTooLarge,
+    TooManyObjects,
     UnknownKind,
     UnknownVariable,
 )
+from gitopsd.render.limits import Budget, Limits
 from gitopsd.render.objects import check_identity, place_namespace, reject_duplicates, require_mapping
 from gitopsd.render.scopes import OfflineScopes, crd_scopes
 from gitopsd.render.substitute import SUBSTITUTE_ANNOTATION, Variables, substitute, variables
 
 __all__ = [
     "SUBSTITUTE_ANNOTATION",
+    "AliasExpansionTooLarge",
     "DuplicateObject",
+    "FileTooLarge",
     "InvalidManifest",
     "KustomizeError",
     "KustomizeTimeout",
     "KustomizeUnavailable",
+    "LimitExceeded",
+    "Limits",
     "MalformedManifest",
     "MissingNamespace",
     "OfflineScopes",
     "PathNotFound",
     "RenderError",
     "RenderOptions",
+    "RenderTooLarge",
+    "TooManyObjects",
     "UnknownKind",
     "UnknownVariable",
     "render",
@@ -73,6 +90,7 @@ class RenderOptions:
     substitute: Mapping[str, str] | None = None
     target_namespace: str | None = None
     kustomize_timeout: float = 60.0
+    limits: Limits = field(default_factory=Limits)
 
 
 def render(tree: Tree, options: RenderOptions, scopes: Scopes) -> list[Manifest]:
@@ -84,16 +102,18 @@ def render(tree: Tree, options: RenderOptions, scopes: Scopes) -> list[Manifest]
             raise PathNotFound(f"spec.source.path: {exc}") from None
         at = f" at {options.revision}" if options.revision else ""
         raise PathNotFound(f"spec.source.path {options.path or '.'!r} is not a directory{at}") from None
+    budget = Budget(options.limits)
     kustomization = kustomize.kustomization_file(files, options.path)
     if kustomization:
-        documents = _kustomize_documents(tree, options, kustomization)
+        documents = _kustomize_documents(tree, options, kustomization, budget)
     else:
-        documents = _directory_documents(files, options.path)
+        documents = _directory_documents(files, options.path, budget)
+    flat = [doc for listed in documents for doc in flatten_lists(listed, budget)]
 
     values = (
         None if options.substitute is None else variables(options.substitute, options.environment, options.revision)
     )
-    objects = [(_substituted(doc, values), doc.origin) for listed in documents for doc in flatten_lists(listed)]
+    objects = [(_substituted(doc, values), doc.origin) for doc in flat]
     for obj, origin in objects:
         check_identity(obj, origin)
     render_crds = crd_scopes(objects)
@@ -105,20 +125,26 @@ def render(tree: Tree, options: RenderOptions, scopes: Scopes) -> list[Manifest]
     return manifests
 
 
-def _directory_documents(files: Mapping[str, bytes], path: str) -> list[Document]:
+def _directory_documents(files: Mapping[str, bytes], path: str, budget: Budget) -> list[Document]:
     prefix = f"{path}/" if path else ""
     return [
         doc
         for name in sorted(files)
         if is_manifest_file(name.removeprefix(prefix))
-        for doc in file_documents(name, files[name])
+        for doc in file_documents(name, files[name], budget)
     ]
 
 
-def _kustomize_documents(tree: Tree, options: RenderOptions, kustomization: str) -> list[Document]:
-    output = kustomize.build(tree.directory(), options.path, kustomization, options.kustomize_timeout)
+def _kustomize_documents(tree: Tree, options: RenderOptions, kustomization: str, budget: Budget) -> list[Document]:
+    output = kustomize.build(
+        tree.directory(), options.path, kustomization, options.kustomize_timeout, budget.limits.rendered_bytes
+    )
     origin = f"{kustomization} (kustomize output)"
-    return [Document(obj, _kustomized_origin(kustomization, obj, number)) for number, obj in parse(origin, output)]
+    budget.read_output(origin, len(output))
+    return [
+        Document(obj, _kustomized_origin(kustomization, obj, number))
+        for number, obj in parse(origin, output, budget=budget)
+    ]
 
 
 def _kustomized_origin(kustomization: str, obj: object, number: int) -> str:

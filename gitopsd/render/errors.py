@@ -11,6 +11,11 @@ the kustomization and object) so a user can go straight to it::
     ├── UnknownKind                 UnknownKind           neither the cluster nor a CRD in the render has it
     ├── MissingNamespace            MissingNamespace      namespaced, no metadata.namespace, no targetNamespace
     ├── DuplicateObject             DuplicateObject       one object defined twice: both origins
+    ├── LimitExceeded               (below)               a render over one of ``limits``: file, limit
+    │   ├── FileTooLarge            FileTooLarge          one manifest file over 8 MiB
+    │   ├── RenderTooLarge          RenderTooLarge        manifests read or rendered over 64 MiB
+    │   ├── TooManyObjects          TooManyObjects        more than 10,000 objects
+    │   └── AliasExpansionTooLarge  AliasExpansionTooLarge  aliases adding more than 1,000,000 values
     └── KustomizeError              KustomizeFailed       kustomize said no: its message
         ├── KustomizeTimeout        KustomizeTimeout      killed at the timeout
         └── KustomizeUnavailable    KustomizeUnavailable  neither kustomize nor kubectl installed
@@ -98,6 +103,32 @@ class DuplicateObject(RenderError):
     def __init__(self, obj: str, first: str, second: str) -> None:
         super().__init__(f"{obj} is defined twice: in {first} and in {second}")
         self.first, self.second = first, second
+
+
+class LimitExceeded(RenderError):
+    """A render is over one of the limits in ``render.limits``; nothing of it is applied."""
+
+    reason = "RenderTooLarge"
+
+    def __init__(self, origin: str, problem: str, limit: str) -> None:
+        super().__init__(f"{origin}: {problem} ({limit})")
+        self.origin, self.limit = origin, limit
+
+
+class FileTooLarge(LimitExceeded):
+    reason = "FileTooLarge"
+
+
+class RenderTooLarge(LimitExceeded):
+    reason = "RenderTooLarge"
+
+
+class TooManyObjects(LimitExceeded):
+    reason = "TooManyObjects"
+
+
+class AliasExpansionTooLarge(LimitExceeded):
+    reason = "AliasExpansionTooLarge"
 
 
 class KustomizeError(RenderError):

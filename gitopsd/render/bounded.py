@@ -1,0 +1,56 @@
+"""Read a child's stdout and stderr with a byte limit and a deadline (``communicate`` has neither cap).
+
+``Popen.communicate`` keeps reading until the child exits, so a kustomization that prints
+gigabytes (a generator repeating a large file, a patch multiplying objects) would grow the
+daemon by as much before a render limit could look at it. Here reading stops at ``limit`` + 1
+bytes of stdout; the caller then kills the child's process group. stderr keeps only its first
+``stderr_limit`` bytes (an error message, not a stream), the rest is read and dropped so the
+child never blocks on a full pipe.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import subprocess
+import time
+
+_CHUNK = 64 * 1024
+
+
+class OutputTooLarge(Exception):
+    """The child printed more than ``limit`` bytes on stdout (it is still running)."""
+
+
+def communicate(
+    proc: subprocess.Popen[bytes], timeout: float, limit: int, stderr_limit: int = 256 * 1024
+) -> tuple[bytes, bytes]:
+    """``(stdout, stderr)`` once the child has exited; raises ``subprocess.TimeoutExpired`` at the
+    deadline or ``OutputTooLarge``, leaving the child for the caller to kill."""
+    assert proc.stdout is not None and proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    out, err = bytearray(), bytearray()
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ, out)
+        selector.register(proc.stderr, selectors.EVENT_READ, err)
+        while selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            for key, _ in selector.select(left):
+                chunk = os.read(key.fd, _CHUNK)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                buffer: bytearray = key.data
+                if buffer is out:
+                    out += chunk
+                    if len(out) > limit:
+                        raise OutputTooLarge(limit)
+                elif len(err) < stderr_limit:
+                    err += chunk[: stderr_limit - len(err)]
+    left = max(deadline - time.monotonic(), 0.0)
+    proc.wait(timeout=left)
+    proc.stdout.close()
+    proc.stderr.close()
+    return bytes(out), bytes(err)
