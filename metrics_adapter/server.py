@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 import urllib.parse
@@ -29,6 +30,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from metrics_adapter import api, openapi
 from metrics_adapter.auth import Auth, attributes_for
@@ -95,6 +97,27 @@ class State:
         return parsed
 
 
+class _ParserLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger, minus a traceback per request its HTTP parser refuses.
+
+    A request line or header over the limits is answered 400 by aiohttp, which logs the error
+    with its traceback. That traceback reaches the parser's frame, which holds the bytes
+    received and a reference back to the error: a cycle only a full garbage collection frees,
+    so a flood of such requests would grow memory by their whole size. One debug line instead,
+    and the traceback dropped, so they are freed at once.
+    """
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            log.debug("request refused by the HTTP parser", status=exc_info.code, error=str(exc_info.message)[:200])
+            exc_info.__traceback__ = None
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+_PARSER_LOG = _ParserLog(logging.getLogger("aiohttp.server"))
+
+
 def build_server(state: State, **kwargs: Any) -> web.Server:
     """A low-level aiohttp server: every path goes to one handler, so no router or middleware runs.
 
@@ -108,6 +131,7 @@ def build_server(state: State, **kwargs: Any) -> web.Server:
         "max_line_size": MAX_REQUEST_LINE,
         "max_field_size": MAX_HEADER_FIELD,
         "max_headers": MAX_HEADER_COUNT,
+        "logger": _PARSER_LOG,
     }
     return web.Server(handler, **{**limits, **kwargs})
 
@@ -171,13 +195,16 @@ async def _dispatch(state: State, request: web.BaseRequest) -> web.StreamRespons
             headers = request.headers
             user = await state.auth.authenticate(headers, lambda h: headers.getall(h, []), _peercert(request))
             await state.auth.authorize(user, attributes_for(segs, request.method, raw_path))
-        if known is None:
-            state.paths.put(raw_path, tuple(segs))
         params = state.queries.get(query)
+        parsed = params is None
         if params is None:
             params = _query(query)
-            state.queries.put(query, params)
         resp = await _route(state, request, segs, params)
+        if resp.status < 400:  # authorized and answered: worth remembering how it parsed
+            if known is None:
+                state.paths.put(raw_path, tuple(segs))
+            if parsed:
+                state.queries.put(query, params)
     except AdapterError as exc:
         if exc.status >= 500:
             log.warning("request failed", path=request.path, status=exc.status, error=exc.message)

@@ -272,10 +272,12 @@ class Receiver:
         if self.pending_bodies >= cap:
             raise _Refused(_answer(503, "busy", f"{cap} webhook bodies are already being read; retry", retry_after=1))
         received = 0
+        # Emptied whatever happens: an error's traceback (a cycle through the wait_for task) can
+        # keep the reading frames alive until a full garbage collection, and with them this list.
+        chunks: list[bytes] = []
 
         async def read_all() -> bytes:
             nonlocal received
-            chunks: list[bytes] = []
             while True:
                 chunk = await request.content.read(65536)
                 if not chunk:
@@ -303,6 +305,7 @@ class Receiver:
             raise _Refused(_answer(499, "disconnected", "the client went away before its body arrived")) from None
         finally:
             self.pending_bodies -= 1
+            chunks.clear()
 
     # -- standby ---------------------------------------------------------------------------
 
