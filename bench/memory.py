@@ -178,6 +178,7 @@ class ProbedDaemon(DaemonProcess):
             f"--cache-dir={self.directory / 'cache'}",
             "--log-level=info",
             "--shutdown-grace=10",
+            *(["--allow-file-sources"] if self.allow_file_sources else []),
             *self.extra,
         ]
         env = {**os.environ, DUMP_ENV: str(self.dump), TOP_ENV: str(self.top)}

@@ -47,6 +47,10 @@ from gitopsd.releases import Owner, ReleaseStore, record
 from gitopsd.releases import requests as asks
 from gitopsd.sources import GitSources
 from gitopsd.spec import parse_environment
+from gitopsd.tenancy import Tenancy
+
+#: The repositories here are read over file://.
+FILE_SOURCES = Tenancy(allow_file_sources=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -175,7 +179,7 @@ async def run(kubeconfig: Path, rounds: int) -> dict[str, Any]:
                 },
             )
             sources = GitSources(Path(tmp) / "cache")
-            rec = Reconciler(kube, sources, EventRecorder(kube), Metrics(), ls_remote_max_age=0.0)
+            rec = Reconciler(kube, sources, EventRecorder(kube), Metrics(), ls_remote_max_age=0.0, tenancy=FILE_SOURCES)
             try:
                 first, _ = await reconcile(rec, kube, ns)
                 release_a = first.release

@@ -45,6 +45,10 @@ from gitopsd.model import ENVIRONMENT_LABEL, FIELD_MANAGER
 from gitopsd.reconcile import Reconciler
 from gitopsd.sources import GitSources
 from gitopsd.spec import parse_environment
+from gitopsd.tenancy import Tenancy
+
+#: The repositories here are read over file://.
+FILE_SOURCES = Tenancy(allow_file_sources=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD = ROOT / "manifests" / "gitopsd" / "crd.yaml"
@@ -166,11 +170,11 @@ async def noop_reconcile(kubeconfig: Path, workdir: Path, repo_url: str) -> dict
         sources = GitSources(workdir / "noop-git")
         cache = WatchCache(watch_client, label=ENVIRONMENT_LABEL, field_manager=FIELD_MANAGER)
         try:
-            reconciler = Reconciler(kube, sources, EventRecorder(kube))
+            reconciler = Reconciler(kube, sources, EventRecorder(kube), tenancy=FILE_SOURCES)
             first = await reconciler.reconcile(parse_environment(await environments.get(kube, ops, "noop")))
             report: dict[str, Any] = {"first_result": first.result}
             report["without_cache"] = await _measured_noop(kube, reconciler, ops)
-            cached = Reconciler(kube, sources, EventRecorder(kube), cache=cache)
+            cached = Reconciler(kube, sources, EventRecorder(kube), cache=cache, tenancy=FILE_SOURCES)
             await cached.reconcile(parse_environment(await environments.get(kube, ops, "noop")))  # starts the watches
             await asyncio.sleep(2.0)  # every kind's first list in
             report["with_watch_cache"] = await _measured_noop(kube, cached, ops)

@@ -45,6 +45,10 @@ from gitopsd.metrics import Metrics
 from gitopsd.reconcile import Reconciler
 from gitopsd.sources import GitSources
 from gitopsd.spec import parse_environment
+from gitopsd.tenancy import Tenancy
+
+#: The repositories here are read over file://.
+FILE_SOURCES = Tenancy(allow_file_sources=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +142,7 @@ async def run(kubeconfig: Path, metrics: int, samples: int) -> dict[str, Any]:
             await kube.create(environments.RESOURCE.path(ns),
                               environment("warm", ns, repo.file_url, f"{ns}-warm", None))  # fmt: skip
             sources = GitSources(tmp / "cache")
-            rec = Reconciler(kube, sources, EventRecorder(kube), Metrics())
+            rec = Reconciler(kube, sources, EventRecorder(kube), Metrics(), tenancy=FILE_SOURCES)
             try:
                 await measured(rec, kube, ns, "warm")
                 before_prom = prometheus_requests(prom.url)

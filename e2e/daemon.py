@@ -2,6 +2,8 @@
 
 It is started exactly as a user would (``gitopsd run ...``), with its log in a file, its
 probes on a free loopback port, and stops with SIGTERM (checking the exit code) or SIGKILL.
+Tests, benchmarks and the demo read repositories over ``file://``, so it runs with
+``--allow-file-sources`` unless told not to (``allow_file_sources=False``: the in-cluster default).
 """
 
 from __future__ import annotations
@@ -19,9 +21,16 @@ from e2e import procs
 
 class DaemonProcess:
     def __init__(
-        self, kubeconfig: Path, directory: Path, *extra: str, name: str = "gitopsd", tie_to_parent: bool = True
+        self,
+        kubeconfig: Path,
+        directory: Path,
+        *extra: str,
+        name: str = "gitopsd",
+        tie_to_parent: bool = True,
+        allow_file_sources: bool = True,
     ) -> None:
         self.kubeconfig = kubeconfig
+        self.allow_file_sources = allow_file_sources
         self.directory = directory
         self.extra = extra
         self.name = name
@@ -45,6 +54,7 @@ class DaemonProcess:
             f"--cache-dir={self.directory / 'cache'}",
             "--log-level=debug",
             "--shutdown-grace=10",
+            *(["--allow-file-sources"] if self.allow_file_sources else []),
             *self.extra,
         ]
         self.proc = procs.start(self.name, argv, self.directory / "logs", tie_to_parent=self.tie_to_parent)

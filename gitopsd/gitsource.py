@@ -8,20 +8,26 @@ Environments of one repository cost about four ``ls-remote`` per interval togeth
 they are, and a push is seen at most a quarter interval after the next reconcile. ``render``
 renders that revision (``gitopsd.desired``: kept in memory while commit, spec and substitution
 values stay the same).
+
+Which sources a daemon reads is its tenancy policy (``gitopsd.tenancy``): a ``file://`` URL is a
+path on the daemon's own disk, not a team's repository, so it is refused (``SourceNotAllowed``,
+before anything is read) unless the daemon runs with ``--allow-file-sources``. ``gitopsd
+render`` on a user's own machine does not go through here and reads any ``file://`` URL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gitopsd.context import Resolved
 from gitopsd.desired import Desired, load_credentials
 from gitopsd.kube import KubeAPI
 from gitopsd.kube.secretwatch import SecretReader
 from gitopsd.model import Manifest
-from gitopsd.sources import GitSources
+from gitopsd.sources import GitSources, SourceNotAllowed, parse_url
 from gitopsd.spec import Environment
+from gitopsd.tenancy import Tenancy
 
 #: How old, as a share of the Environment's interval, an ``ls-remote`` answer may be when reused.
 INTERVAL_SHARE = 0.25
@@ -35,8 +41,10 @@ class GitSource:
     ls_remote_max_age: float = 1.0
     #: Where credentials are read (the daemon's ``SecretWatch``); None: a GET at each resolve.
     secrets: SecretReader | None = None
+    tenancy: Tenancy = field(default_factory=Tenancy)
 
     async def resolve(self, env: Environment, *, fresh: bool) -> Resolved:
+        check_source_allowed(env.spec.source.url, self.tenancy)
         creds = await load_credentials(self.kube, env, self.secrets)
         max_age = 0.0 if fresh else max(self.ls_remote_max_age, env.spec.interval * INTERVAL_SHARE)
         return Resolved(await self.sources.resolve(env.spec.source, creds, max_age=max_age), creds)
@@ -46,3 +54,19 @@ class GitSource:
 
     def forget(self, uid: str) -> None:
         self.desired.forget(uid)
+
+
+def check_source_allowed(url: str, tenancy: Tenancy) -> None:
+    """Raise ``SourceNotAllowed`` for a source ``tenancy`` refuses (``InvalidSourceURL`` for no Git URL).
+
+    Called before anything is read: at every resolve, and by whoever accepts Environments for
+    the daemon ahead of it (``gitopsd run --config``)."""
+    if parse_url(url).scheme == "file" and not tenancy.allow_file_sources:
+        raise SourceNotAllowed(FILE_SOURCES_OFF)
+
+
+#: The message of a ``file://`` source on a daemon without ``--allow-file-sources``.
+FILE_SOURCES_OFF = (
+    "file:// sources are off in this daemon: start it with --allow-file-sources "
+    "(a path on the daemon's disk is no team's repository)"
+)

@@ -84,11 +84,12 @@ class Reconciler:
         secrets: SecretReader | None = None,
         tenancy: Tenancy | None = None,
     ) -> None:
+        tenancy = tenancy or Tenancy()
         if source is None:
             if sources is None:
                 raise ValueError("Reconciler needs sources (Git) or a source")
             desired = Desired(kube, sources, kustomize_timeout)
-            source = GitSource(kube, sources, desired, ls_remote_max_age, secrets=secrets)
+            source = GitSource(kube, sources, desired, ls_remote_max_age, secrets=secrets, tenancy=tenancy)
         applier = Applier(kube, cache=cache)
         self.kube = kube
         self.recorder = recorder
@@ -102,7 +103,7 @@ class Reconciler:
             clock=clock,
             applier=applier,
             ledgers=Ledgers(ReleaseStore(kube)),
-            tenancy=tenancy or Tenancy(),
+            tenancy=tenancy,
         )
         self._inflight: dict[str, tuple[asyncio.Task[Outcome], str]] = {}
         self._preempted: set[str] = set()

@@ -27,10 +27,11 @@ from gitopsd.sources.errors import (
     PathNotFound,
     RefNotFound,
     SourceError,
+    SourceNotAllowed,
 )
 from gitopsd.sources.git import GitSources, SourceStats
 from gitopsd.sources.tree import GitTree, LocalTree
-from gitopsd.sources.urls import parse_url, redact
+from gitopsd.sources.urls import parse_url, redact, redact_url
 
 __all__ = [
     "Credentials",
@@ -49,7 +50,9 @@ __all__ = [
     "PathNotFound",
     "RefNotFound",
     "SourceError",
+    "SourceNotAllowed",
     "SourceStats",
     "parse_url",
     "redact",
+    "redact_url",
 ]

@@ -7,6 +7,7 @@ own output is scrubbed before it is quoted (see ``gitcmd``)::
     SourceError                   GitOperationFailed  (git failed in a way not listed below)
     ├── InvalidSourceURL          InvalidSourceURL    the URL cannot be used
     ├── InvalidCredentials        InvalidCredentials  the secret's keys do not fit together or the URL
+    ├── SourceNotAllowed          SourceNotAllowed    this daemon does not read that source (file://, its own cache)
     ├── GitUnreachable            GitUnreachable      no connection (refused, no route, DNS)
     ├── GitTimeout                GitTimeout          a git call outlived its timeout and was killed
     ├── GitTLSFailed              GitTLSFailed        the server's certificate is not trusted
@@ -37,6 +38,14 @@ class InvalidSourceURL(SourceError):
 
 class InvalidCredentials(SourceError):
     reason = "InvalidCredentials"
+    transient = False
+
+
+class SourceNotAllowed(SourceError):
+    """The source is one this daemon refuses to read: a ``file://`` URL without
+    ``--allow-file-sources``, or a path inside the daemon's own cache (other Environments' mirrors)."""
+
+    reason = "SourceNotAllowed"
     transient = False
 
 

@@ -7,6 +7,15 @@ younger than ``max_age`` is reused, so dev, staging and prod of one repository c
 round trip per round. Only :meth:`GitSources.tree` fetches, and only when the commit is
 missing from the URL's mirror (see ``mirror``).
 
+Who may read a mirror: one mirror serves every Environment of a repository, whatever
+credentials each presents, but :meth:`GitSources.tree` hands out its files only to a caller
+whose own credentials the server accepted for that URL (an ``ls-remote`` with them answered,
+and the last one did not fail). Why an access check and not a mirror per set of credentials:
+the check is the ``ls-remote`` every reconcile makes anyway (no extra round trip), the server
+stays the one that decides, and a rotated password or token does not re-clone the repository
+into a new mirror while the old one lingers on disk. A ``file://`` URL into the cache directory
+itself (the mirrors of private repositories) is refused outright.
+
 On disk, under ``cache_dir``: ``mirrors/`` (kept across restarts, so a restarted daemon does
 not fetch everything again) and a ``run-<pid>-*`` directory with git's empty ``HOME``, the
 credential files of calls in flight and the exports; :meth:`GitSources.close` removes it,
@@ -32,7 +41,7 @@ from gitopsd.sources.credentials import Credentials
 from gitopsd.sources.gitcmd import GitFailed, GitRunner, classify
 from gitopsd.sources.mirror import Mirror, mirror_dir
 from gitopsd.sources.refs import HEADS, TAGS, RemoteRefs, is_full_sha, missing, parse_ls_remote, patterns_for, pick
-from gitopsd.sources.tree import ExportCache, GitTree
+from gitopsd.sources.tree import Exports, GitTree
 from gitopsd.sources.urls import GitURL, parse_url
 from gitopsd.spec import SourceSpec
 
@@ -73,7 +82,6 @@ class GitSources:
         cache_dir: Path,
         *,
         timeout: float = 60.0,
-        export_limit: int = 8,
         on_fetch: Callable[[str, float], None] | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir).resolve()
@@ -86,7 +94,7 @@ class GitSources:
         self._tmp.mkdir(mode=0o700)
         self.timeout = timeout
         self._runner = GitRunner(self._home, timeout, ceiling=self.cache_dir)
-        self._exports = ExportCache(self._run_dir / "exports", export_limit)
+        self._exports = Exports(self._run_dir / "exports")
         self._on_fetch = on_fetch
         self._mirrors: dict[str, Mirror] = {}
         self._remotes: dict[tuple[str, str], _Remote] = {}
@@ -132,6 +140,7 @@ class GitSources:
     async def tree(self, source: SourceSpec, creds: Credentials | None, revision: Revision) -> Tree:
         """The files of ``revision`` (fetched into the mirror if missing); checks ``source.path`` exists."""
         access = self._access(source, creds)
+        await self._check_access(access, source)
         mirror = self._mirror(access.url)
         await mirror.ensure_commit(revision.commit, access)
         label = f"{access.url} at {revision}"
@@ -144,7 +153,7 @@ class GitSources:
             ls_remotes=self._ls_remotes,
             fetches=sum(m.fetch_count for m in self._mirrors.values()),
             mirrors=len(self._mirrors),
-            exports=len(self._exports.exported()),
+            exports=self._exports.live(),
             live_processes=self._runner.live_count(),
         )
 
@@ -177,6 +186,8 @@ class GitSources:
         if self._closed:
             raise errors.SourceError("the Git source cache is closed")
         url = parse_url(source.url)
+        if url.scheme == "file":
+            self._refuse_cache_path(url)
         if creds is not None:
             creds.check_for(url)
         elif url.scheme == "ssh":
@@ -185,6 +196,24 @@ class GitSources:
                 "'known_hosts' (the server's host key is never trusted on first use)"
             )
         return Access(url, creds, self._tmp, connect_timeout=min(self.timeout, 30.0))
+
+    def _refuse_cache_path(self, url: GitURL) -> None:
+        """A local path into the cache would read other Environments' mirrors without their credentials."""
+        path = url.git_url.removeprefix("file://")
+        # git also opens PATH.git and PATH/.git; symbolic links are followed, as git would.
+        for candidate in (path, path + ".git"):
+            real = Path(os.path.realpath(candidate))
+            if real == self.cache_dir or self.cache_dir in real.parents:
+                raise errors.SourceNotAllowed(
+                    f"{url}: a file:// source may not point into gitopsd's cache directory ({self.cache_dir}), "
+                    "which holds the mirrors of other Environments' repositories"
+                )
+
+    async def _check_access(self, access: Access, source: SourceSpec) -> None:
+        """Raise unless the server accepted ``access``'s credentials for its URL (see the module's docstring)."""
+        state = self._remotes.get((access.url.key, access.fingerprint))
+        if state is None or state.result is None:
+            await self._ls_remote(access, patterns_for(source), 0.0)
 
     def _mirror(self, url: GitURL) -> Mirror:
         mirror = self._mirrors.get(url.key)
@@ -265,8 +294,10 @@ def _settle(state: _Remote, task: asyncio.Task[RemoteRefs]) -> None:
     if state.running is task:
         state.running = None
         state.batch_open = False
-    if not task.cancelled():
-        task.exception()  # the waiters received it; keep asyncio from reporting it unretrieved
+    if not task.cancelled() and task.exception() is not None:
+        # The waiters received it. These credentials no longer count as accepted (revoked,
+        # repository gone) until an ls-remote with them succeeds again.
+        state.result = None
 
 
 def _reap_stale_runs(cache_dir: Path) -> None:

@@ -2,10 +2,11 @@
 
 ``files(path)`` lists the directory with ``git ls-tree`` and reads every blob through one
 ``git cat-file --batch`` process, straight from the bare mirror: no checkout, nothing on disk.
-``directory()`` is for tools that want real files (kustomize): the commit is exported once
-with ``git archive`` into a directory shared by every caller of that commit. Exports are
-bounded (least recently used first), but an export stays while any tree that handed it out is
-alive, so a kustomize build never loses its files halfway.
+``directory()`` is for tools that want real files (kustomize): the commit is exported with
+``git archive`` into a private directory of that tree alone (see :class:`Exports`: a
+kustomization can name directories outside its root, so no other render's export may be
+reachable), which stays while the tree is alive, so a kustomize build never loses its files
+halfway, and goes with it.
 
 Both trees skip symbolic links and submodules in ``files()``: manifests are regular files,
 and following a link could read outside the repository. The export is what ``git archive``
@@ -22,7 +23,6 @@ import tempfile
 import threading
 import uuid
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,91 +47,59 @@ def clean_path(path: str) -> str:
     return "/".join(parts)
 
 
-class ExportCache:
-    """Exported commits on disk, shared by callers, at most ``limit`` unpinned ones kept."""
+class Exports:
+    """Private exports: each tree that asks gets its own directory, removed when the tree goes.
 
-    def __init__(self, root: Path, limit: int = 8) -> None:
+    A kustomization may name any directory holding a kustomization as a base (``../../x``), even
+    outside its own root, so no export may sit where a path from another render can guess it.
+    Each export is ``<root>/<128 random bits>/tree``: its parent holds nothing else, and its
+    siblings' names appear in no message. Nothing is shared between renders, not even of one
+    commit (a render is kept in memory upstream, so a commit is exported once per Environment
+    and change, not once per reconcile).
+    """
+
+    def __init__(self, root: Path) -> None:
         self.root = root
-        self.limit = limit
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, Path] = OrderedDict()
-        self._pins: dict[str, int] = {}
-        self._making: dict[str, threading.Lock] = {}
+        self._live: set[Path] = set()
 
-    def acquire(self, commit: str, make: Callable[[Path], None]) -> Path:
-        """The export of ``commit`` (made by ``make(dir)`` on first use), pinned until :meth:`release`."""
-        with self._lock:
-            self._pins[commit] = self._pins.get(commit, 0) + 1
-            making = self._making.setdefault(commit, threading.Lock())
+    def make(self, make: Callable[[Path], None]) -> Path:
+        """A new private directory filled by ``make(dir)``; give it back with :meth:`release`."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        box = self.root / uuid.uuid4().hex
+        box.mkdir(mode=0o700)
+        dest = box / "tree"
         try:
-            with making:
-                with self._lock:
-                    if commit in self._entries:
-                        self._entries.move_to_end(commit)
-                        return self._entries[commit]
-                self.root.mkdir(parents=True, exist_ok=True)
-                tmp = self.root / f".{commit}.{uuid.uuid4().hex[:8]}"
-                tmp.mkdir()
-                try:
-                    make(tmp)
-                    final = self.root / commit
-                    shutil.rmtree(final, ignore_errors=True)  # a leftover of an interrupted export
-                    tmp.rename(final)
-                except BaseException:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    raise
-                with self._lock:
-                    self._entries[commit] = final
-                    doomed = self._evict_locked()
-                _remove(doomed)
-                return final
+            dest.mkdir()
+            make(dest)
         except BaseException:
-            self.release(commit)
+            shutil.rmtree(box, ignore_errors=True)
             raise
-
-    def release(self, commit: str) -> None:
         with self._lock:
-            left = self._pins.get(commit, 0) - 1
-            if left > 0:
-                self._pins[commit] = left
-            else:
-                self._pins.pop(commit, None)
-            doomed = self._evict_locked()
-        _remove(doomed)
+            self._live.add(box)
+        return dest
 
-    def _evict_locked(self) -> list[Path]:
-        doomed = []
-        for commit in list(self._entries):
-            if len(self._entries) <= self.limit:
-                break
-            if self._pins.get(commit):
-                continue
-            doomed.append(self._entries.pop(commit))
-            self._making.pop(commit, None)
-        return doomed
-
-    def exported(self) -> list[str]:
+    def release(self, dest: Path) -> None:
+        box = dest.parent
         with self._lock:
-            return list(self._entries)
+            self._live.discard(box)
+        shutil.rmtree(box, ignore_errors=True)
+
+    def live(self) -> int:
+        with self._lock:
+            return len(self._live)
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
-            self._pins.clear()
-            self._making.clear()
+            self._live.clear()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _remove(paths: list[Path]) -> None:
-    for path in paths:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 class GitTree:
     """The files of one commit in a bare mirror (implements ``model.Tree``)."""
 
     def __init__(
-        self, mirror: Path, commit: str, runner: GitRunner, exports: ExportCache, tmp_root: Path, label: str
+        self, mirror: Path, commit: str, runner: GitRunner, exports: Exports, tmp_root: Path, label: str
     ) -> None:
         self.mirror = mirror
         self.commit = commit
@@ -190,9 +158,9 @@ class GitTree:
     def directory(self) -> Path:
         with self._lock:
             if self._directory is None:
-                self._directory = self._exports.acquire(self.commit, self._export)
-                # The export stays while this tree lives; release it when the tree is collected.
-                weakref.finalize(self, self._exports.release, self.commit)
+                self._directory = self._exports.make(self._export)
+                # The export stays while this tree lives; it goes when the tree is collected.
+                weakref.finalize(self, self._exports.release, self._directory)
             return self._directory
 
     def _export(self, dest: Path) -> None:

@@ -38,6 +38,7 @@ GOOD: list[dict[str, Any]] = [
     {
         "source": {"url": URL, "branch": "main", "path": "./deploy/prod/", "secretRef": {"name": "git-creds"}},
         "targetNamespace": "shop-prod",
+        "serviceAccountName": "team-a.deployer",
         "interval": "1m30s",
         "prune": False,
         "allowEmpty": True,
@@ -127,6 +128,11 @@ BAD: list[tuple[str, dict[str, Any]]] = [
     ("spec.wait.timeout", {"source": {"url": URL, "branch": "main"}, "wait": {"timeout": "1d"}}),
     ("spec.prune", {"source": {"url": URL, "branch": "main"}, "prune": "yes"}),
     ("spec.targetNamespace", {"source": {"url": URL, "branch": "main"}, "targetNamespace": "Shop_Prod"}),
+    ("spec.serviceAccountName", {"source": {"url": URL, "branch": "main"}, "serviceAccountName": "Deployer"}),
+    (
+        "spec.serviceAccountName",
+        {"source": {"url": URL, "branch": "main"}, "serviceAccountName": "system:serviceaccount:kube-system:x"},
+    ),
     ("spec.substitute", {"source": {"url": URL, "branch": "main"}, "substitute": {"GITOPSD_REVISION": "x"}}),
     ("spec.substitute", {"source": {"url": URL, "branch": "main"}, "substitute": {"1X": "a"}}),
     ("spec.substitute.REPLICAS", {"source": {"url": URL, "branch": "main"}, "substitute": {"REPLICAS": 3}}),

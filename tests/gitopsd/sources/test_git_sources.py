@@ -154,8 +154,8 @@ async def test_a_pinned_commit_on_no_branch_is_still_read(sources: GitSources, r
     assert tree.files("deploy/dev") == {"deploy/dev/app.yaml": b"env: dev\nversion: 99\n"}
 
 
-async def test_trees_read_blobs_and_export_once_per_commit(sources: GitSources, remote: WorkRepo) -> None:
-    """files() reads one directory from the mirror; directory() exports the commit once, without .git."""
+async def test_trees_read_blobs_and_export_privately(sources: GitSources, remote: WorkRepo) -> None:
+    """files() reads one directory from the mirror; directory() exports the commit without .git, once per tree."""
     main = spec(remote, "branch", "main")
     revision = await sources.resolve(main, None)
     tree = await sources.tree(main, None, revision)
@@ -165,28 +165,35 @@ async def test_trees_read_blobs_and_export_once_per_commit(sources: GitSources, 
         tree.files("deploy/qa")
 
     exported = await asyncio.to_thread(tree.directory)
+    assert await asyncio.to_thread(tree.directory) == exported  # once per tree
     assert (exported / "deploy" / "prod" / "app.yaml").read_text() == "env: prod\nversion: 2\n"
     assert not (exported / ".git").exists()
+    # Another tree of the same commit (another render) gets a directory of its own, whose
+    # parent holds nothing but it: no render can reach another's files by a relative path.
     other = await sources.tree(spec(remote, "branch", "main", "deploy/prod"), None, revision)
-    assert await asyncio.to_thread(other.directory) == exported
-    assert sources.stats().exports == 1
+    other_dir = await asyncio.to_thread(other.directory)
+    assert other_dir != exported and other_dir.parent != exported.parent
+    assert [p.name for p in other_dir.parent.iterdir()] == [other_dir.name]
+    assert revision.commit not in str(other_dir)
+    assert sources.stats().exports == 2
 
 
-async def test_exports_are_bounded_but_kept_while_a_tree_uses_them(tmp_path: Path, remote: WorkRepo) -> None:
-    """Beyond the limit, the least recently used export goes, never one a live tree handed out."""
-    async with GitSources(tmp_path / "cache", export_limit=2) as sources:
+async def test_an_export_goes_with_its_tree(tmp_path: Path, remote: WorkRepo) -> None:
+    """An export stays while its tree lives and is removed when the tree is collected."""
+    async with GitSources(tmp_path / "cache") as sources:
         main = spec(remote, "branch", "main")
         kept = await sources.tree(main, None, await sources.resolve(main, None))
         kept_dir = kept.directory()
-        for i in range(4):
+        gone = []
+        for i in range(3):
             remote.commit({"n.txt": str(i)})
             tree = await sources.tree(main, None, await sources.resolve(main, None))
-            tree.directory()
+            gone.append(tree.directory())
             del tree
             gc.collect()
         assert kept_dir.is_dir()
-        assert sources.stats().exports <= 3  # the limit, plus the pinned one
-        assert len([p for p in kept_dir.parent.iterdir() if not p.name.startswith(".")]) <= 3
+        assert not any(path.exists() or path.parent.exists() for path in gone)
+        assert sources.stats().exports == 1
 
 
 async def test_close_leaves_no_process_temp_file_or_export(tmp_path: Path, remote: WorkRepo) -> None:
