@@ -3,7 +3,10 @@
 The CLI checks everything it can before asking, so a bad request changes nothing and says why
 in one line: the Environment is suspended, a rollback is already in progress, the release does
 not exist or was removed by historyLimit, it is the current one, or its record fails its checks
-(type, labels, owner, digest). It then writes the request (``releases.requests``) and, with
+(type, labels, owner, bounds, digests, and its signature: "release N of NS/ENV is not signed by
+this gitopsd (forged or from another installation): refusing to restore it"). A user who may not
+read the signing key (see ``gitopsd history``) is warned that the signature was not checked
+here; the daemon checks it before restoring anything. It then writes the request (``releases.requests``) and, with
 ``--wait``, follows status until the daemon has handled that very request, printing progress.
 The daemon checks again when it acts (the records may change in between) and refuses in
 ``status.lastHandledRollback`` if needed.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from typing import Any
 
@@ -28,10 +32,11 @@ from gitopsd.cli.common import (
     namespace_of,
     release_number,
 )
+from gitopsd.cli.history import add_key_arg, store_for
 from gitopsd.cli.identity import whoami
 from gitopsd.fields import format_duration
 from gitopsd.kube import Kube
-from gitopsd.releases import Owner, ReleaseError, ReleaseStore, current_number, history
+from gitopsd.releases import Owner, ReleaseError, current_number, history
 from gitopsd.releases import requests as asks
 from gitopsd.releases.record import NAME_PATTERN
 
@@ -48,6 +53,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--timeout", type=duration("--timeout"), default="5m", help="how long --wait waits (default 5m)"
     )
+    add_key_arg(parser)
     add_kube_args(parser)
     parser.set_defaults(handler=run)
 
@@ -67,7 +73,7 @@ async def run(args: argparse.Namespace) -> int:
                 + (f", to release {pending.to}" if pending.to else "")
                 + f"); wait for it: 'gitopsd history {args.name}'"
             )
-        store = ReleaseStore(kube)
+        store = store_for(kube, args)
         owner = Owner(env.namespace, env.name, env.uid)
         listing = await store.scan(owner)
         invalid: dict[int, str] = {}
@@ -83,6 +89,12 @@ async def run(args: argparse.Namespace) -> int:
             await store.read(owner, target.number)  # the whole record, digest checked
         except ReleaseError as exc:
             raise CliError(f"cannot roll back {where}: {exc.message}") from None
+        if listing.unchecked:
+            print(
+                f"warning: the signature of release {target.number} was not checked here ({listing.unchecked}); "
+                "the daemon checks it before restoring",
+                file=sys.stderr,
+            )
         request = asks.Request(asks.new_token(), await whoami(kube), target.number, asks.now())
         await environments.annotate(kube, namespace, args.name, {asks.ROLLBACK: request.to_annotation()})
         if not args.wait:

@@ -8,6 +8,8 @@ data and the daemon and the CLI answer alike:
 - the default rollback target is the newest ``Healthy`` release before the current one that did
   not fail an enforced verification gate; a verification failure restores the newest release
   that passed one (``last_verified``);
+- a record that fails its checks (its signature, its bounds: ``invalid``) is never a target:
+  named with ``--to``, it is refused by name; the default target skips it;
 - ``historyLimit`` keeps that many records, removing the oldest first, but never the current
   release nor the last healthy one (they may be needed to roll back to).
 """
@@ -79,7 +81,10 @@ def target(
     if to < 1:
         raise ReleaseError(f"release numbers start at 1 (got {to})", reason="ReleaseNotFound")
     if to in invalid:
-        raise ReleaseError(f"release {to} of {environment} cannot be restored: {invalid[to]}", reason="ReleaseInvalid")
+        why = invalid[to]  # a message that names the release already is not prefixed again
+        if not why.startswith(f"release {to} of "):
+            why = f"release {to} of {environment} cannot be restored: {why}"
+        raise ReleaseError(why, reason="ReleaseInvalid")
     if to == current:
         raise ReleaseError(
             f"release {to} is the current release of {environment}: nothing to roll back "

@@ -22,7 +22,9 @@ namespace, named like Helm's ``sh.helm.release.v1.<name>.v<N>``)::
         release.gitopsd.dev/finished-at, .../reason     # once the verdict is in
         release.gitopsd.dev/verification: Passed | Failed | Inconclusive | Cancelled
         release.gitopsd.dev/verification-message, .../verification-enforced   # spec.verification's verdict
-        release.gitopsd.dev/objects, .../parts, .../size
+        release.gitopsd.dev/objects, .../parts, .../size   # parts: 1..MAX_PARTS; size: compressed bytes
+        release.gitopsd.dev/packed: sha256:<hex of the compressed bundle, all parts joined>
+        release.gitopsd.dev/signature: hmac-sha256:<hex>   # over all of the above (``signing``)
       ownerReferences: [the Environment]               # deleting it deletes its history
     data:
       bundle: gzip(canonical JSON [{"origin": FILE, "object": OBJ}, ...])
@@ -32,6 +34,10 @@ and the file each came from), so a restore needs neither Git nor the renderer. A
 compressed form exceeds one Secret is split: parts 1..k-1 go to Secrets named ``...v<N>.p<i>``
 (``type: gitopsd.dev/release-part.v1``) written *before* the head, and the head says how many
 there are; up to ``MAX_PARTS`` parts, beyond that the release is refused with a clear message.
+
+Reading one is bounded before anything is fetched or inflated (``payload``): the head's
+``parts`` must be 1..``MAX_PARTS`` and its ``size`` at most ``MAX_PACKED``, so neither a read nor
+a prune loops over a forged count; the bundle inflates to at most ``MAX_BUNDLE`` bytes.
 
 Results (the verdict of the release's own deploy; ``Pending`` until it is in):
 
@@ -52,137 +58,74 @@ back nor blocks promotion). See ``gitopsd.gates``.
 from __future__ import annotations
 
 import base64
-import enum
 import gzip
 import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from gitopsd.errors import GitopsdError
 from gitopsd.model import Manifest
+from gitopsd.releases import payload
+from gitopsd.releases.info import (
+    ANNOTATION_PREFIX,
+    CHUNK,
+    LABEL_ENVIRONMENT,
+    LABEL_NUMBER,
+    LABEL_PART,
+    LABEL_RESULT,
+    MANAGED_BY,
+    MAX_BUNDLE,
+    MAX_PACKED,
+    MAX_PARTS,
+    NAME_PATTERN,
+    PART_TYPE,
+    RELEASE_TYPE,
+    Owner,
+    Release,
+    ReleaseError,
+    ReleaseInfo,
+    Result,
+    canonical,
+    digest_of,
+    part_name,
+    secret_name,
+)
 
-RELEASE_TYPE = "gitopsd.dev/release.v1"
-PART_TYPE = "gitopsd.dev/release-part.v1"
-MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_ENVIRONMENT = "gitopsd.dev/release-of"
-LABEL_NUMBER = "gitopsd.dev/release"
-LABEL_RESULT = "gitopsd.dev/result"
-LABEL_PART = "gitopsd.dev/release-part"
-_A = "release.gitopsd.dev/"
-#: Compressed bytes per Secret: the API server refuses Secrets over 1 MiB of data.
-CHUNK = 900 * 1024
-MAX_PARTS = 8
-NAME_PATTERN = re.compile(r"^gitopsd\.release\.v1\.(?P<env>[a-z0-9]([-a-z0-9]*[a-z0-9])?)\.v(?P<n>[1-9][0-9]*)$")
-
-
-class Result(enum.StrEnum):
-    PENDING = "Pending"
-    HEALTHY = "Healthy"
-    FAILED = "Failed"
-    ROLLED_BACK = "RolledBack"
-    SUPERSEDED = "Superseded"
-
-
-class ReleaseError(GitopsdError):
-    """A record that cannot be used: missing, pruned, corrupted, foreign, too large."""
-
-    reason = "ReleaseInvalid"
-
-
-def secret_name(environment: str, number: int) -> str:
-    return f"gitopsd.release.v1.{environment}.v{number}"
-
-
-def part_name(environment: str, number: int, part: int) -> str:
-    return f"{secret_name(environment, number)}.p{part}"
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """The Environment a record belongs to."""
-
-    namespace: str
-    name: str
-    uid: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseInfo:
-    """A record's metadata (all that ``history`` and the daemon's bookkeeping need)."""
-
-    number: int
-    revision: str
-    digest: str
-    applied_at: str
-    result: Result
-    applied_by: str = "gitopsd"
-    note: str = ""
-    trigger: str = "sync"
-    restored_from: int | None = None
-    request: str | None = None
-    finished_at: str | None = None
-    reason: str | None = None
-    objects: int = 0
-    parts: int = 1
-    size: int = 0  # compressed bundle bytes
-    verification: str | None = None  # Passed, Failed, Inconclusive, Cancelled (spec.verification)
-    verification_message: str = ""
-    verification_enforced: bool = True  # False: a dry run (enforce: false), recorded only
-
-    @property
-    def is_rollback(self) -> bool:
-        return self.restored_from is not None
-
-    @property
-    def verified(self) -> bool:
-        """Passed an enforced verification gate."""
-        return self.verification == "Passed" and self.verification_enforced
-
-    @property
-    def failed_verification(self) -> bool:
-        """Failed an enforced verification gate (not a default rollback target)."""
-        return self.verification == "Failed" and self.verification_enforced
-
-    def with_result(self, result: Result, at: str, reason: str | None = None) -> ReleaseInfo:
-        return replace(self, result=result, finished_at=at, reason=reason)
-
-    def summary(self) -> dict[str, Any]:
-        """The entry of ``status.history``."""
-        entry: dict[str, Any] = {
-            "release": self.number,
-            "revision": self.revision,
-            "digest": self.digest,
-            "appliedAt": self.applied_at,
-            "result": str(self.result),
-        }
-        if self.note:
-            entry["note"] = self.note
-        if self.verification:
-            entry["verification"] = self.verification + ("" if self.verification_enforced else " (dry run)")
-        return entry
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    info: ReleaseInfo
-    manifests: tuple[Manifest, ...]
-
-
-def canonical(manifests: Sequence[Manifest]) -> bytes:
-    """The bundle as bytes that depend only on its content (the digest is taken over them)."""
-    items = [{"origin": m.origin, "object": m.obj} for m in manifests]
-    return json.dumps(items, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def digest_of(manifests: Sequence[Manifest]) -> str:
-    return "sha256:" + hashlib.sha256(canonical(manifests)).hexdigest()
+__all__ = [
+    "ANNOTATION_PREFIX",
+    "CHUNK",
+    "LABEL_ENVIRONMENT",
+    "LABEL_NUMBER",
+    "LABEL_PART",
+    "LABEL_RESULT",
+    "MANAGED_BY",
+    "MAX_BUNDLE",
+    "MAX_PACKED",
+    "MAX_PARTS",
+    "NAME_PATTERN",
+    "PART_TYPE",
+    "RELEASE_TYPE",
+    "Owner",
+    "Release",
+    "ReleaseError",
+    "ReleaseInfo",
+    "Result",
+    "canonical",
+    "decode",
+    "digest_of",
+    "encode",
+    "info_of",
+    "part_name",
+    "release_annotations",
+    "result_patch",
+    "secret_name",
+    "verification_annotations",
+    "verification_patch",
+    "where_of",
+]
+_A = ANNOTATION_PREFIX
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -195,6 +138,12 @@ def encode(owner: Owner, info: ReleaseInfo, manifests: Sequence[Manifest]) -> tu
     ``MAX_PARTS`` Secrets.
     """
     raw = canonical(manifests)
+    if len(raw) > MAX_BUNDLE:
+        raise ReleaseError(
+            f"release {info.number} of {owner.key}: the rendered bundle is {len(raw) // 1024} KiB, more than "
+            f"a record holds ({MAX_BUNDLE // 1024} KiB); nothing was applied (split the Environment into smaller ones)",
+            reason="ReleaseTooLarge",
+        )
     # mtime=0: the same bundle compresses to the same bytes, so a rewrite after a crash is a no-op.
     packed = gzip.compress(raw, compresslevel=6, mtime=0)
     chunks = [packed[i : i + CHUNK] for i in range(0, len(packed), CHUNK)] or [b""]
@@ -205,7 +154,8 @@ def encode(owner: Owner, info: ReleaseInfo, manifests: Sequence[Manifest]) -> tu
             "can record; nothing was applied (split the Environment into smaller ones)",
             reason="ReleaseTooLarge",
         )
-    info = replace(info, objects=len(manifests), parts=len(chunks), size=len(packed))
+    packed_digest = "sha256:" + hashlib.sha256(packed).hexdigest()
+    info = replace(info, objects=len(manifests), parts=len(chunks), size=len(packed), packed=packed_digest)
     secrets = [_part(owner, info.number, i, chunk) for i, chunk in enumerate(chunks) if i > 0]
     head = _base(owner, secret_name(owner.name, info.number), RELEASE_TYPE, info.number)
     head["metadata"]["labels"][LABEL_RESULT] = str(info.result)
@@ -230,6 +180,7 @@ def release_annotations(info: ReleaseInfo) -> dict[str, str]:
         "objects": str(info.objects),
         "parts": str(info.parts),
         "size": str(info.size),
+        "packed": info.packed or None,
         **verification_annotations(info),
     }
     return {_A + k: v for k, v in values.items() if v is not None}
@@ -322,12 +273,14 @@ def info_of(owner: Owner, obj: Mapping[str, Any]) -> ReleaseInfo:
             raise _corrupt(where, f"has no annotation {_A}{key}")
         return None if value is None else str(value)
 
-    def number_of(key: str, default: int | None) -> int | None:
+    def number_of(key: str, default: int | None, required: bool = False) -> int | None:
         value = notes.get(_A + key)
         if value is None:
+            if required:
+                raise _corrupt(where, f"has no annotation {_A}{key}")
             return default
-        if not str(value).isdigit():
-            raise _corrupt(where, f"annotation {_A}{key} is {value!r}, not a number")
+        if not re.fullmatch(r"[0-9]{1,12}", str(value)):
+            raise _corrupt(where, f"annotation {_A}{key} is {_shown(value)}, not a number")
         return int(value)
 
     result_text = labels.get(LABEL_RESULT)
@@ -337,7 +290,25 @@ def info_of(owner: Owner, obj: Mapping[str, Any]) -> ReleaseInfo:
         raise _corrupt(where, f"label {LABEL_RESULT} is {result_text!r}") from None
     digest = text("digest") or ""
     if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-        raise _corrupt(where, f"annotation {_A}digest is {digest!r}, not sha256:<64 hex digits>")
+        raise _corrupt(where, f"annotation {_A}digest is {_shown(digest)}, not sha256:<64 hex digits>")
+    packed = text("packed", False) or ""
+    if packed and not re.fullmatch(r"sha256:[0-9a-f]{64}", packed):
+        raise _corrupt(where, f"annotation {_A}packed is {_shown(packed)}, not sha256:<64 hex digits>")
+    # Bounded before anything is fetched or looped over: a read GETs parts-1 Secrets, a prune deletes them.
+    parts = number_of("parts", None, required=True) or 0
+    if not 1 <= parts <= MAX_PARTS:
+        raise _corrupt(
+            where,
+            f"annotation {_A}parts is {parts}: a record has 1 to {MAX_PARTS} parts "
+            f"(Secrets of at most {CHUNK // 1024} KiB); not read",
+        )
+    size = number_of("size", None, required=True) or 0
+    if size > MAX_PACKED or size > parts * CHUNK:
+        raise _corrupt(
+            where,
+            f"annotation {_A}size is {size} bytes: more than {min(parts * CHUNK, MAX_PACKED)} "
+            f"({parts} part(s) of at most {CHUNK} bytes); not read",
+        )
     return ReleaseInfo(
         number=number,
         revision=text("revision") or "",
@@ -352,8 +323,9 @@ def info_of(owner: Owner, obj: Mapping[str, Any]) -> ReleaseInfo:
         finished_at=text("finished-at", False),
         reason=text("reason", False),
         objects=number_of("objects", 0) or 0,
-        parts=number_of("parts", 1) or 1,
-        size=number_of("size", 0) or 0,
+        parts=parts,
+        size=size,
+        packed=packed,
         verification=text("verification", False),
         verification_message=text("verification-message", False) or "",
         verification_enforced=text("verification-enforced", False) != "false",
@@ -361,10 +333,15 @@ def info_of(owner: Owner, obj: Mapping[str, Any]) -> ReleaseInfo:
 
 
 def decode(owner: Owner, head: Mapping[str, Any], parts: Mapping[int, Mapping[str, Any]]) -> Release:
-    """A whole record from its head and part Secrets, its digest verified."""
+    """A whole record from its head and part Secrets, every bound and digest checked (not its signature).
+
+    Bounded: at most ``MAX_PARTS`` chunks of at most ``CHUNK`` bytes are decoded, their total must
+    be the head's ``size``, their digest its ``packed``, and the bundle inflates to at most
+    ``MAX_BUNDLE`` bytes (``payload.inflate`` stops there).
+    """
     info = info_of(owner, head)
-    where = f"release {info.number} of {owner.key} (Secret {owner.namespace}/{secret_name(owner.name, info.number)})"
-    chunks = [_chunk(head, where)]
+    where = where_of(owner, info.number)
+    datas: list[object] = [(head.get("data") or {}).get("bundle")]
     for index in range(1, info.parts):
         part = parts.get(index)
         if part is None:
@@ -373,12 +350,14 @@ def decode(owner: Owner, head: Mapping[str, Any], parts: Mapping[int, Mapping[st
             index
         ):
             raise _corrupt(where, f"part {index} is not a {PART_TYPE} Secret for it")
-        chunks.append(_chunk(part, where))
+        datas.append((part.get("data") or {}).get("bundle"))
     try:
-        raw = gzip.decompress(b"".join(chunks))
+        raw = payload.unpack(datas, size=info.size, packed=info.packed, limit=MAX_BUNDLE)
         items = json.loads(raw)
-    except (OSError, EOFError, ValueError) as exc:
-        raise _corrupt(where, f"its bundle cannot be read ({exc})") from None
+    except payload.PayloadError as exc:
+        raise _corrupt(where, str(exc)) from None
+    except ValueError as exc:
+        raise _corrupt(where, f"its bundle cannot be read ({str(exc)[:200]})") from None
     actual = "sha256:" + hashlib.sha256(raw).hexdigest()
     if actual != info.digest:
         raise _corrupt(where, f"its bundle's digest is {actual[:19]}…, the record says {info.digest[:19]}…")
@@ -389,14 +368,14 @@ def decode(owner: Owner, head: Mapping[str, Any], parts: Mapping[int, Mapping[st
     return Release(info, tuple(Manifest(i["object"], i["origin"]) for i in items))
 
 
-def _chunk(secret: Mapping[str, Any], where: str) -> bytes:
-    data = (secret.get("data") or {}).get("bundle")
-    if not isinstance(data, str):
-        raise _corrupt(where, "has no data.bundle")
-    try:
-        return base64.b64decode(data, validate=True)
-    except ValueError:
-        raise _corrupt(where, "data.bundle is not base64") from None
+def where_of(owner: Owner, number: int) -> str:
+    """How messages name a record."""
+    return f"release {number} of {owner.key} (Secret {owner.namespace}/{secret_name(owner.name, number)})"
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "…"
 
 
 def _foreign(where: str, problem: str) -> ReleaseError:

@@ -8,6 +8,10 @@ A head Secret is *created* (POST), never overwritten: two writers that picked th
 cannot both succeed, so a number is never used twice. Parts are written with server-side
 apply before their head (a rewrite after a crash is harmless: the same bytes), and a reader
 checks every part against the head's digest.
+
+Every head is signed (``signing``) when written and again with each verdict; every read checks
+the signature, the listing included, so a record that fails it is never a rollback target. The
+store's ``Keyring`` is the daemon's (created on first use) unless the CLI gives its own.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from gitopsd.kube import Conflict, KubeAPI, NotFound, Resource
 from gitopsd.model import FIELD_MANAGER, Manifest
+from gitopsd.releases import signing
 from gitopsd.releases.record import (
     LABEL_ENVIRONMENT,
     LABEL_NUMBER,
@@ -35,6 +40,7 @@ from gitopsd.releases.record import (
     secret_name,
     verification_patch,
 )
+from gitopsd.releases.signing import Keyring
 
 SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
 _METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
@@ -52,6 +58,7 @@ class Listing:
 
     records: dict[int, ReleaseInfo] = field(default_factory=dict)
     invalid: dict[str, ReleaseError] = field(default_factory=dict)  # Secret name → why
+    unchecked: str | None = None  # why signatures were not checked (the CLI without the key)
 
     def numbers(self) -> list[int]:
         return sorted(self.records)
@@ -66,14 +73,33 @@ class Written:
     requests: int
 
 
+@dataclass(frozen=True, slots=True)
+class Everything:
+    """Every record of an Environment read in full (``gitopsd history``)."""
+
+    releases: list[Release]
+    invalid: dict[str, ReleaseError]  # Secret name → why
+    unchecked: str | None = None  # why signatures were not checked
+
+
 class ReleaseStore:
-    def __init__(self, kube: KubeAPI, *, field_manager: str = FIELD_MANAGER) -> None:
+    def __init__(self, kube: KubeAPI, *, field_manager: str = FIELD_MANAGER, keys: Keyring | None = None) -> None:
         self.kube = kube
         self.field_manager = field_manager
+        self.keys = keys if keys is not None else Keyring(kube, signing.daemon_namespace())
+
+    async def _checked(self, owner: Owner, item: dict[str, Any]) -> ReleaseInfo:
+        """A head's facts, its signature checked (when the key is at hand: see ``Keyring``)."""
+        info = info_of(owner, item)
+        key = await self.keys.key()
+        if key is not None:
+            signing.check(key, owner, info, (item.get("metadata") or {}).get("annotations") or {})
+        return info
 
     async def scan(self, owner: Owner) -> Listing:
-        """The records of ``owner`` (metadata only, one request)."""
-        listing = Listing()
+        """The records of ``owner`` (metadata only, one request per 500), signatures checked."""
+        await self.keys.key()
+        listing = Listing(unchecked=self.keys.problem)
         path = SECRETS.path(owner.namespace)
         cont: str | None = None
         while True:
@@ -87,7 +113,7 @@ class ReleaseStore:
             for item in page.get("items") or []:
                 name = str((item.get("metadata") or {}).get("name") or "")
                 try:
-                    info = info_of(owner, item)
+                    info = await self._checked(owner, item)
                 except ReleaseError as exc:
                     listing.invalid[name] = exc
                     continue
@@ -97,12 +123,12 @@ class ReleaseStore:
                 return listing
 
     async def read(self, owner: Owner, number: int) -> Release:
-        """The whole record ``number``, checked (type, labels, owner, digest of every part)."""
+        """The whole record ``number``, checked (type, labels, owner, bounds, signature, digests)."""
         try:
             head = await self.kube.get(SECRETS.path(owner.namespace, secret_name(owner.name, number)))
         except NotFound:
             raise ReleaseError(f"release {number} of {owner.key} does not exist", reason="ReleaseNotFound") from None
-        info = info_of(owner, head)
+        info = await self._checked(owner, head)  # parts bounded (MAX_PARTS) and signed before any is fetched
         parts: dict[int, dict[str, Any]] = {}
         for index in range(1, info.parts):
             try:
@@ -111,8 +137,9 @@ class ReleaseStore:
                 continue  # decode names the missing part
         return decode(owner, head, parts)
 
-    async def read_all(self, owner: Owner) -> tuple[list[Release], dict[str, ReleaseError]]:
+    async def read_all(self, owner: Owner) -> Everything:
         """Every record of ``owner``, each checked in full (for ``gitopsd history``: one list request)."""
+        await self.keys.key()
         items = (
             await self.kube.list(SECRETS.path(owner.namespace), label_selector=f"{LABEL_ENVIRONMENT}={owner.name}")
         ).items
@@ -132,18 +159,21 @@ class ReleaseStore:
             meta = head.get("metadata") or {}
             number = str((meta.get("labels") or {}).get(LABEL_NUMBER))
             try:
+                await self._checked(owner, head)
                 releases.append(decode(owner, head, parts.get(number, {})))
             except ReleaseError as exc:
                 invalid[str(meta.get("name"))] = exc
-        return sorted(releases, key=lambda r: r.info.number), invalid
+        return Everything(sorted(releases, key=lambda r: r.info.number), invalid, self.keys.problem)
 
     async def write(self, owner: Owner, info: ReleaseInfo, manifests: Sequence[Manifest]) -> Written:
         """Write a new record: parts first, then the head (created, so a number is never taken twice).
 
         Raises ``RecordExists`` when the head exists already, ``ReleaseError`` when too large.
         """
+        key = await self.keys.signing_key()
         info, secrets = encode(owner, info, manifests)
         *parts, head = secrets
+        head["metadata"]["annotations"][signing.SIGNATURE] = signing.sign(key, owner, info)
         for part in parts:
             meta = part["metadata"]
             await self.kube.apply(
@@ -158,23 +188,25 @@ class ReleaseStore:
         return Written(info, info.size, len(secrets))
 
     async def mark(self, owner: Owner, info: ReleaseInfo) -> None:
-        """Record ``info``'s verdict (result, reason, finished-at) on its head."""
-        await self.kube.patch(
-            SECRETS.path(owner.namespace, secret_name(owner.name, info.number)),
-            result_patch(info),
-            field_manager=self.field_manager,
-        )
+        """Record ``info``'s verdict (result, reason, finished-at) on its head, signed anew."""
+        await self._patch_signed(owner, info, result_patch(info))
 
     async def mark_verification(self, owner: Owner, info: ReleaseInfo) -> None:
-        """Record ``info``'s verification verdict on its head."""
+        """Record ``info``'s verification verdict on its head, signed anew."""
+        await self._patch_signed(owner, info, verification_patch(info))
+
+    async def _patch_signed(self, owner: Owner, info: ReleaseInfo, patch: dict[str, Any]) -> None:
+        key = await self.keys.signing_key()
+        patch["metadata"].setdefault("annotations", {})[signing.SIGNATURE] = signing.sign(key, owner, info)
         await self.kube.patch(
-            SECRETS.path(owner.namespace, secret_name(owner.name, info.number)),
-            verification_patch(info),
-            field_manager=self.field_manager,
+            SECRETS.path(owner.namespace, secret_name(owner.name, info.number)), patch, field_manager=self.field_manager
         )
 
     async def delete(self, owner: Owner, info: ReleaseInfo) -> None:
-        """Delete a record: the head first (so no reader sees a head without its parts), then the parts."""
+        """Delete a record: the head first (so no reader sees a head without its parts), then the parts.
+
+        ``info.parts`` comes from a checked head (at most ``MAX_PARTS``): this never loops over a forged count.
+        """
         names = [secret_name(owner.name, info.number)]
         names += [part_name(owner.name, info.number, i) for i in range(1, info.parts)]
         for name in names:

@@ -17,18 +17,24 @@ def _release(n: int, result: Result, **extra: object) -> Release:
 
 
 def test_table_marks_the_current_release_and_lists_invalid_records() -> None:
-    """Columns RELEASE REVISION DIGEST APPLIED AT RESULT VERIFIED BY NOTE; short digest; current and invalid named."""
+    """Columns RELEASE … VERIFIED SIGNED BY NOTE; short digest; current and invalid named; SIGNED no when forged."""
     releases = [
         _release(1, Result.HEALTHY, verification="Passed"),
         _release(2, Result.HEALTHY, note="rollback to 1", applied_by="alice", verification="Failed",
                  verification_enforced=False),
     ]  # fmt: skip
-    invalid = {"gitopsd.release.v1.prod.v3": ReleaseError("Secret x is corrupted: digest", reason="ReleaseCorrupted")}
+    invalid = {
+        "gitopsd.release.v1.prod.v3": ReleaseError("Secret x is corrupted: digest", reason="ReleaseCorrupted"),
+        "gitopsd.release.v1.prod.v4": ReleaseError("release 4 of ops/prod is not signed", reason="ReleaseNotSigned"),
+    }
     rows = cli.rows(2, releases, invalid)
-    assert rows[0] == ["RELEASE", "REVISION", "DIGEST", "APPLIED AT", "RESULT", "VERIFIED", "BY", "NOTE"]
-    assert rows[1][:3] == ["1", f"v1@sha1:{1:040x}", "abababababab"] and rows[1][5] == "Passed"
-    assert rows[2][4:] == ["Healthy", "Failed (dry run)", "alice", "current, rollback to 1"]
-    assert rows[3][4] == "Invalid" and "gitopsd.release.v1.prod.v3: Secret x is corrupted" in rows[3][7]
+    assert rows[0] == ["RELEASE", "REVISION", "DIGEST", "APPLIED AT", "RESULT", "VERIFIED", "SIGNED", "BY", "NOTE"]
+    assert rows[1][:3] == ["1", f"v1@sha1:{1:040x}", "abababababab"] and rows[1][5:7] == ["Passed", "yes"]
+    assert rows[2][4:] == ["Healthy", "Failed (dry run)", "yes", "alice", "current, rollback to 1"]
+    assert rows[3][4:7] == ["Invalid", "", ""] and "gitopsd.release.v1.prod.v3: Secret x is corrupted" in rows[3][8]
+    assert rows[4][4:7] == ["Invalid", "", "no"] and "v4: release 4 of ops/prod is not signed" in rows[4][8]
+    unchecked = cli.rows(2, releases, {}, "you may not read the release signing key")
+    assert [r[6] for r in unchecked[1:]] == ["?", "?"]
 
 
 def test_document_has_every_fact_and_is_yaml_safe() -> None:

@@ -122,7 +122,7 @@ def _head(manifests: list[Manifest] | None = None) -> dict[str, Any]:
         (
             lambda s: s["data"].update(bundle=base64.b64encode(b"not gzip").decode()),
             "ReleaseCorrupted",
-            "cannot be read",
+            "compressed bundle's digest is",
         ),
         (lambda s: s["data"].update(bundle="%%%"), "ReleaseCorrupted", "not base64"),
         (lambda s: s.pop("data"), "ReleaseCorrupted", "has no data.bundle"),
