@@ -17,6 +17,8 @@ What a build may reach, enforced on every run:
 - No plugins and no Helm: ``--enable-exec``, ``--enable-alpha-plugins`` and ``--enable-helm``
   are never passed, so exec/container functions and ``helmCharts`` are refused by kustomize.
 - A deadline: at the timeout the whole process group (git children included) is killed.
+- A size: reading stops once the output passes the render's size limit (``limits``), and the
+  build is killed, so a build printing gigabytes costs the daemon no more than the limit.
 
 Each build runs in a checkout of its own (``sources.tree.Exports``: a private directory whose
 parent holds nothing else), since a kustomization may name a base outside its root
@@ -39,7 +41,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gitopsd.errors import truncate
-from gitopsd.render.errors import KustomizeError, KustomizeTimeout, KustomizeUnavailable
+from gitopsd.render import bounded
+from gitopsd.render.errors import KustomizeError, KustomizeTimeout, KustomizeUnavailable, RenderTooLarge
+from gitopsd.render.limits import MAX_RENDERED_BYTES, size_text
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 #: Nothing listens on port 1 (tcpmux): connecting through this "proxy" fails at once.
@@ -82,8 +86,9 @@ def offline_environment() -> dict[str, str]:
     return env
 
 
-def build(root: Path, path: str, kustomization: str, timeout: float) -> str:
-    """The YAML stream ``kustomize build`` prints for ``root/path``; raises ``KustomizeError``."""
+def build(root: Path, path: str, kustomization: str, timeout: float, limit: int = MAX_RENDERED_BYTES) -> str:
+    """The YAML stream ``kustomize build`` prints for ``root/path`` (at most ``limit`` bytes);
+    raises ``KustomizeError``, or ``RenderTooLarge`` for more output than ``limit``."""
     directory = root / path if path else root
     argv = command(directory)
     try:
@@ -99,7 +104,14 @@ def build(root: Path, path: str, kustomization: str, timeout: float) -> str:
     except OSError as exc:
         raise KustomizeUnavailable(f"{kustomization}: cannot run {argv[0]}: {exc.strerror}") from None
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, err = bounded.communicate(proc, timeout, limit)
+    except bounded.OutputTooLarge:
+        _kill(proc)
+        raise RenderTooLarge(
+            f"{kustomization} (kustomize output)",
+            f"kustomize build printed more than {size_text(limit)} and was stopped",
+            f"rendered size limit: {size_text(limit)}",
+        ) from None
     except subprocess.TimeoutExpired:
         _kill(proc)
         raise KustomizeTimeout(
