@@ -69,6 +69,11 @@ async def automatic(ctx: RunContext, failed: ReleaseInfo) -> Outcome:
     ledger = await ctx.ledger()
     reason = "HealthCheckFailed"
     target = history.last_healthy(ledger.records, before=failed.number)
+    # Records that fail their checks (unsigned, over a bound) are never targets: say so once.
+    skipped = sorted(n for n in ledger.invalid if n < failed.number and (target is None or n > target.number))
+    if skipped:
+        why = f"skipped release(s) {', '.join(map(str, skipped))}: {ledger.invalid[skipped[-1]]}"
+        await ctx.event("Warning", "InvalidReleaseSkipped", why)
     if target is not None:
         try:
             await ledger.bundle(target.number)

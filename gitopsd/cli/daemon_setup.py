@@ -23,6 +23,7 @@ from gitopsd.kube.secrets import SecretError
 from gitopsd.leader import Elector, LeaderElector, LeaseSettings, NoElection, default_identity
 from gitopsd.metrics import Metrics
 from gitopsd.notify.dispatcher import Notifications
+from gitopsd.releases import signing
 from gitopsd.secretstore import SecretRef, SecretStore
 from gitopsd.webhooks.receiver import Receiver, ReceiverSettings
 from gitopsd.webhooks.signatures import Provider
@@ -124,6 +125,10 @@ def plan(args: argparse.Namespace, cfg: ConfigFile, base: Settings) -> Plan:
 
 async def load_secrets(args: argparse.Namespace, cfg: ConfigFile, kube: Kube) -> SecretStore:
     """Every Secret the config names, read; exit 1 naming the config field of the first missing one."""
+    try:  # the release signing key (docs/releases.md), created on first start
+        await signing.ensure_key(kube, signing.daemon_namespace())
+    except (signing.SigningKeyError, KubeError) as exc:
+        raise CliError(f"release signing key {signing.daemon_namespace()}/{signing.KEY_SECRET}: {exc}") from None
     for ref, where in secret_fields(cfg.daemon).items():
         try:
             await secretstore.read(kube, ref)
