@@ -238,4 +238,6 @@ def _parse_source(raw: Mapping[str, Any]) -> SourceSpec:
 
 
 def _redact(url: str) -> str:
-    return re.sub(r"//[^/@]*@", "//***@", url)
+    from gitopsd.sources.urls import redact_url  # here: gitopsd.sources imports this module
+
+    return redact_url(url)

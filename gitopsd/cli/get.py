@@ -21,6 +21,7 @@ from gitopsd.cli.common import (
     table,
 )
 from gitopsd.kube import NotFound
+from gitopsd.sources import redact_url
 
 
 def add_parser(sub: Any) -> None:
@@ -92,7 +93,7 @@ def rows(items: Sequence[Mapping[str, Any]], *, wide: bool = False, all_namespac
             source = spec.get("source") or {}
             ref = next((f"{k}:{source[k]}" for k in ("branch", "tag", "semver", "commit") if source.get(k)), "")
             row[7:7] = [
-                str(source.get("url", "")),
+                redact_url(str(source.get("url", ""))),
                 ref,
                 str(source.get("path") or "."),
                 str(spec.get("interval", "1m")),
