@@ -77,3 +77,8 @@ def test_a_team_applies_in_its_namespace_and_nothing_elsewhere(
     ready = wait_reason(cluster, team, "plain", "DryRunFailed")
     assert f'User "system:serviceaccount:{team}:nobody" cannot' in ready["message"], ready
     assert not exists(cluster, "configmap", "c", team)
+
+    # 4. The admin grants the account its rights: the next interval applies, no edit needed.
+    apply_objects(cluster, *team_rbac(team, "nobody"))
+    wait_ready(cluster, team, "plain")
+    assert exists(cluster, "configmap", "c", team)
