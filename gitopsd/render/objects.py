@@ -8,6 +8,7 @@ file, rather than at apply time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,10 @@ from gitopsd.render.errors import DuplicateObject, InvalidManifest, MissingNames
 from gitopsd.render.scopes import OfflineScopes
 
 _KUSTOMIZE_GROUP = "kustomize.config.k8s.io"
+#: What every kind's name must be, since it is a segment of the object's URL (the API server's
+#: path-segment rule); each kind may want more (most: a DNS subdomain), which the dry-run checks.
+_BAD_NAME_PARTS = ("/", "%")
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def require_mapping(obj: Any, origin: str) -> dict[str, Any]:
@@ -42,9 +47,18 @@ def check_identity(obj: dict[str, Any], origin: str) -> None:
         raise InvalidManifest(
             origin, f"has no {', '.join(missing)}: every object needs apiVersion, kind and metadata.name"
         )
+    name = meta["name"]
+    if name in (".", "..") or any(part in name for part in _BAD_NAME_PARTS):
+        raise InvalidManifest(origin, f"metadata.name {name!r} may not be '.' or '..' nor contain '/' or '%'")
     namespace = meta.get("namespace")
     if namespace is not None and not isinstance(namespace, str):
         raise InvalidManifest(origin, f"metadata.namespace must be a string (got {namespace!r})")
+    if namespace and not _NAMESPACE.fullmatch(namespace):
+        raise InvalidManifest(
+            origin,
+            f"metadata.namespace {namespace!r} is not a namespace name (lowercase letters, digits and '-',"
+            " starting and ending with a letter or digit, at most 63 characters)",
+        )
 
 
 def place_namespace(
