@@ -45,7 +45,10 @@ def laughs(levels: int, first: str = "x") -> list[str]:
 
 def list_bomb() -> str:
     """The issue's reproducer: every object stays small, Lists of aliased Lists multiply the objects."""
-    nine = lambda name: "[" + ",".join([f"*{name}"] * 9) + "]"  # noqa: E731
+
+    def nine(name: str) -> str:
+        return "[" + ",".join([f"*{name}"] * 9) + "]"
+
     lines = [
         "apiVersion: v1",
         "kind: List",
@@ -293,7 +296,9 @@ def test_bad_manifests_are_refused_by_file_and_limit(
     files: dict[str, str | bytes], error: type[RenderError], reason: str, message: str
 ) -> None:
     """Each bad input: its own error class and reason, a message naming the file and the limit or field."""
-    good = {"deploy/good.yaml": CM.format(name="good")}  # rendered first (sorted): a bad file stops it all
+    good: dict[str, str | bytes] = {
+        "deploy/good.yaml": CM.format(name="good")
+    }  # rendered first (sorted): a bad file stops it all
     with pytest.raises(RenderError) as err:
         render(MemoryTree(good | files), options(), OFFLINE)
     assert type(err.value) is error
