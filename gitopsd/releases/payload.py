@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from gitopsd.releases.info import CHUNK
 
 _GZIP = 16 + zlib.MAX_WBITS  # a gzip header and trailer around the deflate stream
+_STEP = 1024 * 1024  # inflated per call: memory stays within the limit plus one step
 #: The longest base64 text a part of ``CHUNK`` bytes encodes to.
 MAX_TEXT = 4 * ((CHUNK + 2) // 3)
 
@@ -27,7 +28,7 @@ class PayloadError(ValueError):
     """The bundle bytes fail a bound or a check; the message says which, and the limit."""
 
 
-def unpack(datas: Sequence[object], *, size: int, packed: str, limit: int) -> bytes:
+def unpack(datas: Sequence[object], *, size: int, packed: str, limit: int) -> bytearray:
     """The bundle's bytes from the parts' ``data.bundle`` texts (head first), checked and inflated.
 
     ``size`` and ``packed`` are the head's (compressed bytes and their digest; ``packed`` may be
@@ -54,14 +55,14 @@ def unpack(datas: Sequence[object], *, size: int, packed: str, limit: int) -> by
     return inflate(joined, limit)
 
 
-def inflate(data: bytes, limit: int) -> bytes:
+def inflate(data: bytes, limit: int) -> bytearray:
     """``data`` (one gzip member) inflated; ``PayloadError`` once more than ``limit`` bytes come out."""
     stream = zlib.decompressobj(_GZIP)
     out = bytearray()
     pending = data
     try:
         while True:
-            piece = stream.decompress(pending, limit + 1 - len(out))
+            piece = stream.decompress(pending, min(_STEP, limit + 1 - len(out)))
             out += piece
             if len(out) > limit:
                 raise PayloadError(
@@ -76,7 +77,7 @@ def inflate(data: bytes, limit: int) -> bytes:
         raise PayloadError(f"its bundle is not gzip data ({exc})") from None
     if stream.unused_data:
         raise PayloadError(f"its bundle has {len(stream.unused_data)} bytes after the gzip stream")
-    return bytes(out)
+    return out  # not copied into bytes: a bundle near the limit would be held twice
 
 
 def _size(n: int) -> str:
