@@ -129,7 +129,9 @@ def parse_url(url: str) -> GitURL:
     if scheme not in ("file", "http", "https", "ssh"):
         raise InvalidSourceURL(f"{shown}: Git URLs start with https://, http://, ssh:// or file://")
     if parts.query or parts.fragment:
-        raise InvalidSourceURL(f"{shown}: a Git URL has no query (?) or fragment (#)")
+        # Shown without them: a query is where tokens go (?private_token=...).
+        bare = repr(redact_url(re.split(r"[?#]", text, maxsplit=1)[0]))
+        raise InvalidSourceURL(f"{bare}: a Git URL has no query (?) or fragment (#)")
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise InvalidSourceURL(f"{shown}: a file:// URL names a local path (file:///path)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitopsd.sources import InvalidSourceURL, parse_url, redact
+from gitopsd.sources import InvalidSourceURL, parse_url, redact, redact_url
 
 
 @pytest.mark.parametrize(
@@ -80,6 +80,11 @@ def test_userinfo_becomes_credentials_not_command_line() -> None:
         ("-oProxy:x", "may not start with '-'"),
         ("ssh://-oProxyCommand=x@host/x.git", "may not start with '-'"),
         ("https://user:hunter2@host:99999/x.git", "not a valid URL"),
+        ("https://user:hun/ter2@host/x.git", "'@' after the host"),
+        ("http://user:hunter2@host/x.git", "refusing to send credentials over plain http"),
+        ("user:hunter2@host:x.git", "a password in user@host:path is never used"),
+        ("https://host/x.git?token=hunter2", "no query"),
+        ("file:///srv/../x.git", "may not contain '..'"),
     ],
 )
 def test_bad_urls(url: str, said: str) -> None:
@@ -98,8 +103,36 @@ def test_bad_urls(url: str, said: str) -> None:
         ("https://ghp_token@github.com/o/r", "https://***@github.com/o/r"),
         ("ssh://git@host/x and ssh://git:pw@host/y", "ssh://git@host/x and ssh://***@host/y"),
         ("no urls here", "no urls here"),
+        ("https://user:p@ss@host/r", "https://***@host/r"),  # was ***@ss@host
+        ("https://user:pa/ss@host/r", "https://***@host/r"),  # was not redacted at all
+        ("fatal: 'https://u:p@h/a' and https://v@h2/b", "fatal: 'https://***@h/a' and https://***@h2/b"),
+        ("a,https://u:p@h/x,https://v@h2/y", "a,https://***@h/x,https://***@h2/y"),
     ],
 )
 def test_redact(text: str, shown: str) -> None:
     """Userinfo is hidden wherever a URL appears in text; an ssh login name is kept."""
     assert redact(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:p@ss@host/r", "https://***@host/r"),
+        ("https://user:pa ss@host/r", "https://***@host/r"),
+        ("user:pw@host:repo.git", "***@host:repo.git"),
+        ("git@host:repo.git", "git@host:repo.git"),
+        ("ssh://git@host/repo.git", "ssh://git@host/repo.git"),
+        ("ssh://git:pw@host/repo.git", "ssh://***@host/repo.git"),
+        ("https://token@host/repo.git", "https://***@host/repo.git"),
+        ("https://host/repo.git", "https://host/repo.git"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    """A URL on its own: everything before its last '@' is hidden, except a plain login."""
+    assert redact_url(url) == shown
+
+
+def test_a_password_with_at_signs_is_read_whole() -> None:
+    """user:p@ss@host: the password is p@ss (the last '@' ends the userinfo), and git's URL has none of it."""
+    parsed = parse_url("https://user:p@ss@git.example.com/shop.git")
+    assert (parsed.username, parsed.password, parsed.git_url) == ("user", "p@ss", "https://git.example.com/shop.git")
