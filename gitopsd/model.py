@@ -105,6 +105,23 @@ class Manifest:
         return str(self.obj.get("kind", ""))
 
 
+#: A file larger than this is not read by a ``Tree``: no manifest file is near it (the API server
+#: takes at most 3 MiB per object), and reading a blob that Git stores compressed to a few
+#: kilobytes could cost gigabytes. The render refuses it by name (``render.limits``).
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
+class UnreadFile(bytes):
+    """Stands in for a file over ``MAX_FILE_BYTES`` that a ``Tree`` did not read: empty, with its ``size``."""
+
+    size: int
+
+    def __new__(cls, size: int) -> UnreadFile:
+        unread = super().__new__(cls)
+        unread.size = size
+        return unread
+
+
 class Tree(Protocol):
     """The files of a source at one revision: a Git commit in a mirror, or a local directory.
 
@@ -112,7 +129,8 @@ class Tree(Protocol):
     """
 
     def files(self, path: str) -> dict[str, bytes]:
-        """Every file under the directory ``path`` (recursive), keyed by repository-relative path.
+        """Every file under the directory ``path`` (recursive), keyed by repository-relative path;
+        a file over ``MAX_FILE_BYTES`` is an ``UnreadFile``.
 
         Raises ``FileNotFoundError`` when ``path`` is not a directory at this revision.
         """

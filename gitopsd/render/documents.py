@@ -27,6 +27,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from gitopsd import yamlerrors
+from gitopsd.model import UnreadFile
 from gitopsd.render.errors import MalformedManifest
 from gitopsd.render.limits import Budget
 
@@ -99,9 +100,12 @@ def file_documents(path: str, data: bytes, budget: Budget | None = None) -> list
     """The non-empty documents of one file, with origin ``path``, or ``path#N`` for the N-th
     document (counting empty ones, as a reader counts ``---``) when the file holds more than one.
 
-    The file's size is checked against the budget before anything is parsed.
+    The file's size is checked against the budget before anything is parsed; a file the tree did
+    not read (``model.UnreadFile``: over ``model.MAX_FILE_BYTES``) is refused with its size.
     """
     budget = budget or Budget()
+    if isinstance(data, UnreadFile):
+        budget.unread_file(path, data.size)
     budget.read_file(path, len(data))
     docs = parse(path, data, json_file=path.lower().endswith(".json"), budget=budget)
     if len(docs) == 1 and docs[0][0] == 1:

@@ -40,10 +40,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gitopsd import model
 from gitopsd.render.errors import AliasExpansionTooLarge, FileTooLarge, InvalidManifest, RenderTooLarge, TooManyObjects
 
 MiB = 1024 * 1024
-MAX_FILE_BYTES = 8 * MiB
+MAX_FILE_BYTES = model.MAX_FILE_BYTES  # 8 MiB: the tree does not even read a larger file
 MAX_RENDERED_BYTES = 64 * MiB
 MAX_OBJECTS = 10_000
 MAX_ALIAS_VALUES = 1_000_000
@@ -80,6 +81,11 @@ class Budget:
         if size > self.limits.file_bytes:
             raise FileTooLarge(origin, f"is {size_text(size)}", f"limit per file: {size_text(self.limits.file_bytes)}")
         self.read_output(origin, size)
+
+    def unread_file(self, origin: str, size: int) -> None:
+        """A manifest file the tree did not read: over ``model.MAX_FILE_BYTES``, whatever ``limits`` say."""
+        limit = min(self.limits.file_bytes, model.MAX_FILE_BYTES)
+        raise FileTooLarge(origin, f"is {size_text(size)}", f"limit per file: {size_text(limit)}")
 
     def read_output(self, origin: str, size: int) -> None:
         """``size`` more bytes of manifests (a file, or kustomize's output) are about to be parsed."""

@@ -26,6 +26,7 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
+from gitopsd.model import MAX_FILE_BYTES, UnreadFile
 from gitopsd.sources import errors
 from gitopsd.sources.gitcmd import GitFailed, GitRunner
 
@@ -114,7 +115,7 @@ class GitTree:
         rel = clean_path(path)
         treeish = f"{self.commit}:{rel}" if rel else f"{self.commit}^{{tree}}"
         try:
-            listing = self._runner.run_sync(["ls-tree", "-r", "-z", "--end-of-options", treeish], cwd=self.mirror)
+            listing = self._runner.run_sync(["ls-tree", "-r", "-l", "-z", "--end-of-options", treeish], cwd=self.mirror)
         except GitFailed as exc:
             if "not a tree object" in exc.stderr:
                 raise errors.PathNotFound(f"path {rel!r} in {self._label} is a file, not a directory") from None
@@ -122,16 +123,21 @@ class GitTree:
                 raise errors.PathNotFound(f"path {rel!r} not found in {self._label}") from None
             raise errors.SourceError(f"reading {rel or '/'} in {self._label} failed: {exc.stderr.strip()}") from None
         blobs: dict[str, str] = {}  # repository path -> blob id
+        unread: dict[str, bytes] = {}  # too large to read (model.MAX_FILE_BYTES)
         for entry in listing.split(b"\0"):
             if not entry:
                 continue
             meta, _, name = entry.partition(b"\t")
-            mode, kind, sha = meta.decode().split()
+            mode, kind, sha, size = meta.decode().split()
             if kind != "blob" or mode == _SYMLINK_MODE:
                 continue
             name_text = name.decode("utf-8", errors="surrogateescape")
-            blobs[f"{rel}/{name_text}" if rel else name_text] = sha
-        return self._read_blobs(blobs)
+            path = f"{rel}/{name_text}" if rel else name_text
+            if int(size) > MAX_FILE_BYTES:
+                unread[path] = UnreadFile(int(size))
+            else:
+                blobs[path] = sha
+        return self._read_blobs(blobs) | unread
 
     def _read_blobs(self, blobs: dict[str, str]) -> dict[str, bytes]:
         if not blobs:
@@ -205,7 +211,10 @@ class LocalTree:
                 full = Path(current, name)
                 if full.is_symlink() or not full.is_file():
                     continue
-                found[full.relative_to(self.root).as_posix()] = full.read_bytes()
+                size = full.stat().st_size
+                found[full.relative_to(self.root).as_posix()] = (
+                    UnreadFile(size) if size > MAX_FILE_BYTES else full.read_bytes()
+                )
         return found
 
     def directory(self) -> Path:

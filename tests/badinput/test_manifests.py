@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from gitopsd.model import UnreadFile
 from gitopsd.render import (
     AliasExpansionTooLarge,
     FileTooLarge,
@@ -28,6 +30,7 @@ from gitopsd.render import (
     render,
 )
 from gitopsd.render.limits import MAX_FILE_BYTES, MiB
+from gitopsd.sources.tree import LocalTree
 from tests.gitopsd.render.trees import MemoryTree, options
 
 OFFLINE = OfflineScopes()
@@ -394,3 +397,16 @@ def test_bad_kustomizations_are_refused_by_kustomization_and_limit(
     assert type(err.value) is error and err.value.reason == reason
     assert str(err.value).startswith(start), str(err.value)
     assert part in str(err.value), str(err.value)
+
+
+def test_a_file_over_the_limit_is_not_even_read_from_a_directory(tmp_path: Path) -> None:
+    """A 1 GiB file (sparse: no disk used) is refused by its size; the tree never reads it."""
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy/good.yaml").write_text(CM.format(name="good"))
+    with (tmp_path / "deploy/huge.yaml").open("wb") as huge:
+        huge.truncate(1024 * MiB)
+    files = LocalTree(tmp_path).files("deploy")
+    assert isinstance(files["deploy/huge.yaml"], UnreadFile) and files["deploy/huge.yaml"] == b""
+    with pytest.raises(FileTooLarge) as err:
+        render(LocalTree(tmp_path), options(), OFFLINE)
+    assert str(err.value) == "deploy/huge.yaml: is 1024 MiB (limit per file: 8 MiB)"
