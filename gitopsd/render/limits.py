@@ -21,12 +21,12 @@ nesting             200 levels      containers inside one document (aliases foll
 Why these values. The Kubernetes API server refuses a request body over 3 MiB and etcd an object
 over 1.5 MiB, so no single object comes near 8 MiB; a file holding many is still a rare 8 MiB
 (the largest common CRD bundles are a few MiB). Argo CD caps the manifest files of a directory
-application at 10 MiB by default; 64 MiB is six times that and holds, as JSON, some 20,000
-typical Deployments. 10,000 objects is more than any single application we know of applies
-(a full kube-prometheus-stack is about 150). Kubernetes YAML that kustomize or Helm writes holds
-no aliases at all; hand-written files use them for a labels map or an env list repeated a few
-times, tens or hundreds of values each: a million is far beyond that, and about what a 64 MiB
-render holds in all. Exceeding any of them is a mistake or an attack, and stops the render
+application at 10 MiB by default; 64 MiB is six times that, tens of thousands of typical
+Deployments as JSON. 10,000 objects is more than any one application applies (large Helm charts
+render a few hundred). Kubernetes YAML that kustomize or Helm writes holds no aliases at all;
+hand-written files use them for a labels map or an env list repeated a few times, tens or
+hundreds of values each: a million is far beyond that (and about a quarter of the values a
+64 MiB render holds in all). Exceeding any of them is a mistake or an attack, and stops the render
 (nothing is applied) with an error naming the file and the limit.
 
 Measuring costs one pass over the parsed values with each shared block visited once (its size
