@@ -41,7 +41,7 @@ from gitopsd.metrics import Metrics
 from gitopsd.model import Manifest, Revision
 from gitopsd.outcome import Aside, involved, stay
 from gitopsd.releases import Ledger, Ledgers, Owner
-from gitopsd.sources import redact
+from gitopsd.sources import redact_url
 from gitopsd.spec import Environment
 from gitopsd.status import READY, Status, checked, condition
 from gitopsd.tenancy import Tenancy
@@ -216,7 +216,7 @@ class RunContext:
                 reason=reason,
                 message=message,
                 time=environments.now_rfc3339(),
-                source_url=redact(env.spec.source.url),
+                source_url=redact_url(env.spec.source.url),
                 release=env.status.get("release"),
             )
         )
