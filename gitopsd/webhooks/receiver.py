@@ -39,7 +39,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gitopsd.errors import SpecError
-from gitopsd.sources import redact
+from gitopsd.sources import redact_url
 from gitopsd.spec import SourceSpec, parse_spec
 from gitopsd.webhooks.matching import match
 from gitopsd.webhooks.payloads import PayloadError, Push, parse_push
@@ -247,14 +247,14 @@ class Receiver:
         if not self.targets.synced():
             return _answer(503, "unavailable", "Environments not listed yet; retry", retry_after=2)
         found = match(push, self.sources())
-        where = f"{redact(push.repositories[0])} {push.ref}"
+        where = f"{redact_url(push.repositories[0])} {push.ref}"
         if not found.repository_known:
-            return _answer(202, "unknown_repository", f"no Environment reads {redact(push.repositories[0])}")
+            return _answer(202, "unknown_repository", f"no Environment reads {redact_url(push.repositories[0])}")
         triggered = [key for key in found.triggered if self.targets.trigger(key, fresh=True)]
         log.info(
             "push",
             provider=provider,
-            repository=redact(push.repositories[0]),
+            repository=redact_url(push.repositories[0]),
             ref=push.ref,
             after=push.after,
             deleted=push.deleted,
