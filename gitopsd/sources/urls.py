@@ -3,8 +3,9 @@
 Several Environments name one repository in slightly different ways (``.git`` or not, a
 trailing slash, upper-case host, the default port spelt out). They must share one mirror, so
 each URL gets a normalised ``key``. Userinfo never reaches git's command line (``ps`` shows
-it): a password in an https URL is taken out and sent like a secret's (see ``auth``), and
-every text that may show a URL goes through :func:`redact`.
+it): a password in an https URL is taken out and sent like a secret's (see ``auth``); in an
+http URL it is refused, as a secret's is. Every text that may show a URL goes through
+:func:`redact` (URLs inside free text) or :func:`redact_url` (one URL, however malformed).
 """
 
 from __future__ import annotations
