@@ -51,8 +51,11 @@ MAX_ALIAS_VALUES = 1_000_000
 MAX_DEPTH = 200
 
 
-def size_text(size: int) -> str:
-    """``8 MiB``, ``1.5 MiB``, ``912 bytes``: sizes as the limits are written."""
+def size_text(size: int, limit: int | None = None) -> str:
+    """``8 MiB``, ``1.5 MiB``, ``912 bytes``: sizes as the limits are written; in bytes when that
+    would read the same as ``limit`` (``8,388,618 bytes``, not ``8 MiB`` over a limit of 8 MiB)."""
+    if limit is not None and size != limit and size_text(size) == size_text(limit):
+        return f"{size:,} bytes"
     if size < MiB:
         return f"{size} bytes" if size < 1024 else f"{size / 1024:.4g} KiB"
     return f"{size / MiB:.4g} MiB"
@@ -79,13 +82,17 @@ class Budget:
     def read_file(self, origin: str, size: int) -> None:
         """A manifest file of ``size`` bytes is about to be parsed."""
         if size > self.limits.file_bytes:
-            raise FileTooLarge(origin, f"is {size_text(size)}", f"limit per file: {size_text(self.limits.file_bytes)}")
+            raise FileTooLarge(
+                origin,
+                f"is {size_text(size, self.limits.file_bytes)}",
+                f"limit per file: {size_text(self.limits.file_bytes)}",
+            )
         self.read_output(origin, size)
 
     def unread_file(self, origin: str, size: int) -> None:
         """A manifest file the tree did not read: over ``model.MAX_FILE_BYTES``, whatever ``limits`` say."""
         limit = min(self.limits.file_bytes, model.MAX_FILE_BYTES)
-        raise FileTooLarge(origin, f"is {size_text(size)}", f"limit per file: {size_text(limit)}")
+        raise FileTooLarge(origin, f"is {size_text(size, limit)}", f"limit per file: {size_text(limit)}")
 
     def read_output(self, origin: str, size: int) -> None:
         """``size`` more bytes of manifests (a file, or kustomize's output) are about to be parsed."""
@@ -112,7 +119,7 @@ class Budget:
         if self.rendered > self.limits.rendered_bytes:
             raise RenderTooLarge(
                 origin,
-                f"brings this render to {size_text(self.rendered)}",
+                f"brings this render to {size_text(self.rendered, self.limits.rendered_bytes)}",
                 f"rendered size limit: {size_text(self.limits.rendered_bytes)}",
             )
 

@@ -150,7 +150,7 @@ CASES: list[tuple[str, dict[str, str | bytes], type[RenderError], str, str]] = [
         {"deploy/huge.yaml": b"# padding\n" * (MAX_FILE_BYTES // 10 + 1)},
         FileTooLarge,
         "FileTooLarge",
-        "deploy/huge.yaml: is 8 MiB (limit per file: 8 MiB)",
+        "deploy/huge.yaml: is 8,388,610 bytes (limit per file: 8 MiB)",
     ),
     (
         "more than 10,000 objects",
