@@ -47,6 +47,9 @@ from gitopsd.status import READY, Status, checked, condition
 from gitopsd.tenancy import Tenancy
 
 Progress = Callable[[str], None]
+#: Appliers kept for impersonated accounts (least recently used dropped first; one is cheap to
+#: make again): a team renaming its account in a loop cannot grow the daemon.
+MAX_IDENTITIES = 1024
 #: Opens a Prometheus client for one gate step (tests give an in-memory one).
 PrometheusOpener = Callable[[Connection], AbstractAsyncContextManager[Prometheus]]
 
@@ -106,14 +109,21 @@ class Services:
         user = self.identity(env)
         if user is None:
             return self.applier
-        applier = self.appliers.get(user)
+        applier = self.appliers.pop(user, None)
         if applier is None:
-            applier = self.appliers[user] = self.applier.acting_as(self.kube.impersonating(user))
+            applier = self.applier.acting_as(self.kube.impersonating(user))
+        self.appliers[user] = applier  # most recently used last
+        while len(self.appliers) > MAX_IDENTITIES:
+            self.appliers.pop(next(iter(self.appliers)))
         return applier
 
-    def memo(self, uid: str) -> ApplyMemo:
-        """The applier's memory of what it last applied for Environment ``uid``."""
-        return self.memos.setdefault(uid, ApplyMemo())
+    def memo(self, uid: str, identity: str | None = None) -> ApplyMemo:
+        """The applier's memory of what it last applied for Environment ``uid`` as ``identity``
+        (a new identity starts empty: every object is dry-run again as it)."""
+        memo = self.memos.get(uid)
+        if memo is None or memo.identity != identity:
+            memo = self.memos[uid] = ApplyMemo(identity=identity)
+        return memo
 
     def forget(self, uid: str) -> None:
         self.memos.pop(uid, None)

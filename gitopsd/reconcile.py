@@ -313,7 +313,7 @@ async def _sync(ctx: RunContext, fresh: bool) -> Outcome:
     new_status = status.with_inventory(new_status, rollout.superset(previous, manifests))
     new_status = status.with_release(status.unfrozen(new_status), info.number, ledger.history())
     await ctx.write_status(new_status)  # write-order step 3: status covers what the apply may create
-    step = rollout.Step(manifests, str(revision), info, fresh=True)
+    step = rollout.Step(manifests, str(revision), info, fresh=True, before=previous.to_status())
     return await _gate(ctx, step)
 
 

@@ -140,7 +140,7 @@ async def perform(
     new_status = status.with_inventory(new_status, superset(previous, manifests))
     new_status = status.with_release(new_status, info.number, ledger.history())
     await ctx.write_status(status.unfrozen(new_status))  # write-order step 3, before the apply
-    step = Step(manifests, target.revision, info, fresh=True, note=held_note(ctx.status))
+    step = Step(manifests, target.revision, info, fresh=True, note=held_note(ctx.status), before=previous.to_status())
     return await run(ctx, step)
 
 

@@ -20,9 +20,13 @@ from gitopsd.apply import (
     EMPTY_RENDER,
     ApplyError,
     ApplyOptions,
+    DryRunFailed,
+    FieldConflict,
     HealthReport,
+    InvalidOwner,
     Inventory,
     InventoryEntry,
+    OwnershipConflict,
     PruneFailed,
     SyncResult,
 )
@@ -31,6 +35,9 @@ from gitopsd.errors import GitopsdError
 from gitopsd.model import Manifest
 from gitopsd.outcome import Outcome, parse_revision
 from gitopsd.releases import ReleaseInfo, Result
+
+#: Refusals raised before anything was written (without ``inventory``: not even CRDs or Namespaces).
+NOTHING_APPLIED = (DryRunFailed, OwnershipConflict, FieldConflict, InvalidOwner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,9 @@ class Step:
     ready_reason: str = "ReconciliationSucceeded"
     #: The source revision waits for promotion (``gitopsd.promotion``): Ready=False, AwaitingPromotion.
     awaiting: str = ""
+    #: The inventory before this step's superset was written (write-order step 3): put back when
+    #: the apply was refused whole, so objects never applied are not tracked (and never pruned).
+    before: dict[str, Any] | None = None
 
 
 def superset(previous: Inventory, manifests: Sequence[Manifest]) -> dict[str, Any]:
@@ -61,7 +71,7 @@ async def run(ctx: RunContext, step: Step) -> Outcome:
     was_ready = status.is_true(ctx.status, status.READY)
     revision = parse_revision(step.revision)
     previous = Inventory.from_status(ctx.status.get("inventory") or {})
-    memo = services.memo(env.uid)
+    memo = services.memo(env.uid, services.identity(env))
     options = ApplyOptions(owner=env.key, prune=spec.prune, allow_empty=spec.allow_empty, force=spec.force)
     release = step.release
     try:
@@ -81,6 +91,8 @@ async def run(ctx: RunContext, step: Step) -> Outcome:
     except ApplyError as exc:
         if exc.inventory is not None:
             ctx.status = status.with_inventory(ctx.status, exc.inventory.to_status())
+        elif step.before is not None and isinstance(exc, NOTHING_APPLIED):
+            ctx.status = status.with_inventory(ctx.status, step.before)
         await _verdict(ctx, release, Result.FAILED, exc.reason, now)
         raise
     if result.empty_render:

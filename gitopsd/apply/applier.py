@@ -34,7 +34,6 @@ gate (``wait``).
 
 from __future__ import annotations
 
-import copy
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -97,6 +96,7 @@ class Applier:
         concurrency: int = 16,
         establish_timeout: float = 60.0,
         cache: WatchCache | None = None,
+        written: dict[ObjectRef, dict[str, Any]] | None = None,
     ) -> None:
         """``cache``: the cluster's watch cache; live state and health are read from it for the
         kinds it serves (GETs and lists otherwise, as without it)."""
@@ -104,20 +104,29 @@ class Applier:
         self.cache = cache
         # What our writes returned (slim), until a health wait read them: a cached copy older
         # than this must not pass the health gate (the watch may lag behind our own write).
-        self._written: dict[ObjectRef, dict[str, Any]] = {}
+        self._written: dict[ObjectRef, dict[str, Any]] = {} if written is None else written
         self.concurrency = concurrency
         self.establish_timeout = establish_timeout
+        self.field_manager = field_manager
         self._ssa = ServerSideApply(kube, field_manager)
+        #: Never list a kind cluster-wide (an impersonated account's rights usually end at namespaces).
+        self.per_namespace = False
 
     def acting_as(self, kube: KubeAPI) -> Applier:
         """This applier writing through ``kube`` (another identity of the same cluster: see
         ``gitopsd.tenancy``). The watch cache and the memory of our own writes are shared, so a
-        health wait of either sees what both wrote."""
+        health wait of either sees what both wrote; lists stay per namespace."""
         if kube is self.kube:
             return self
-        view = copy.copy(self)
-        view.kube = kube
-        view._ssa = ServerSideApply(kube, self._ssa.field_manager)
+        view = Applier(
+            kube,
+            field_manager=self.field_manager,
+            concurrency=self.concurrency,
+            establish_timeout=self.establish_timeout,
+            cache=self.cache,
+            written=self._written,
+        )
+        view.per_namespace = True
         return view
 
     # -- sync ------------------------------------------------------------------------------
@@ -222,7 +231,9 @@ class Applier:
             found = await pruning.look_up(self.kube, gone, live, self._resolve_entry, self.concurrency)
             for ref, (_, obj) in sorted(found.items()):
                 reason = pruning.keep_reason(obj, options.owner)
-                if reason is None and obj is not None:
+                if ref in live.refused:
+                    kept.append((ref, f"cannot read it: {live.refused[ref]}"))
+                elif reason is None and obj is not None:
                     objects.append(diffing.ObjectDiff(ref, diffing.Change.PRUNE, "", diffing.unified(ref, obj, None)))
                 else:
                     kept.append((ref, reason or "already gone"))
@@ -258,6 +269,7 @@ class Applier:
             on_progress=on_progress,
             cache=self.cache,
             written=written,
+            per_namespace=self.per_namespace,
         )
 
     # -- steps -----------------------------------------------------------------------------
@@ -286,7 +298,9 @@ class Applier:
         cached = observing.LiveState()
         if self.cache is not None:
             wanted = observing.from_cache(self.cache, cached, wanted)
-        live = await observing.observe(self.kube, owner, wanted, concurrency=self.concurrency)
+        live = await observing.observe(
+            self.kube, owner, wanted, concurrency=self.concurrency, per_namespace=self.per_namespace
+        )
         live.objects.update(cached.objects)
         # Namespaces first: objects in a Namespace of the bundle that does not exist yet wait.
         namespaces = [(d.ref, d.resource) for d in plan.stage(Stage.FOUNDATION) if d.ref.kind == "Namespace"]

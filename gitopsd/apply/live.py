@@ -90,9 +90,12 @@ def plan_reads(
     return reads
 
 
-def list_scopes(wanted: Iterable[tuple[ObjectRef, Resource]]) -> list[tuple[Resource, str | None]]:
+def list_scopes(
+    wanted: Iterable[tuple[ObjectRef, Resource]], *, per_namespace: bool = False
+) -> list[tuple[Resource, str | None]]:
     """The labelled lists worth making (``plan_reads``): (type, namespace or None for cluster-wide)."""
-    return list(dict.fromkeys((r, ns) for r, ns, name in plan_reads(wanted).values() if name is None))
+    reads = plan_reads(wanted, list_per_namespace=per_namespace)
+    return list(dict.fromkeys((r, ns) for r, ns, name in reads.values() if name is None))
 
 
 async def get_object(kube: KubeAPI, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
@@ -122,18 +125,25 @@ def from_cache(
 
 
 async def observe(
-    kube: KubeAPI, owner: str, wanted: Iterable[tuple[ObjectRef, Resource]], *, concurrency: int
+    kube: KubeAPI,
+    owner: str,
+    wanted: Iterable[tuple[ObjectRef, Resource]],
+    *,
+    concurrency: int,
+    per_namespace: bool = False,
 ) -> LiveState:
-    """The ``wanted`` objects that carry our label, for kinds with many of them (``list_scopes``)."""
+    """The ``wanted`` objects that carry our label, for kinds with many of them (``list_scopes``;
+    ``per_namespace``: never a cluster-wide list)."""
     live = LiveState()
-    scopes = list_scopes(wanted)
+    wanted = list(wanted)
+    reads = plan_reads(wanted, list_per_namespace=per_namespace)
+    scopes = list_scopes(wanted, per_namespace=per_namespace)
 
     async def list_scope(scope: tuple[Resource, str | None]) -> list[dict[str, Any]]:
         resource, namespace = scope
         result = await kube.list(resource.path(namespace), label_selector=owner_selector(owner), page_size=PAGE_SIZE)
         return result.items
 
-    reads = plan_reads(wanted)
     for scope, outcome in zip(scopes, await bounded(scopes, list_scope, concurrency), strict=True):
         if isinstance(outcome, Forbidden):
             live.refused.update((ref, str(outcome)) for ref, read in reads.items() if read == (*scope, None))

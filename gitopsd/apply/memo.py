@@ -48,9 +48,12 @@ class MemoEntry:
 
 @dataclass(slots=True)
 class ApplyMemo:
-    """One Environment's memo; the reconciler keeps one per Environment (by uid)."""
+    """One Environment's memo; the reconciler keeps one per Environment (by uid). ``identity`` is
+    who applied (an impersonated account, or None for gitopsd): what one identity wrote proves
+    nothing about what another may write, so a memo serves only the identity that filled it."""
 
     _entries: dict[ObjectRef, MemoEntry] = field(default_factory=dict)
+    identity: str | None = None
 
     def __len__(self) -> int:
         return len(self._entries)

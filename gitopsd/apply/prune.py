@@ -26,7 +26,7 @@ from gitopsd.apply.live import LiveState
 from gitopsd.apply.parallel import bounded
 from gitopsd.apply.plan import prune_waves
 from gitopsd.apply.result import Action, ObjectResult
-from gitopsd.kube import ApiError, Conflict, KubeAPI, NotFound, Resource
+from gitopsd.kube import ApiError, Conflict, Forbidden, KubeAPI, NotFound, Resource
 from gitopsd.model import ENVIRONMENT_LABEL, PRUNE_DISABLED, PRUNE_LABEL, ObjectRef
 
 Resolve = Callable[[InventoryEntry], Awaitable[Resource | None]]
@@ -78,6 +78,9 @@ async def look_up(
             return resource, await kube.get(resource.path(entry.ref.namespace or None, entry.ref.name))
         except NotFound:
             return resource, None
+        except Forbidden as exc:  # the identity we act as may not read it: neither gone nor ours to delete
+            live.refused[entry.ref] = str(exc)
+            return resource, None
 
     out: dict[ObjectRef, tuple[Resource | None, dict[str, Any] | None]] = {}
     for entry, got in zip(entries, await bounded(entries, one, concurrency), strict=True):
@@ -101,6 +104,11 @@ async def prune(
     by_ref = {e.ref: e for e in entries}
     targets: dict[ObjectRef, tuple[Resource, dict[str, Any]]] = {}
     for ref, (resource, obj) in found.items():
+        if ref in live.refused:
+            message = f"cannot read it to delete it: {live.refused[ref]}"
+            outcome.failures.append(Rejection(ref, "", PruneFailed.reason, message))
+            outcome.keep.append(by_ref[ref])
+            continue
         if resource is None:
             outcome.results.append(ObjectResult(ref, Action.PRUNE_SKIPPED, detail="its type is no longer served"))
             continue

@@ -57,6 +57,7 @@ async def wait(
     timeout: float,
     *,
     owner: str | None = None,
+    per_namespace: bool = False,
     interval: float = 1.0,
     concurrency: int = 8,
     on_progress: Progress | None = None,
@@ -88,7 +89,7 @@ async def wait(
             polled = now >= next_poll
             cached = _from_cache(cache, pending, written or {}) if cache is not None else {}
             todo = {ref: res for ref, res in pending.items() if ref not in cached} if polled else {}
-            fresh = {**cached, **(await _poll(kube, todo, owner, concurrency) if todo else {})}
+            fresh = {**cached, **(await _poll(kube, todo, owner, concurrency, per_namespace) if todo else {})}
             for ref, health in fresh.items():
                 verdicts[ref] = health
                 if health.ready:
@@ -153,10 +154,11 @@ def caught_up(cached: Mapping[str, Any], written: Mapping[str, Any] | None) -> b
 
 
 async def _poll(
-    kube: KubeAPI, pending: dict[ObjectRef, Resource], owner: str | None, concurrency: int
+    kube: KubeAPI, pending: dict[ObjectRef, Resource], owner: str | None, concurrency: int, per_namespace: bool
 ) -> dict[ObjectRef, Health]:
-    """Read every pending object: a GET each, or one list per kind (by label) or per kind and namespace."""
-    query_of = plan_reads(pending.items(), list_per_namespace=owner is None)
+    """Read every pending object: a GET each, or one list per kind (by label) or per kind and namespace
+    (``per_namespace``: never cluster-wide, for an identity whose rights end at namespaces)."""
+    query_of = plan_reads(pending.items(), list_per_namespace=owner is None or per_namespace)
 
     async def run(query: Read) -> list[dict[str, Any]]:
         resource, namespace, name = query

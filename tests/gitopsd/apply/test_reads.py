@@ -43,6 +43,12 @@ def test_a_kind_with_many_objects_across_namespaces_is_listed_cluster_wide() -> 
     assert list_scopes(_refs(CONFIGMAPS, LIST_THRESHOLD + 1, ["a", "b"])) == [(CONFIGMAPS, None)]
 
 
+def test_an_impersonated_account_lists_per_namespace_never_cluster_wide() -> None:
+    """A ServiceAccount's rights usually end at its namespaces: a cluster-wide list would be refused."""
+    scopes = list_scopes(_refs(CONFIGMAPS, LIST_THRESHOLD + 1, ["a", "b"]), per_namespace=True)
+    assert sorted(scopes, key=lambda s: str(s[1])) == [(CONFIGMAPS, "a"), (CONFIGMAPS, "b")]
+
+
 def test_a_cluster_scoped_kind_is_listed_cluster_wide() -> None:
     assert list_scopes(_refs(NAMESPACES, LIST_THRESHOLD + 1, [""])) == [(NAMESPACES, None)]
 

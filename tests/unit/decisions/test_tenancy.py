@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
+from gitopsd import environments
+from gitopsd.spec import API_VERSION, KIND, Environment, parse_environment
 from gitopsd.tenancy import Tenancy
-from tests.unit.decisions.conftest import NAMESPACE, TARGET, World
-from tests.unit.decisions.ports import app
+from tests.unit.decisions.conftest import NAMESPACE, TARGET, World, spec
+from tests.unit.decisions.ports import app, configmap
 
 DEPLOYER = f"system:serviceaccount:{NAMESPACE}:deployer"
 FALLBACK = f"system:serviceaccount:{NAMESPACE}:tenant"
@@ -71,3 +75,68 @@ async def test_a_refused_write_applies_nothing_and_names_the_object_and_the_reas
     assert "Deployment" in ready["message"] and "web" in ready["message"], ready
     assert "forbidden" in ready["message"] and DEPLOYER in ready["message"], ready
     assert "Healthy" not in (await world.results("shop")).values()
+
+
+async def test_a_refused_sync_keeps_the_inventory_it_had(world: World) -> None:
+    """The inventory written before an apply covers what it may create; refused whole, nothing was
+    created, so the old inventory comes back (an object never applied is never tracked or pruned)."""
+    world.source.push("A", app("1"))
+    world.create("shop", serviceAccountName="deployer")
+    await world.reconcile("shop")
+    before = (await world.status("shop"))["inventory"]
+    world.kube.access.deny(DEPLOYER, "/api/v1/namespaces/staging/")
+    world.source.push("B", [*app("2"), configmap("planted", "x", "staging")])
+    outcome = await world.reconcile("shop")
+    assert outcome.result == "failed" and "staging" in str(outcome.error)
+    assert (await world.status("shop"))["inventory"] == before
+
+
+async def test_an_object_the_account_cannot_read_fails_its_prune_by_name_and_stays_tracked(world: World) -> None:
+    """Once applied, its account loses the right to read a ConfigMap, and Git drops it: the prune
+    names it and keeps it in the inventory; the rest of the sync is done, nothing raises."""
+    world.source.push("A", app("1"))
+    world.create("shop", serviceAccountName="deployer")
+    await world.reconcile("shop")
+    world.reconciler.services.applier.cache = None  # no watch cache here: reads are requests
+    world.kube.access.deny(DEPLOYER, f"/api/v1/namespaces/{TARGET}/configmaps")
+    world.source.push("B", app("2")[1:])
+    outcome = await world.reconcile("shop")
+    assert outcome.result == "failed" and outcome.error is not None
+    assert outcome.error.reason == "PruneFailed" and "cannot read it to delete it" in str(outcome.error)
+    assert "ConfigMap/shop/settings" in str(outcome.error)
+    assert world.live("ConfigMap", "settings") is not None and world.image() == "shop:2"
+    entries = (await world.status("shop"))["inventory"]["entries"]
+    assert "shop_settings__ConfigMap" in {e["id"] for e in entries}, entries
+
+
+async def test_a_new_account_is_asked_again_not_trusted_from_the_last_ones_memo(world: World) -> None:
+    """Switching spec.serviceAccountName: what the old account wrote proves nothing for the new one,
+    which is dry-run again and refused here."""
+    world.source.push("A", app("1"))
+    world.create("shop", serviceAccountName="deployer")
+    assert (await world.reconcile("shop")).result == "applied"
+    weak = f"system:serviceaccount:{NAMESPACE}:weak"
+    world.kube.access.deny(weak, f"/api/v1/namespaces/{TARGET}/")
+    world.kube.access.deny(weak, f"/apis/apps/v1/namespaces/{TARGET}/")
+    await world.kube.patch(environments.RESOURCE.path(NAMESPACE, "shop"), {"spec": {"serviceAccountName": "weak"}})
+    outcome = await world.reconcile("shop")
+    assert outcome.result == "failed", outcome
+    assert weak in world.kube.access.users()
+
+
+def _env(account: str) -> Environment:
+    return parse_environment(
+        {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": "x", "namespace": NAMESPACE, "uid": "u"},
+         "spec": spec(serviceAccountName=account)}
+    )  # fmt: skip
+
+
+def test_appliers_for_accounts_are_bounded(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gitopsd import context
+
+    monkeypatch.setattr(context, "MAX_IDENTITIES", 2)
+    services = world.reconciler.services
+    made = [services.applier_for(_env(name)) for name in ("a", "b", "c", "a")]
+    assert len(services.appliers) == 2
+    assert made[0] is not made[3]  # "a" was dropped, then made again
+    assert services.applier_for(_env("a")) is made[3]
