@@ -12,8 +12,10 @@ Two real processes on one local cluster, one after the other:
   body, stall for ``--stall-seconds`` and then drop the connection (a client disconnect each).
 
 For each: VmRSS before, its peak (sampled every 20 ms during the load) and after (2 s after the
-load), the statuses seen, and for the receiver the number of log lines carrying a traceback
-(one per disconnect is the bug this measures). Prints one JSON report.
+load), the statuses seen, the same for a second round of as many requests (a bounded server
+stays where the first round left it; one that keeps what it is sent grows again), and for the
+receiver the number of log lines carrying a traceback (one per disconnect is the bug this
+measures). Prints one JSON report.
 
     .venv/bin/python -m bench.unauth_rss [--cluster-dir DIR] [--requests 2000] [--stalled 200]
 
@@ -145,11 +147,17 @@ def measure_adapter(info: ClusterInfo, work: Path, requests: int, kib: int) -> d
         ctx = ssl.create_default_context(cafile=str(info.ca_cert))
         size = kib * 1024 - len("GET  HTTP/1.1\r\n") - 1
         base = "/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/pods/"
-        reqs = []
-        for i in range(requests):
-            path = f"{base}{i:06d}-".ljust(size - len("/m"), "a") + "/m"
-            reqs.append((f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode(), b""))
-        return _phase(adapter.process.pid, lambda: asyncio.run(_flood(reqs, adapter.port, ctx)))
+
+        def flood(round_: int) -> dict[str, int]:
+            reqs = []
+            for i in range(requests):
+                path = f"{base}{round_}-{i:06d}-".ljust(size - len("/m"), "a") + "/m"
+                reqs.append((f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode(), b""))
+            return asyncio.run(_flood(reqs, adapter.port, ctx))
+
+        first = _phase(adapter.process.pid, lambda: flood(1))
+        first["second_round"] = _phase(adapter.process.pid, lambda: flood(2))
+        return first
     finally:
         adapter.stop()
 
@@ -227,6 +235,7 @@ def measure_webhooks(
         body = b"{" + b" " * (kib * 1024 - 2) + b"}"
         reqs = [(_post_head(port, len(body)), body) for _ in range(requests)]
         bodies = _phase(pid, lambda: asyncio.run(_flood(reqs, port, None)))
+        bodies["second_round"] = _phase(pid, lambda: asyncio.run(_flood(reqs, port, None)))
         stalls = _phase(pid, lambda: asyncio.run(_stall(port, stalled, hold)))
         text = daemon.log_text()
         return {
