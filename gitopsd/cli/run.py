@@ -32,7 +32,9 @@ from gitopsd.cli.common import (
     shown,
 )
 from gitopsd.daemon import Settings
+from gitopsd.errors import GitopsdError
 from gitopsd.fields import Invalid, check_dns_subdomain
+from gitopsd.gitsource import check_source_allowed
 from gitopsd.kube import Kube, KubeError
 from gitopsd.leader import LeadershipLost
 from gitopsd.tenancy import Tenancy
@@ -108,6 +110,12 @@ async def run(args: argparse.Namespace) -> int:
     trim_tls_buffers()  # one watch per kind and namespace: see gitopsd.aio
     host, port = daemon_setup.address("--probes-bind-address", args.probes_bind_address)
     cfg = daemon_setup.load_config(args)
+    tenancy = Tenancy(
+        default_service_account=args.default_service_account,
+        no_cross_namespace_refs=args.no_cross_namespace_refs,
+        allow_file_sources=args.allow_file_sources,
+    )
+    _check_sources(args.config, cfg.environments, tenancy)
     namespace, origin = watched_namespace(args)
     log.info("watching Environments", namespace=namespace or "*", namespace_from=origin)
     settings = Settings(
@@ -117,11 +125,7 @@ async def run(args: argparse.Namespace) -> int:
         probes_host=host,
         probes_port=port,
         shutdown_grace=args.shutdown_grace,
-        tenancy=Tenancy(
-            default_service_account=args.default_service_account,
-            no_cross_namespace_refs=args.no_cross_namespace_refs,
-            allow_file_sources=args.allow_file_sources,
-        ),
+        tenancy=tenancy,
     )
     chosen = daemon_setup.plan(args, cfg, settings)
     stop = asyncio.Event()
@@ -146,6 +150,18 @@ async def run(args: argparse.Namespace) -> int:
             raise CliError(f"leadership lost: {exc}") from None
     # Ctrl-C is an interruption (130), as for every command; SIGTERM is how a Pod is stopped (0).
     return EXIT_INTERRUPTED if signal.SIGINT in received else 0
+
+
+def _check_sources(path: Path | None, envs: list[dict[str, Any]], tenancy: Tenancy) -> None:
+    """An Environment of ``--config`` this daemon would refuse to read is refused before any is written (exit 2)."""
+    for doc in envs:
+        url = ((doc.get("spec") or {}).get("source") or {}).get("url")
+        try:
+            check_source_allowed(str(url), tenancy)
+        except GitopsdError as exc:
+            meta = doc["metadata"]
+            where = f"--config {path}: Environment {meta['namespace']}/{meta['name']}: spec.source.url"
+            raise CliError(f"{where}: {exc}", code=2) from None
 
 
 def _stopper(stop: asyncio.Event, received: list[signal.Signals], sig: signal.Signals) -> Callable[[], None]:

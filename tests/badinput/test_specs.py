@@ -126,3 +126,21 @@ def test_bad_tenancy_flags_exit_2_before_any_cluster(
     code = main(["run", *argv, f"--kubeconfig={tmp_path / 'nonexistent'}"])
     err = capsys.readouterr().err.splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(line), err
+
+
+def test_run_config_refuses_a_file_source_without_the_flag_before_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--config's Environments are checked against the daemon's policy before any is applied."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "apiVersion: gitopsd.dev/v1alpha1\nkind: Environment\nmetadata: {name: dev, namespace: team-a}\n"
+        "spec:\n  source: {url: 'file:///srv/git/shop.git', branch: main}\n"
+    )
+    code = main(["run", f"--config={config}", f"--kubeconfig={tmp_path / 'nonexistent'}"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2, err
+    assert err == [
+        f"error: --config {config}: Environment team-a/dev: spec.source.url: file:// sources are off in this "
+        "daemon: start it with --allow-file-sources (a path on the daemon's disk is no team's repository)"
+    ]
