@@ -75,7 +75,17 @@ def cli_namespace(flag: str | None) -> str:
 
 
 async def ensure_key(kube: KubeAPI, namespace: str, name: str = KEY_SECRET) -> bytes:
-    """The key in Secret ``namespace/name``, created (32 random bytes) when absent; race-safe."""
+    """The key in Secret ``namespace/name``, created (32 random bytes) when absent; race-safe.
+
+    Remembered for the process: the daemon's stores then sign and check without a request, even
+    through an impersonating client that may not read gitopsd's namespace.
+    """
+    key = await _ensure(kube, namespace, name)
+    _KEYS[(kube.server, f"{namespace}/{name}")] = key
+    return key
+
+
+async def _ensure(kube: KubeAPI, namespace: str, name: str) -> bytes:
     path = _SECRETS.path(namespace, name)
     where = f"Secret {namespace}/{name}"
     try:
@@ -151,7 +161,6 @@ class Keyring:
         try:
             if self.create:
                 self._key = await ensure_key(self.kube, self.namespace, self.name)
-                _KEYS[cache] = self._key
             else:
                 self._key = await read_key(self.kube, self.namespace, self.name)
         except SigningKeyError as exc:
