@@ -38,7 +38,7 @@ from metrics_adapter.errors import AdapterError, BadRequest, NotFound
 from metrics_adapter.lru import LRU
 from metrics_adapter.metrics import AdapterMetrics
 from metrics_adapter.provider import CustomRequest, ExternalRequest, Provider
-from metrics_adapter.selectors import Selector, SelectorError
+from metrics_adapter.selectors import EVERYTHING, Selector, SelectorError
 from metrics_adapter.selectors import parse as parse_selector
 
 log = structlog.get_logger("metrics_adapter.server")
@@ -86,6 +86,8 @@ class State:
 
     def selector(self, text: str, where: str) -> Selector:
         """A selector parameter, parsed once (only authorized requests get here)."""
+        if not text:
+            return EVERYTHING
         key = (text, where)
         parsed = self.selectors.get(key)
         if parsed is None:
