@@ -95,7 +95,10 @@ class Ledger:
         if cached is not None:
             return cached
         if number in self.invalid:
-            raise ReleaseError(f"release {number} of {self.owner.key} cannot be restored: {self.invalid[number]}")
+            why = self.invalid[number]
+            if not why.startswith(f"release {number} of "):
+                why = f"release {number} of {self.owner.key} cannot be restored: {why}"
+            raise ReleaseError(why, reason="ReleaseInvalid")
         release = await self.store.read(self.owner, number)
         self.records[number] = release.info
         self.bundles[number] = release.manifests
