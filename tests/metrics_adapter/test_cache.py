@@ -161,3 +161,25 @@ async def test_keys_nobody_asks_for_are_dropped() -> None:
     clock.now += 61
     cache.tick()
     assert "q" not in cache.entries
+
+
+async def test_past_max_entries_the_least_recently_asked_is_dropped_and_counted() -> None:
+    """max_entries=2: asking a, b, a, c drops b (not a, asked since), counted once; a is still served from memory."""
+    clock, up = Clock(), Upstream()
+    metrics = AdapterMetrics()
+    cache = ValueCache(metrics, refresh_interval=10, max_staleness=30, idle_after=60, max_entries=2, clock=clock)
+    src = Source("prometheus http://p")
+    for key in ("a", "b", "a", "c"):
+        await cache.get(key, src, up.fetch)
+    assert list(cache.entries) == ["a", "c"]
+    calls = up.calls
+    await cache.get("a", src, up.fetch)
+    assert up.calls == calls  # a hit, not a new question
+    assert b"metrics_adapter_cache_evictions_total 1.0" in metrics.exposition()
+    assert b'metrics_adapter_memory_entries{store="values"} 2.0' in metrics.exposition()
+
+
+def test_max_entries_below_one_is_refused() -> None:
+    """A cache that can hold nothing is a configuration error, said at construction."""
+    with pytest.raises(ValueError, match="at least one entry"):
+        ValueCache(AdapterMetrics(), max_entries=0)
