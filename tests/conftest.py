@@ -37,6 +37,7 @@ HARNESS_ONLY: dict[str, str] = {
     # The adapter runs on this machine behind the cluster's aggregator; on kind the installed
     # adapter (a pod) is checked by tests/manifests instead.
     "tests/metrics_adapter/": _NO_LOCALHOST,
+    "tests/badinput/test_adapter.py": "talks to an adapter on this machine with the harness's front-proxy certificate",
 }
 _CLUSTER_FIXTURES = frozenset({"cluster", "cluster_ipv4", "cluster_ipv6", "binaries"})
 
