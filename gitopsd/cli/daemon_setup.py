@@ -125,10 +125,11 @@ def plan(args: argparse.Namespace, cfg: ConfigFile, base: Settings) -> Plan:
 
 async def load_secrets(args: argparse.Namespace, cfg: ConfigFile, kube: Kube) -> SecretStore:
     """Every Secret the config names, read; exit 1 naming the config field of the first missing one."""
-    try:  # the release signing key (docs/releases.md), created on first start
-        await signing.ensure_key(kube, signing.daemon_namespace())
+    own = signing.daemon_namespace(args.namespace)  # the release signing key (docs/releases.md)
+    try:
+        await signing.ensure_key(kube, own)
     except (signing.SigningKeyError, KubeError) as exc:
-        raise CliError(f"release signing key {signing.daemon_namespace()}/{signing.KEY_SECRET}: {exc}") from None
+        raise CliError(f"release signing key {own}/{signing.KEY_SECRET}: {exc}") from None
     for ref, where in secret_fields(cfg.daemon).items():
         try:
             await secretstore.read(kube, ref)

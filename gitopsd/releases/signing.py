@@ -43,8 +43,10 @@ _SECRETS = Resource("", "v1", "Secret", "secrets", namespaced=True)
 _POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 #: The CLI's default: where manifests/gitopsd installs the daemon.
 INSTALL_NAMESPACE = "gitopsd-system"
-# The daemon's key, by (API server, namespace): read once per process.
+# The daemon's key, by (API server, "namespace/name"): read once per process.
 _KEYS: dict[tuple[str, str], bytes] = {}
+# Where the key ensured at start is, by API server: the daemon's stores use that one.
+_ENSURED: dict[str, tuple[str, str]] = {}
 
 
 class SigningKeyError(GitopsdError):
@@ -53,11 +55,12 @@ class SigningKeyError(GitopsdError):
     reason = "SigningKeyUnavailable"
 
 
-def daemon_namespace() -> str:
-    """Where the daemon keeps its key: ``$POD_NAMESPACE``, else the Pod's namespace, else ``default``.
+def daemon_namespace(watched: str | None = None) -> str:
+    """Where the daemon keeps its key: ``$POD_NAMESPACE``, else the Pod's namespace, else the
+    namespace it watches (``--namespace``), else ``default``.
 
-    Like the leader-election Lease (``$POD_NAMESPACE`` first); out of a cluster with no
-    ``$POD_NAMESPACE`` (a developer's run, the test harness), ``default``.
+    Like the leader-election Lease (``$POD_NAMESPACE``, then ``--namespace``); out of a cluster
+    (a developer's run, the test harness, the demo) the watched namespace.
     """
     found = os.environ.get("POD_NAMESPACE")
     if found:
@@ -66,7 +69,7 @@ def daemon_namespace() -> str:
         own = _POD_NAMESPACE_FILE.read_text().strip()
     except OSError:
         own = ""
-    return own or "default"
+    return own or watched or "default"
 
 
 def cli_namespace(flag: str | None) -> str:
@@ -82,6 +85,7 @@ async def ensure_key(kube: KubeAPI, namespace: str, name: str = KEY_SECRET) -> b
     """
     key = await _ensure(kube, namespace, name)
     _KEYS[(kube.server, f"{namespace}/{name}")] = key
+    _ENSURED.setdefault(kube.server, (namespace, name))
     return key
 
 
@@ -137,13 +141,14 @@ def _key_of(secret: Mapping[str, Any], where: str) -> bytes:
 class Keyring:
     """The key a ``ReleaseStore`` signs and checks with, read on first use.
 
-    The daemon's (``create=True``): created when absent, and any failure to get it is an error.
-    The CLI's (``create=False, required=False``): a key it cannot read leaves signatures
-    unchecked, with ``problem`` saying why.
+    The daemon's (``create=True``): created when absent, and any failure to get it is an error;
+    with no ``namespace``, the key ``ensure_key`` made sure of at start (else
+    ``daemon_namespace()``). The CLI's (``create=False, required=False``): a key it cannot read
+    leaves signatures unchecked, with ``problem`` saying why.
     """
 
     kube: KubeAPI
-    namespace: str
+    namespace: str | None = None
     name: str = KEY_SECRET
     create: bool = True
     required: bool = True
@@ -154,6 +159,8 @@ class Keyring:
     async def key(self) -> bytes | None:
         if self._loaded:
             return self._key
+        if self.namespace is None:
+            self.namespace, self.name = _ENSURED.get(self.kube.server) or (daemon_namespace(), self.name)
         cache = (self.kube.server, f"{self.namespace}/{self.name}")
         if self.create and cache in _KEYS:
             self._key, self._loaded = _KEYS[cache], True

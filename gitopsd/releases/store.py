@@ -86,7 +86,7 @@ class ReleaseStore:
     def __init__(self, kube: KubeAPI, *, field_manager: str = FIELD_MANAGER, keys: Keyring | None = None) -> None:
         self.kube = kube
         self.field_manager = field_manager
-        self.keys = keys if keys is not None else Keyring(kube, signing.daemon_namespace())
+        self.keys = keys if keys is not None else Keyring(kube)
 
     async def _checked(self, owner: Owner, item: dict[str, Any]) -> ReleaseInfo:
         """A head's facts, its signature checked (when the key is at hand: see ``Keyring``)."""

@@ -174,9 +174,11 @@ def test_a_forged_healthy_record_is_never_restored(
     assert [e["involvedObject"]["name"] for e in skipped] == ["prod"] and refused_line in skipped[0]["message"]
 
     # A user who cannot read the key: the CLI says so and asks; the daemon refuses by name.
-    out = gitopsd_cli(cluster, "history", "prod", "-n", ops)  # looks in gitopsd-system: no key there
+    out = gitopsd_cli(cluster, "history", "prod", "-n", ops, "--gitopsd-namespace", app_ns)  # no key there
     assert "warning: signatures not checked (SIGNED ?)" in out.stderr, out.stderr
-    out = gitopsd_cli(cluster, "rollback", "prod", "-n", ops, "--to", "2", "--wait", "--timeout", "60s")
+    out = gitopsd_cli(
+        cluster, "rollback", "prod", "-n", ops, "--to", "2", "--wait", "--timeout", "60s", "--gitopsd-namespace", app_ns
+    )
     assert out.returncode == 1, out.stdout + out.stderr
     assert "the signature of release 2 was not checked here" in out.stderr
     assert refused_line in out.stderr.splitlines()[-1], out.stderr
