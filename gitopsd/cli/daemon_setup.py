@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from gitopsd import config as daemon_config
 from gitopsd import secretstore, sharding
-from gitopsd.cli.common import CliError, UsageError, seconds
+from gitopsd.cli.common import CliError, UsageError, exit_code, seconds
 from gitopsd.config import ConfigError, ConfigFile, DaemonConfig
 from gitopsd.daemon import Daemon, Service, Settings
 from gitopsd.kube import Kube, KubeError
@@ -129,7 +129,8 @@ async def load_secrets(args: argparse.Namespace, cfg: ConfigFile, kube: Kube) ->
     try:
         await signing.ensure_key(kube, own)
     except (signing.SigningKeyError, KubeError) as exc:
-        raise CliError(f"release signing key {own}/{signing.KEY_SECRET}: {exc}") from None
+        code = exit_code(exc) if isinstance(exc, KubeError) else 1  # unreachable: 2, as everywhere
+        raise CliError(f"release signing key {own}/{signing.KEY_SECRET}: {exc}", code=code) from None
     for ref, where in secret_fields(cfg.daemon).items():
         try:
             await secretstore.read(kube, ref)
