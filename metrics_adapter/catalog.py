@@ -27,6 +27,11 @@ from metrics_adapter.sources.prometheus import PrometheusClient
 
 log = structlog.get_logger("metrics_adapter.catalog")
 
+NO_NAMESPACE_LABEL = (
+    "no label maps to namespaces, so a request (always under a namespace) cannot be answered; "
+    "add resources.overrides: {namespace: {resource: namespace}} or set resources.namespaced: false"
+)
+
 
 class Catalog:
     def __init__(
@@ -62,20 +67,29 @@ class Catalog:
             for conv in self.converters.values():
                 conv.reset()
 
-    def validate(self) -> None:
-        """Check what needs the cluster's resources; raise ConfigError naming the rule and field."""
+    def validate(self, *, unknown_resource: str | None = None) -> list[str]:
+        """Check what needs the cluster's resources; raise ConfigError naming the rule and field.
+
+        Returns what is served but will fail at query time: an ``externalRules`` entry that is
+        namespaced with no label for namespaces. prometheus-adapter starts with such a rule (its
+        docs' sample config has one) and fails each request for it, so it is not refused. With
+        ``unknown_resource`` (``check`` without a cluster), an override naming a resource the
+        mapper does not know is returned as a warning ending with that text instead of refused.
+        """
+        warnings: list[str] = []
         for conv in self.converters.values():
             try:
                 conv.validate()
             except UnknownResource as exc:
-                raise ConfigError(f"config file {self.config.path}: {exc}") from exc
-        for rule in self.config.external_rules:
-            if rule.resources.namespaced and self.converter(rule).namespace_label() is None:
-                raise ConfigError(
-                    f"config file {self.config.path}: {rule.where}.resources: no label maps to namespaces, so the "
-                    "HPA's namespace cannot be matched; add overrides: {namespace: {resource: namespace}} "
-                    "or set namespaced: false"
-                )
+                if unknown_resource is None:
+                    raise ConfigError(f"config file {self.config.path}: {exc}") from exc
+                warnings.append(f"{exc}: {unknown_resource}")
+        warnings += [
+            f"{rule.where}: {NO_NAMESPACE_LABEL}"
+            for rule in self.config.external_rules
+            if rule.resources.namespaced and self.converter(rule).namespace_label() is None
+        ]
+        return warnings
 
     async def relist(self) -> Snapshot:
         """Discover series now and install the new snapshot (raises UpstreamError; keeps the old one)."""

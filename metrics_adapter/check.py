@@ -5,9 +5,10 @@ every metric that would be served in each API, then runs one real query per rule
 the metrics the rule produced) and reads each queue once, so template mistakes and PromQL
 errors show up now rather than in an HPA's events. Exit 1 when Prometheus, a query or a queue
 fails; when Prometheus cannot be reached, each rule is reported as not checked rather than as
-matching nothing. Exit 2 for a bad config, flag or kubeconfig. Without ``--kubeconfig`` (or a
-reachable cluster) resource names resolve against a built-in table of the standard resources,
-and the output says so.
+matching nothing. Exit 2 for a bad config, flag or kubeconfig (the server's refused flags
+included). Without ``--kubeconfig`` resource names resolve against a built-in table of the
+standard resources, and the output says so; an override naming a resource outside it (a CRD) is
+a warning, not a failure.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from gitopsd.kube.config import Connection
 from gitopsd.usage import Parser
 from metrics_adapter.catalog import Catalog
 from metrics_adapter.errors import ConfigError, UpstreamError
-from metrics_adapter.flags import fail, prometheus_flags, prometheus_settings, stdout_closed
+from metrics_adapter.flags import (
+    compat_flags,
+    fail,
+    prometheus_flags,
+    prometheus_settings,
+    refuse,
+    stdout_closed,
+    warn_ignored,
+)
 from metrics_adapter.kube import mapper as kmapper
 from metrics_adapter.kube.client import KubeClient, load_settings
 from metrics_adapter.kube.discovery import discover
@@ -36,10 +45,11 @@ from metrics_adapter.sources.prometheus import PrometheusClient
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="metrics-adapter check", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="metrics-adapter check", description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--config", required=True)
     p.add_argument("--kubeconfig", help="resolve resource names against this cluster (default: built-in table)")
     prometheus_flags(p)
+    compat_flags(p)
     return p
 
 
@@ -47,6 +57,8 @@ def main(argv: Sequence[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
         try:
+            refuse(args)
+            warn_ignored(args)
             config = rules_config.load(args.config)
             prom = prometheus_settings(args)
             if (config.rules or config.external_rules) and prom is None:
@@ -88,7 +100,9 @@ async def _check(
     prom = PrometheusClient(settings) if settings is not None else None  # type: ignore[arg-type]
     catalog = Catalog(config, prom, mapper, AdapterMetrics(), max_age=args.metrics_max_age or 600.0)
     try:
-        catalog.validate()
+        # Without a cluster only the standard resources are known: a CRD's name is not an error.
+        resolved_later = None if kube is not None else "not in the built-in table; give --kubeconfig to check it"
+        warnings = catalog.validate(unknown_resource=resolved_later)
     except ConfigError as exc:
         return fail(str(exc))
     snap = Snapshot()
@@ -110,7 +124,7 @@ async def _check(
         if prom is not None:
             await prom.close()
     failures += await _queues(config)
-    for w in (*config.warnings, *snap.skipped):
+    for w in (*config.warnings, *warnings, *snap.skipped):
         _out(f"warning: {w}")
     _out("check passed" if not failures else f"check failed: {failures} problem(s)")
     return 1 if failures else 0
@@ -161,6 +175,9 @@ async def _report(catalog: Catalog, snap: Snapshot, prom: PrometheusClient | Non
             _out(f"{rule.where}: no series matched; it serves nothing now")
             continue
         conv = catalog.converter(rule)
+        if rule.resources.namespaced and conv.namespace_label() is None:
+            _out(f"{rule.where}: not checked: every request for it fails (see the warning below)")
+            continue
         try:
             query = external_query(
                 rule,

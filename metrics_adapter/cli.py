@@ -23,19 +23,21 @@ from gitopsd.usage import Parser
 from metrics_adapter import __version__
 from metrics_adapter.cache import DEFAULT_MAX_ENTRIES
 from metrics_adapter.errors import ConfigError
-from metrics_adapter.flags import duration, fail, prometheus_flags, prometheus_settings
-
-_REFUSED = {
-    "--prometheus-auth-config": "use --prometheus-token-file / --prometheus-ca-file / --prometheus-client-tls-*",
-    "--prometheus-auth-incluster": "use --prometheus-token-file with the service account token path",
-    "--client-ca-file": "only front-proxy client certificates and bearer tokens are accepted; "
-    "other clients authenticate with tokens",
-}
+from metrics_adapter.flags import (
+    compat_flags,
+    duration,
+    fail,
+    prometheus_flags,
+    prometheus_settings,
+    refuse,
+    warn_ignored,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="metrics-adapter",
+        allow_abbrev=False,  # as pflag: --v is not --vmodule
         description="Aggregated API server for custom.metrics.k8s.io and external.metrics.k8s.io "
         "(prometheus-adapter's config format, plus queue backlogs). "
         "Subcommand: 'metrics-adapter check --config F --prometheus-url URL' validates a config "
@@ -52,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cert-dir", help="directory for a generated self-signed certificate when no files are given")
     s.add_argument("--tls-cert-file")
     s.add_argument("--tls-private-key-file")
+    s.add_argument("--tls-cipher-suites", metavar="NAMES", help="comma-separated IANA names of TLS 1.2 suites allowed")
+    s.add_argument("--tls-min-version", metavar="VERSION", help="VersionTLS12 (default) or VersionTLS13")
     s.add_argument(
         "--refresh-interval",
         type=duration,
@@ -100,12 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="DANGER, local development only: serve everyone without authentication or authorization",
     )
-    k.add_argument("--client-ca-file", help=argparse.SUPPRESS)
     lg = p.add_argument_group("logging")
     lg.add_argument("--v", "-v", type=int, default=0, help="verbosity (4 and up: debug)")
-    lg.add_argument(
-        "--logtostderr", nargs="?", const="true", help="accepted for compatibility; logs always go to stderr"
-    )
+    compat_flags(p)
     return p
 
 
@@ -117,12 +118,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"count {text!r} must be at least 1")
     return value
-
-
-def _refuse(args: argparse.Namespace) -> None:
-    for flag, advice in _REFUSED.items():
-        if getattr(args, flag[2:].replace("-", "_"), None):
-            raise ConfigError(f"{flag} is not supported by metrics-adapter: {advice}")
 
 
 def _kubeconfig(args: argparse.Namespace) -> str | None:
@@ -144,11 +139,14 @@ def _serve(argv: Sequence[str]) -> int:
     from metrics_adapter.kube.client import load_settings
     from metrics_adapter.rules import config as rules_config
     from metrics_adapter.tls import serving_files
+    from metrics_adapter.tlspolicy import parse as tls_policy
 
     args = build_parser().parse_args(argv)
     daemon.configure_logging(args.v)
     try:
-        _refuse(args)
+        refuse(args)
+        policy, notes = tls_policy(args.tls_cipher_suites, args.tls_min_version)
+        warn_ignored(args, notes)
         config = rules_config.load(args.config)
         prom = prometheus_settings(args)
         if (config.rules or config.external_rules) and prom is None:
@@ -176,6 +174,7 @@ def _serve(argv: Sequence[str]) -> int:
             max_cached_values=args.max_cached_values,
             kube_startup_timeout=args.kube_startup_timeout,
             insecure_skip_auth=args.insecure_skip_auth,
+            tls_policy=policy,
             always_allow=frozenset(p.strip() for p in args.authorization_always_allow_paths.split(",") if p.strip()),
         )
         return asyncio.run(daemon.run(opts))

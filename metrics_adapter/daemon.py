@@ -40,6 +40,7 @@ from metrics_adapter.rules.config import Config
 from metrics_adapter.server import State, build_server
 from metrics_adapter.sources.prometheus import PrometheusClient, PrometheusSettings
 from metrics_adapter.tls import ServerTLS, ServingFiles
+from metrics_adapter.tlspolicy import TLSPolicy
 
 log = structlog.get_logger("metrics_adapter")
 
@@ -64,6 +65,7 @@ class Options:
     max_cached_values: int = DEFAULT_MAX_ENTRIES
     kube_startup_timeout: float = 60.0
     insecure_skip_auth: bool = False
+    tls_policy: TLSPolicy | None = None  # --tls-min-version, --tls-cipher-suites
     always_allow: frozenset[str] = field(default_factory=lambda: frozenset({"/healthz", "/readyz", "/livez"}))
 
 
@@ -146,7 +148,8 @@ async def build(opts: Options) -> Adapter:
         prom = PrometheusClient(opts.prometheus)
         prom_source = Source(prom.source, timeout=opts.prometheus.timeout, concurrency=16)
     catalog = Catalog(opts.config, prom, mapper, metrics, interval=opts.relist_interval, max_age=opts.max_age)
-    catalog.validate()
+    for warning in catalog.validate():
+        log.warning("rule fails every request", reason=warning)
     cache = ValueCache(
         metrics,
         refresh_interval=opts.refresh_interval,
@@ -168,7 +171,7 @@ async def build(opts: Options) -> Adapter:
             bindings.append(QueueBinding(q, reader, source))
     objects = ObjectIndex(kube)
     provider = Provider(catalog, cache, prom=prom, prom_source=prom_source, objects=objects, queues=bindings)
-    tls = ServerTLS(opts.serving, verify_clients=not opts.insecure_skip_auth)
+    tls = ServerTLS(opts.serving, verify_clients=not opts.insecure_skip_auth, policy=opts.tls_policy)
     auth = None if opts.insecure_skip_auth else Auth(kube, metrics)
     return Adapter(opts, metrics, kube, catalog, cache, provider, auth, tls, prom, objects, session)
 

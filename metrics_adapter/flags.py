@@ -1,7 +1,8 @@
 """The flags and error helpers ``metrics-adapter`` and ``metrics-adapter check`` share.
 
-Both commands take the same Prometheus flags and report errors the same way (one ``error:``
-line, kubectl's exit codes); kept apart from the command line itself so ``check`` does not
+Both commands take the same Prometheus flags, refuse the same prometheus-adapter flags they
+cannot honour, ignore the same harmless ones with one warning line, and report errors the same
+way (one ``error:`` line, kubectl's exit codes); kept apart from the command line itself so ``check`` does not
 import ``cli``, which starts it.
 """
 
@@ -11,6 +12,7 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Sequence
 
 from gitopsd.usage import EXIT_USAGE, one_line
 from metrics_adapter.errors import ConfigError
@@ -84,8 +86,6 @@ def prometheus_flags(p: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="how far back discovery looks for series (default: the relist interval)",
     )
-    for flag in ("--prometheus-auth-config", "--prometheus-auth-incluster"):
-        g.add_argument(flag, nargs="?", const="true", help=argparse.SUPPRESS)
 
 
 def prometheus_settings(args: argparse.Namespace) -> PrometheusSettings | None:
@@ -111,3 +111,70 @@ def prometheus_settings(args: argparse.Namespace) -> PrometheusSettings | None:
         verb=args.prometheus_verb,
         timeout=args.prometheus_timeout,
     )
+
+
+# Flags of prometheus-adapter we cannot honour: refused by name, by the server and by `check`.
+REFUSED = {
+    "--prometheus-auth-config": "use --prometheus-token-file / --prometheus-ca-file / --prometheus-client-tls-*",
+    "--prometheus-auth-incluster": "use --prometheus-token-file with the service account token path",
+    "--client-ca-file": "only front-proxy client certificates and bearer tokens are accepted; "
+    "other clients authenticate with tokens",
+}
+
+# Flags of prometheus-adapter's deployment (its own, klog's, the generic API server's) that change
+# nothing a client sees here: accepted, and named in one warning line. Each takes a value.
+IGNORED = (
+    "--audit-log-path",
+    "--audit-log-maxage",
+    "--audit-log-maxbackup",
+    "--audit-log-maxsize",
+    "--audit-log-format",
+    "--audit-log-mode",
+    "--audit-log-compress",
+    "--audit-policy-file",
+    "--audit-webhook-config-file",
+    "--audit-webhook-mode",
+    "--vmodule",
+    "--log-flush-frequency",
+    "--log-dir",
+    "--log-file",
+    "--stderrthreshold",
+)
+# Boolean ones (`--logtostderr`, `--logtostderr=false`); --disable-http2 is what this server does anyway.
+IGNORED_SWITCHES = ("--logtostderr", "--alsologtostderr", "--profiling", "--contention-profiling", "--disable-http2")
+
+
+def compat_flags(p: argparse.ArgumentParser) -> None:
+    """The refused and the ignored prometheus-adapter flags (hidden from --help)."""
+    for flag in ("--prometheus-auth-config", "--prometheus-auth-incluster"):
+        p.add_argument(flag, nargs="?", const="true", help=argparse.SUPPRESS)
+    p.add_argument("--client-ca-file", help=argparse.SUPPRESS)
+    for flag in IGNORED:
+        p.add_argument(flag, help=argparse.SUPPRESS)
+    for flag in IGNORED_SWITCHES:
+        p.add_argument(flag, nargs="?", const="true", help=argparse.SUPPRESS)
+
+
+def _given(args: argparse.Namespace, flag: str) -> bool:
+    return getattr(args, flag[2:].replace("-", "_"), None) is not None
+
+
+def refuse(args: argparse.Namespace) -> None:
+    """Raise ConfigError for a flag metrics-adapter cannot honour, naming it and what to use."""
+    for flag, advice in REFUSED.items():
+        if _given(args, flag):
+            raise ConfigError(f"{flag} is not supported by metrics-adapter: {advice}")
+
+
+def ignored(args: argparse.Namespace) -> list[str]:
+    """The ignored flags given, in the order of IGNORED / IGNORED_SWITCHES."""
+    return [f for f in (*IGNORED, *IGNORED_SWITCHES) if _given(args, f)]
+
+
+def warn_ignored(args: argparse.Namespace, extra: Sequence[str] = ()) -> None:
+    """One ``warning:`` line on stderr naming every ignored flag given (none: nothing printed)."""
+    names = [*ignored(args), *extra]
+    if names:
+        print(
+            f"warning: ignoring prometheus-adapter flags that change nothing here: {', '.join(names)}", file=sys.stderr
+        )

@@ -19,7 +19,7 @@ from typing import Any
 
 from metrics_adapter import api
 from metrics_adapter.cache import Served, Source, ValueCache
-from metrics_adapter.catalog import Catalog
+from metrics_adapter.catalog import NO_NAMESPACE_LABEL, Catalog
 from metrics_adapter.errors import AdapterError, BadRequest, NotFound, Unavailable, UpstreamError
 from metrics_adapter.kube.mapper import Mapper, ResourceInfo, UnknownResource
 from metrics_adapter.kube.objects import ObjectIndex
@@ -151,15 +151,17 @@ class Provider:
             fingerprint: Hashable = (query, served.version)
             names = [req.name] if req.name in values else []
             if not names:
-                raise NotFound(
-                    f"the server could not find the metric {req.metric} for {info.group_resource} {req.name}"
-                )
+                raise self._missing(req, info, label, served.value, [req.name])
         else:
             if self.objects is None:
                 raise Unavailable("kubernetes", "no cluster connection to list objects for a label selector")
             gen, selected = await self.objects.names(info, req.namespace, req.label_selector)
             fingerprint = (query, served.version, gen)
+            # An object without a usable value is left out (the HPA counts such pods against
+            # scaling either way); when none is left the answer is an error, not an empty list.
             names = [n for n in selected if n in values]
+            if selected and not names:
+                raise self._missing(req, info, label, served.value, selected)
         memo = self._memo.get(req)
         if memo is not None and memo[0] == fingerprint:
             return memo[1]
@@ -203,6 +205,26 @@ class Provider:
             raise AdapterError(str(exc)) from exc
         return _Plan(snap, self.catalog.mapper, info, metric, query, conv.label_for(info))
 
+    def _missing(
+        self, req: CustomRequest, info: ResourceInfo, label: str, result: QueryResult, names: list[str]
+    ) -> AdapterError:
+        """Why ``names`` have no value: a NaN/infinite one (503) or no series at all (404); never 0."""
+        odd = {s.labels.get(label): s.value for s in result.non_finite}
+        bad = [n for n in names if n in odd]
+        if bad:
+            source = self.prom.source if self.prom else "prometheus"
+            return Unavailable(
+                source,
+                f"the metric {req.metric} for {info.group_resource} {bad[0]} is {odd[bad[0]]} "
+                "(NaN and infinite values are not served)",
+            )
+        if req.name != "*":
+            return NotFound(f"the server could not find the metric {req.metric} for {info.group_resource} {req.name}")
+        return NotFound(
+            f"the server could not find the metric {req.metric} for any of the {len(names)} {info.group_resource} "
+            "selected: Prometheus has no series for them"
+        )
+
     def _values_by(self, label: str, query: str, served: Served[QueryResult]) -> dict[str, Sample]:
         key = (label + "\x00" + query, served.version)
         hit = self._by_label.get(key)
@@ -239,6 +261,9 @@ class Provider:
         if metric is None:
             raise NotFound(f"the server could not find the external metric {req.metric}")
         conv = self.catalog.converter(metric.rule)
+        if metric.rule.resources.namespaced and conv.namespace_label() is None:
+            # Served and failing, as prometheus-adapter does (its 500 says only "unable to fetch metrics").
+            raise AdapterError(f"the external metric {req.metric} comes from {metric.rule.where}: {NO_NAMESPACE_LABEL}")
         try:
             query = external_query(
                 metric.rule,
@@ -250,6 +275,19 @@ class Provider:
         except QueryError as exc:
             raise BadRequest(str(exc)) from exc
         served = await self._prom_value(query)
+        if served.value.non_finite:
+            odd = served.value.non_finite[0]
+            raise Unavailable(
+                self.prom.source if self.prom else "prometheus",
+                f"the external metric {req.metric} is {odd.value} for {dict(odd.labels)} "
+                "(NaN and infinite values are not served)",
+            )
+        if not served.value.samples:
+            # An empty list would read as "nothing there"; the HPA must hold instead.
+            raise NotFound(
+                f"the server could not find the external metric {req.metric} in namespace {req.namespace}: "
+                "Prometheus has no series for its query"
+            )
         fingerprint = (query, served.version)
         memo = self._memo.get(req)
         if memo is not None and memo[0] == fingerprint:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from metrics_adapter.errors import ConfigError
+from metrics_adapter.tlspolicy import TLSPolicy
 
 log = structlog.get_logger("metrics_adapter.tls")
 
@@ -102,9 +103,10 @@ def _self_signed(files: ServingFiles) -> None:
 class ServerTLS:
     """Builds and swaps the serving contexts (see the module docstring)."""
 
-    def __init__(self, files: ServingFiles, *, verify_clients: bool) -> None:
+    def __init__(self, files: ServingFiles, *, verify_clients: bool, policy: TLSPolicy | None = None) -> None:
         self.files = files
         self.verify_clients = verify_clients
+        self.policy = policy or TLSPolicy()
         self.client_ca_pem: str | None = None
         self._mtimes = self._stat()
         self.current = self._build()
@@ -119,7 +121,7 @@ class ServerTLS:
 
     def _build(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.policy.apply(ctx)  # TLS 1.2 at least; --tls-min-version, --tls-cipher-suites
         ctx.load_cert_chain(str(self.files.cert), str(self.files.key))
         if self.verify_clients:
             if self.client_ca_pem:

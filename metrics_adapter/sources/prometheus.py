@@ -38,10 +38,15 @@ class Sample:
 
 @dataclass(frozen=True, slots=True)
 class QueryResult:
-    """An instant query's result: ``vector`` samples, or one ``scalar``."""
+    """An instant query's result: ``vector`` samples, or one ``scalar``.
+
+    NaN and infinite samples have no Quantity: they are kept apart in ``non_finite`` so that a
+    caller can refuse them by name instead of serving the series as missing or as a number.
+    """
 
     kind: str  # "vector" | "scalar"
     samples: tuple[Sample, ...]
+    non_finite: tuple[Sample, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,23 +139,25 @@ class PrometheusClient:
         return body.get("data")
 
     async def query(self, promql: str, *, timeout: float | None = None) -> QueryResult:
-        """Evaluate ``promql`` now; NaN and infinite samples are dropped (they have no Quantity)."""
+        """Evaluate ``promql`` now; NaN and infinite samples are set apart (``QueryResult.non_finite``)."""
         data = await self._call("/api/v1/query", [("query", promql)], timeout)
         kind = (data or {}).get("resultType")
         result = (data or {}).get("result")
         try:
             if kind == "vector":
-                samples = []
+                samples: list[Sample] = []
+                odd: list[Sample] = []
                 for item in result or []:
                     ts, raw = item["value"]
                     v = float(raw)
-                    if math.isfinite(v):
-                        samples.append(Sample(item.get("metric") or {}, v, float(ts)))
-                return QueryResult("vector", tuple(samples))
+                    (samples if math.isfinite(v) else odd).append(Sample(item.get("metric") or {}, v, float(ts)))
+                return QueryResult("vector", tuple(samples), tuple(odd))
             if kind == "scalar" and isinstance(result, list):
                 ts, raw = result
-                v = float(raw)
-                return QueryResult("scalar", (Sample({}, v, float(ts)),) if math.isfinite(v) else ())
+                one = Sample({}, float(raw), float(ts))
+                return (
+                    QueryResult("scalar", (one,), ()) if math.isfinite(one.value) else QueryResult("scalar", (), (one,))
+                )
         except (KeyError, TypeError, ValueError) as exc:
             raise UpstreamError(self.source, f"unexpected query result shape: {truncate(str(result), 120)}") from exc
         raise UpstreamError(
