@@ -14,6 +14,8 @@ from typing import Any
 
 from metrics_adapter import __version__
 from metrics_adapter.api import CUSTOM_GROUP, CUSTOM_VERSIONS, EXTERNAL_GROUP
+from metrics_adapter.resourcemetrics import openapi as resource_openapi
+from metrics_adapter.resourcemetrics.wire import GROUP as RESOURCE_GROUP
 
 _STR = {"type": "string"}
 _QTY = {"type": "string", "description": "a Kubernetes resource.Quantity"}
@@ -164,11 +166,12 @@ def v2() -> tuple[bytes, str]:
     for v in CUSTOM_VERSIONS:
         paths |= _paths(CUSTOM_GROUP, v, "#/definitions/", False)
     paths |= _paths(EXTERNAL_GROUP, "v1beta1", "#/definitions/", False)
+    paths |= resource_openapi.paths("#/definitions/", False)
     doc = {
         "swagger": "2.0",
         "info": {"title": "metrics-adapter", "version": __version__},
         "paths": paths,
-        "definitions": _schemas("#/definitions/"),
+        "definitions": _schemas("#/definitions/") | resource_openapi.schemas("#/definitions/"),
     }
     return _serialize(doc)
 
@@ -184,6 +187,14 @@ def v3_groups() -> dict[str, tuple[bytes, str]]:
             "components": {"schemas": _schemas("#/components/schemas/")},
         }
         out[f"apis/{group}/{version}"] = _serialize(doc)
+    ref = "#/components/schemas/"
+    doc = {
+        "openapi": "3.0.0",
+        "info": {"title": "metrics-adapter", "version": __version__},
+        "paths": resource_openapi.paths(ref, True),
+        "components": {"schemas": resource_openapi.schemas(ref)},
+    }
+    out[f"apis/{RESOURCE_GROUP}/v1beta1"] = _serialize(doc)
     return out
 
 

@@ -120,11 +120,7 @@ class ObjectIndex:
         self.clock = clock
         self._stores: dict[tuple[str, str], _Store] = {}
 
-    async def names(self, info: ResourceInfo, namespace: str | None, selector: Selector) -> tuple[int, list[str]]:
-        """Names of ``info`` objects in ``namespace`` (None: cluster-scoped) matching ``selector``, sorted.
-
-        Also returns the namespace's generation: it changes whenever the answer may have.
-        """
+    async def _synced(self, info: ResourceInfo) -> _Store:
         key = (info.group, info.resource)
         store = self._stores.get(key)
         if store is None:
@@ -138,6 +134,30 @@ class ObjectIndex:
                 raise Unavailable(
                     self.client.source, f"cannot list {info.group_resource}: {store.error or 'no answer yet'}"
                 )
+        return store
+
+    async def labelled(
+        self, info: ResourceInfo, namespace: str | None, selector: Selector
+    ) -> tuple[tuple[int, ...], list[tuple[str, str, dict[str, str]]]]:
+        """``(namespace, name, labels)`` of the objects ``selector`` picks, sorted; ``namespace=None``: all.
+
+        For the resource metrics API, whose answers carry each object's labels and may span
+        every namespace. Also returns a fingerprint that changes whenever the answer may have.
+        """
+        store = await self._synced(info)
+        spaces = sorted(store.objects) if namespace is None else [namespace]
+        out: list[tuple[str, str, dict[str, str]]] = []
+        for ns in spaces:
+            bucket = store.objects.get(ns, {})
+            out.extend((ns, n, bucket[n]) for n in store.select(ns, selector))
+        return tuple(store.generations.get(ns, 0) for ns in spaces), out
+
+    async def names(self, info: ResourceInfo, namespace: str | None, selector: Selector) -> tuple[int, list[str]]:
+        """Names of ``info`` objects in ``namespace`` (None: cluster-scoped) matching ``selector``, sorted.
+
+        Also returns the namespace's generation: it changes whenever the answer may have.
+        """
+        store = await self._synced(info)
         ns = namespace or ""
         sel = str(selector)
         gen = store.generations.get(ns, 0)

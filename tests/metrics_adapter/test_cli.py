@@ -57,7 +57,7 @@ def test_check_without_prometheus_fails_with_the_reason(tmp_path: Path) -> None:
     ("config", "args", "fragment"),
     [
         ("rules: [{seriesQuery: up, resources: {template: <<.Resource>>}}]", [], "rules[0].metricsQuery is required"),
-        ("resourceRules: {cpu: {}}", [], "'resourceRules' is not supported"),
+        ("resourceRules: {cpu: {}}", [], "resourceRules.memory is required"),
         (
             "rules: [{seriesQuery: up, metricsQuery: '<<if .Series>>', resources: {template: <<.Resource>>}}]",
             [],

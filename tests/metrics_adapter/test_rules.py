@@ -86,7 +86,7 @@ def test_series_filters_keep_and_drop() -> None:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("resourceRules: {}", "'resourceRules' is not supported"),
+        ("resourceRules: {}", "resourceRules.cpu is required"),
         ("rulez: []", "unknown top-level key 'rulez'"),
         ("rules: {default: true}", "looks like Helm chart values"),
         (
