@@ -28,7 +28,8 @@ from gitopsd.kube.config import Connection
 from metrics_adapter.auth import Auth
 from metrics_adapter.cache import DEFAULT_MAX_ENTRIES, CircuitBreaker, Source, ValueCache
 from metrics_adapter.catalog import Catalog
-from metrics_adapter.errors import AdapterError, ConfigError, UpstreamError
+from metrics_adapter.errors import ConfigError, UpstreamError
+from metrics_adapter.federation.router import Federation
 from metrics_adapter.kube.client import KubeClient
 from metrics_adapter.kube.discovery import discover
 from metrics_adapter.kube.mapper import Mapper
@@ -36,7 +37,6 @@ from metrics_adapter.kube.objects import ObjectIndex
 from metrics_adapter.metrics import AdapterMetrics
 from metrics_adapter.provider import Provider, QueueBinding
 from metrics_adapter.queues import QueueConfigError, open_reader
-from metrics_adapter.resourcemetrics.provider import ResourceMetrics
 from metrics_adapter.rules.config import Config
 from metrics_adapter.server import State, build_server
 from metrics_adapter.sources.prometheus import PrometheusClient, PrometheusSettings
@@ -122,7 +122,7 @@ class Adapter:
     auth_loaded: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     runner: web.BaseRunner | None = None
-    resource_metrics: ResourceMetrics | None = None  # metrics.k8s.io (resourceRules)
+    federation: Federation | None = None  # externalProviders
 
     def ready(self) -> tuple[bool, list[str]]:
         checks = [("resource discovery", True), ("front-proxy authentication", self.auth is None or self.auth_loaded)]
@@ -138,15 +138,18 @@ class Adapter:
 
 async def build(opts: Options) -> Adapter:
     metrics = AdapterMetrics()
+    # Provider credentials (CA, token, client certificate) are read now: a bad path exits 2 at once.
+    providers = opts.config.external_providers
+    federation = Federation(providers, metrics.registry, opts.config.path) if providers else None
     kube = KubeClient(opts.kube)
     mapper = await _retry_until(
         f"resource discovery from {kube.source}", lambda: discover(kube), opts.kube_startup_timeout
     )
     prom = None
     prom_source = None
-    if opts.config.rules or opts.config.external_rules or opts.config.resource_rules:
+    if opts.config.rules or opts.config.external_rules:
         if opts.prometheus is None:
-            raise ConfigError("the config has 'rules', 'externalRules' or 'resourceRules': give --prometheus-url")
+            raise ConfigError("the config has 'rules' or 'externalRules': give --prometheus-url")
         prom = PrometheusClient(opts.prometheus)
         prom_source = Source(prom.source, timeout=opts.prometheus.timeout, concurrency=16)
     catalog = Catalog(opts.config, prom, mapper, metrics, interval=opts.relist_interval, max_age=opts.max_age)
@@ -176,16 +179,7 @@ async def build(opts: Options) -> Adapter:
     tls = ServerTLS(opts.serving, verify_clients=not opts.insecure_skip_auth, policy=opts.tls_policy)
     auth = None if opts.insecure_skip_auth else Auth(kube, metrics)
     adapter = Adapter(opts, metrics, kube, catalog, cache, provider, auth, tls, prom, objects, session)
-    if opts.config.resource_rules is not None and prom is not None and prom_source is not None:
-        rm = ResourceMetrics(
-            opts.config.resource_rules, cache, prom=prom, prom_source=prom_source, objects=objects,
-            mapper=lambda: catalog.mapper,
-        )  # fmt: skip
-        try:
-            rm.validate()
-        except AdapterError as exc:
-            raise ConfigError(f"config file {opts.config.path}: {exc.message}") from exc
-        adapter.resource_metrics = rm
+    adapter.federation = federation
     return adapter
 
 
@@ -214,13 +208,16 @@ async def start(adapter: Adapter) -> list[str]:
     adapter.tasks.append(loop.create_task(adapter.cache.run(adapter.stop), name="refresh"))
     adapter.tasks.append(loop.create_task(_reload_certs(adapter), name="cert reload"))
     adapter.tasks.append(loop.create_task(_watch_loop_lag(adapter), name="loop lag"))
+    if adapter.federation is not None:
+        adapter.federation.open()
+        adapter.tasks.append(loop.create_task(adapter.federation.run(adapter.stop), name="federation discovery"))
     state = State(
         provider=adapter.provider,
         metrics=adapter.metrics,
         auth=adapter.auth,
         ready=adapter.ready,
         always_allow=opts.always_allow,
-        resource_metrics=adapter.resource_metrics,
+        federation=adapter.federation,
     )
     state.track_sizes()
     # The request-line and header limits are build_server's (see server.py's docstring).
@@ -271,6 +268,8 @@ async def shutdown(adapter: Adapter) -> None:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await t
     await adapter.objects.close()
+    if adapter.federation is not None:
+        await adapter.federation.close()
     for bindings in adapter.provider.queues.values():
         for b in bindings:
             with contextlib.suppress(Exception):

@@ -35,12 +35,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from metrics_adapter import api, openapi
 from metrics_adapter.auth import Auth, attributes_for
 from metrics_adapter.errors import AdapterError, BadRequest, NotFound
+from metrics_adapter.federation.router import Federation
 from metrics_adapter.lru import LRU
 from metrics_adapter.metrics import AdapterMetrics
 from metrics_adapter.provider import CustomRequest, ExternalRequest, Provider
-from metrics_adapter.resourcemetrics import routes as resource_routes
-from metrics_adapter.resourcemetrics import wire as resource_wire
-from metrics_adapter.resourcemetrics.provider import ResourceMetrics
 from metrics_adapter.selectors import EVERYTHING, Selector, SelectorError
 from metrics_adapter.selectors import parse as parse_selector
 
@@ -69,13 +67,13 @@ class State:
     auth: Auth | None  # None: --insecure-skip-auth
     ready: Callable[[], tuple[bool, list[str]]]
     always_allow: frozenset[str] = frozenset()
+    federation: Federation | None = None  # externalProviders: names forwarded to other servers
     paths: LRU[str, tuple[str, ...]] = field(default_factory=lambda: LRU(MEMO_SIZE))
     queries: LRU[str, dict[str, str]] = field(default_factory=lambda: LRU(MEMO_SIZE))
     selectors: LRU[tuple[str, str], Selector] = field(default_factory=lambda: LRU(MEMO_SIZE))
     openapi_v2: tuple[bytes, str] = field(default_factory=openapi.v2)
     openapi_v3: dict[str, tuple[bytes, str]] = field(default_factory=openapi.v3_groups)
     _children: dict[tuple[str, int], Any] = field(default_factory=dict)
-    resource_metrics: ResourceMetrics | None = None  # metrics.k8s.io, when the config has resourceRules
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         child = self._children.get((route, status))
@@ -254,8 +252,6 @@ def _route_name(segs: list[str]) -> str:
         return "discovery"
     if segs[1] == api.EXTERNAL_GROUP:
         return "external"
-    if segs[1] == resource_wire.GROUP:
-        return "resource"
     if segs[1] == api.CUSTOM_GROUP:
         if len(segs) >= 5 and segs[3] == "namespaces" and segs[5:6] == ["metrics"]:
             return "custom-namespace"
@@ -307,8 +303,6 @@ async def _route(state: State, request: web.BaseRequest, segs: list[str], params
     if segs[0] != "apis":
         raise NotFound(f"the server could not find the requested resource {request.path!r}")
     groups = {api.CUSTOM_GROUP: api.CUSTOM_VERSIONS, api.EXTERNAL_GROUP: api.EXTERNAL_VERSIONS}
-    if state.resource_metrics is not None:
-        groups[resource_wire.GROUP] = (resource_wire.VERSION,)
     if len(segs) == 1:
         return _json(api.api_group_list(groups))
     group = segs[1]
@@ -320,12 +314,10 @@ async def _route(state: State, request: web.BaseRequest, segs: list[str], params
     if version not in groups[group]:
         raise NotFound(f"the server could not find the requested resource: {group}/{version} is not served here")
     rest = segs[3:]
-    if group == resource_wire.GROUP and state.resource_metrics is not None:
-        if not rest:
-            return _json(api.resource_list(group, version, resource_wire.resources()))
-        return _json(await resource_routes.handle(state.resource_metrics, rest, params, state.selector))
     if not rest:
         resources = p.custom_resources() if group == api.CUSTOM_GROUP else p.external_resources()
+        if group == api.EXTERNAL_GROUP and state.federation is not None:
+            resources = state.federation.merge(resources, p)
         return _json(api.resource_list(group, version, resources))
     for seg in rest:
         if not seg or len(seg) > 512:
@@ -344,6 +336,9 @@ async def _route(state: State, request: web.BaseRequest, segs: list[str], params
         if mls:
             extra = state.selector(mls, "metricLabelSelector")
             selector = Selector(tuple(sorted((*selector.requirements, *extra.requirements), key=lambda r: r.key)))
+        upstream = state.federation.route(rest[2], p) if state.federation is not None else None
+        if upstream is not None:  # the caller is authorized already; the selector was checked above
+            return _json(await upstream.external(ns, rest[2], params.get("labelSelector", "")))
         return _json(await p.external(ExternalRequest(ns, rest[2], selector)))
     label_sel = state.selector(params.get("labelSelector", ""), "labelSelector")
     metric_sel = state.selector(params.get("metricLabelSelector", ""), "metricLabelSelector")

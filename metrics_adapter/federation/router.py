@@ -46,6 +46,7 @@ class Federation:
         *,
         discovery_interval: float = DISCOVERY_INTERVAL,
     ) -> None:
+        self.upstreams: list[Upstream] = []  # the registry reads the breaker states at once
         self.metrics = FederationMetrics(registry, self._states)
         self.upstreams = [Upstream(p, self.metrics, where) for p in providers]
         self.interval = discovery_interval

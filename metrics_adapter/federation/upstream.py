@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import ssl
 import time
 import urllib.parse
@@ -183,8 +184,12 @@ class Upstream:
                 status = resp.status
         except TimeoutError:
             raise _Failed("timeout", f"no answer within {self.cfg.timeout:g}s (timeout)") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise _Failed("connect", f"TLS: its certificate is not trusted: {exc.certificate_error}") from None
         except aiohttp.ClientConnectorError as exc:
-            raise _Failed("connect", f"cannot connect: {exc.os_error.strerror or exc.os_error}") from None
+            err = exc.os_error
+            reason = os.strerror(err.errno) if err.errno else str(err) or type(err).__name__
+            raise _Failed("connect", f"cannot connect to {exc.host}:{exc.port}: {reason}") from None
         except aiohttp.ClientError as exc:
             raise _Failed("connect", f"connection failed: {truncate(str(exc) or type(exc).__name__)}") from None
         if status != 200:

@@ -4,8 +4,8 @@ Users migrate by pointing the adapter at the file they already have, so every fi
 prometheus-adapter v0.12 reads is read the same way here. Where prometheus-adapter silently
 ignores what it does not know, this loader refuses the file at start-up, naming the rule and
 the field (``rules[2].name.as``): a rule quietly doing nothing is worse than not starting.
-``resourceRules`` (the resource metrics API, metrics.k8s.io) is parsed by
-``metrics_adapter.resourcemetrics.config``.
+``resourceRules`` (the resource metrics API, metrics.k8s.io) is refused by name: that API is
+metrics-server's job and not served here.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any, Literal
 from gitopsd.render import documents
 from gitopsd.render.errors import MalformedManifest
 from metrics_adapter.errors import ConfigError
+from metrics_adapter.federation import config as federation_config
 from metrics_adapter.queues import QueueConfig, QueueConfigError, parse_queues
-from metrics_adapter.resourcemetrics import config as resource_config
 from metrics_adapter.rules import gotemplate
 from metrics_adapter.rules.naming import Namer, NamingError, build_namer
 
@@ -29,8 +29,11 @@ RuleKind = Literal["rules", "externalRules"]
 QUERY_FIELDS = ("Series", "LabelMatchers", "LabelValuesByName", "GroupBy", "GroupBySlice")
 RESOURCE_FIELDS = ("Group", "Resource")
 
-_TOP_KEYS = {"rules", "externalRules", "queues", "resourceRules"}
-_REFUSED_TOP: dict[str, str] = {}
+_TOP_KEYS = {"rules", "externalRules", "queues", "externalProviders"}
+_REFUSED_TOP = {
+    "resourceRules": "the resource metrics API (metrics.k8s.io, for `kubectl top` and CPU/memory HPAs) "
+    "is not served by this adapter; keep metrics-server for it and remove 'resourceRules'",
+}
 _RULE_KEYS = {"seriesQuery", "seriesFilters", "resources", "name", "metricsQuery"}
 _RESOURCE_KEYS = {"template", "overrides", "namespaced"}
 
@@ -73,7 +76,7 @@ class Config:
     external_rules: tuple[Rule, ...] = ()
     queues: tuple[QueueConfig, ...] = ()
     warnings: tuple[str, ...] = field(default=())
-    resource_rules: resource_config.ResourceRules | None = None
+    external_providers: tuple[federation_config.ProviderConfig, ...] = ()
 
 
 def load(path: str | Path) -> Config:
@@ -123,15 +126,27 @@ def parse(text: str | bytes, where: str = "<config>") -> Config:
         raise ConfigError(f"config file {where}: {exc}") from exc
     except NotImplementedError as exc:
         raise ConfigError(f"config file {where}: 'queues' cannot be served by this build: {exc}") from exc
-    rr_raw = raw.get("resourceRules")
-    resource_rules = (
-        resource_config.parse(rr_raw, where, lambda r, at: _resources(r, at, "rules")) if rr_raw is not None else None
-    )
-    if not rules and not ext and not queues and resource_rules is None:
-        raise ConfigError(
-            f"config file {where}: no 'rules', 'externalRules', 'resourceRules' or 'queues': nothing would be served"
-        )
-    return Config(where, rules, ext, queues, tuple(warnings), resource_rules=resource_rules)
+    providers = _external_providers(raw.get("externalProviders"), where, ext, queues)
+    if not rules and not ext and not queues and not providers:
+        raise ConfigError(f"config file {where}: no 'rules', 'externalRules' or 'queues': nothing would be served")
+    return Config(where, rules, ext, queues, tuple(warnings), external_providers=providers)
+
+
+def _external_providers(
+    raw: Any, where: str, ext: tuple[Rule, ...], queues: tuple[QueueConfig, ...]
+) -> tuple[federation_config.ProviderConfig, ...]:
+    """``externalProviders`` (federation/config.py), refused if one lists a name we serve ourselves.
+
+    Names known before discovery are checked here: queue names, and externalRules whose
+    ``name.as`` is a plain name. A name discovered later in Prometheus is ours (router.py).
+    """
+    providers = federation_config.parse_providers(raw, where)
+    ours = {q.name: f"queues[{i}]" for i, q in enumerate(queues)}
+    for r in ext:
+        if "$" not in r.namer.as_template:
+            ours.setdefault(r.namer.as_template, r.where)
+    federation_config.check_clashes(providers, ours, where)
+    return providers
 
 
 def _list(raw: Mapping[str, Any], key: str, where: str) -> list[Any]:

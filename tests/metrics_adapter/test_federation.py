@@ -1,0 +1,283 @@
+"""Federation through the real aggregator: a second metrics-adapter stands in as the other provider.
+
+The *provider* adapter serves Redis queues (``fed_jobs``, labelled, and ``other_backlog``) and
+is not registered anywhere; the *front* adapter serves its own queue ``fed_local``, lists the
+provider with ``metrics: ["fed_*"]`` and a service-account token, and is registered as the
+cluster's metrics APIServices for this module (the shared stack's registration is restored
+after). ``fed_local`` matches the glob too: ours must win.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from kubernetes import client
+
+from e2e import procs, services
+from e2e.adapter import RunningAdapter, available, register, start_adapter, unregister
+from e2e.cluster import ClusterInfo
+from tests.e2e.kube import api_client, deployment, kubectl, new_namespace
+from tests.metrics_adapter.conftest import FAST, Stack
+
+pytestmark = [pytest.mark.cluster, pytest.mark.services]
+
+EXT = "/apis/external.metrics.k8s.io/v1beta1"
+
+PROVIDER_CONFIG = """
+queues:
+- name: fed_jobs
+  labels: {queue: a}
+  redis: {url: "REDIS", list: "LIST_A"}
+- name: other_backlog
+  redis: {url: "REDIS", list: "LIST_OTHER"}
+"""
+
+FRONT_CONFIG = """
+queues:
+- name: fed_local
+  redis: {url: "REDIS", list: "LIST_LOCAL"}
+externalProviders:
+- name: second
+  url: https://localhost:PORT
+  caFile: CA
+  tokenFile: TOKEN
+  metrics: ["fed_*"]
+"""
+
+
+@dataclass
+class Federated:
+    cluster: ClusterInfo
+    front: RunningAdapter
+    provider: RunningAdapter
+    redis: redis.Redis
+    lists: dict[str, str]  # metric -> Redis list
+
+    def raw(self, path: str) -> tuple[int, Any]:
+        out = kubectl(self.cluster, "get", "--raw", path)
+        if out.returncode != 0:
+            return out.returncode, out.stderr.strip()
+        return 0, json.loads(out.stdout)
+
+    def set_backlog(self, metric: str, n: int) -> None:
+        key = self.lists[metric]
+        self.redis.delete(key)
+        if n:
+            self.redis.rpush(key, *(["x"] * n))
+
+
+def _forwarder_token(cluster: ClusterInfo, directory: Path) -> Path:
+    """A service-account token allowed to read external metrics (what the front adapter sends)."""
+    ns = f"fed-{uuid.uuid4().hex[:6]}"
+    manifests = f"""
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {ns}}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: forwarder, namespace: {ns}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: {ns}-external-metrics-reader}}
+rules:
+- apiGroups: [external.metrics.k8s.io]
+  resources: ["*"]
+  verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: {ns}-external-metrics-reader}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {ns}-external-metrics-reader}}
+subjects:
+- {{kind: ServiceAccount, name: forwarder, namespace: {ns}}}
+"""
+    out = kubectl(cluster, "apply", "-f", "-", input=manifests)
+    assert out.returncode == 0, out.stderr
+    token = kubectl(cluster, "create", "token", "forwarder", "-n", ns, "--duration=2h")
+    assert token.returncode == 0, token.stderr
+    path = directory / "token"
+    path.write_text(token.stdout.strip())
+    return path
+
+
+@pytest.fixture(scope="module")
+def federated(
+    cluster_ipv4: ClusterInfo,
+    redis_server: services.Redis,
+    stacks: dict[str, Stack],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Federated]:
+    directory = tmp_path_factory.mktemp("federation")
+    suffix = uuid.uuid4().hex[:8]
+    lists = {m: f"{m}-{suffix}" for m in ("fed_jobs", "other_backlog", "fed_local")}
+    r = redis.Redis.from_url(redis_server.url)
+    provider_cfg = (
+        PROVIDER_CONFIG.replace("REDIS", redis_server.url)
+        .replace("LIST_A", lists["fed_jobs"])
+        .replace("LIST_OTHER", lists["other_backlog"])
+    )
+    provider = start_adapter(cluster_ipv4, directory / "provider", provider_cfg, prometheus_url=None, extra_args=FAST)
+    front: RunningAdapter | None = None
+    try:
+        token = _forwarder_token(cluster_ipv4, directory)
+        front_cfg = (
+            FRONT_CONFIG.replace("REDIS", redis_server.url)
+            .replace("LIST_LOCAL", lists["fed_local"])
+            .replace("PORT", str(provider.port))
+            .replace("CA", str(cluster_ipv4.ca_cert))
+            .replace("TOKEN", str(token))
+        )
+        front = start_adapter(cluster_ipv4, directory / "front", front_cfg, prometheus_url=None, extra_args=FAST)
+        register(cluster_ipv4, front)
+        procs.wait_until("metrics APIServices Available", lambda: available(cluster_ipv4), timeout=90, interval=0.5)
+        yield Federated(cluster_ipv4, front, provider, r, lists)
+    finally:
+        stack = stacks.get(cluster_ipv4.ip_family)
+        if stack is not None:  # give the shared stack its APIServices back
+            register(cluster_ipv4, stack.adapter)
+            procs.wait_until("stack APIServices Available", lambda: available(cluster_ipv4), timeout=90, interval=0.5)
+        else:
+            unregister(cluster_ipv4)
+        if front is not None:
+            front.stop()
+        provider.stop()
+
+
+def _metric(fed: Federated, ns: str, metric: str, query: str = "") -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        code, body = fed.raw(f"{EXT}/namespaces/{ns}/{metric}{query}")
+        return body if code == 0 else None
+
+    body: dict[str, Any] = procs.wait_until(f"{metric} through the aggregator", probe, timeout=30, interval=0.5)
+    return body
+
+
+def test_forwarded_metric_is_served_through_the_aggregator(federated: Federated) -> None:
+    """A name only the provider serves comes back through the front adapter, selector forwarded."""
+    federated.set_backlog("fed_jobs", 7)
+
+    def seven() -> dict[str, Any] | None:
+        code, body = federated.raw(f"{EXT}/namespaces/default/fed_jobs")
+        return body if code == 0 and body["items"] and body["items"][0]["value"] == "7" else None
+
+    body = procs.wait_until("fed_jobs = 7", seven, timeout=30, interval=0.5)
+    assert body["kind"] == "ExternalMetricValueList"
+    assert [(i["metricName"], i["metricLabels"]) for i in body["items"]] == [("fed_jobs", {"queue": "a"})]
+    # The label selector reaches the provider: queue=b selects nothing there.
+    assert _metric(federated, "default", "fed_jobs", "?labelSelector=queue%3Db")["items"] == []
+    assert len(_metric(federated, "default", "fed_jobs", "?labelSelector=queue%3Da")["items"]) == 1
+
+
+def test_our_own_name_wins_over_a_provider_glob(federated: Federated) -> None:
+    """fed_local matches the provider's glob, but the front adapter serves it itself."""
+    federated.set_backlog("fed_local", 3)
+
+    def three() -> dict[str, Any] | None:
+        code, body = federated.raw(f"{EXT}/namespaces/default/fed_local")
+        return body if code == 0 and body["items"] and body["items"][0]["value"] == "3" else None
+
+    procs.wait_until("fed_local = 3", three, timeout=30, interval=0.5)
+    # The provider does not have it at all: had it been forwarded, the answer would be a 404.
+    status, _ = federated.provider.get(f"{EXT}/namespaces/default/fed_local")
+    assert status == 404
+
+
+def test_a_name_outside_the_provider_list_is_not_forwarded(federated: Federated) -> None:
+    """other_backlog is served by the provider but not listed: the front adapter answers 404."""
+    status, body = federated.front.get(f"{EXT}/namespaces/default/other_backlog")
+    assert status == 404, body
+    assert body["message"] == "the server could not find the external metric other_backlog"
+
+
+def test_discovery_merges_the_provider_list(federated: Federated) -> None:
+    """The resource list holds ours and the provider's routed names, not its unlisted ones."""
+
+    def merged() -> list[str] | None:
+        code, body = federated.raw(EXT)
+        names = sorted(r["name"] for r in body["resources"]) if code == 0 else []
+        return names if "fed_jobs" in names else None
+
+    names = procs.wait_until("fed_jobs in discovery", merged, timeout=60, interval=1)
+    assert names == ["fed_jobs", "fed_local"]
+
+
+def test_unauthorized_caller_is_refused_before_forwarding(federated: Federated) -> None:
+    """A caller without RBAC gets 403 from the front adapter; the provider is never asked."""
+
+    def calls() -> float:
+        _, text = federated.front.get("/metrics")
+        m = re.search(r'metrics_adapter_federation_requests_total\{call="metric",provider="second"\} (\S+)', text)
+        return float(m.group(1)) if m else 0.0
+
+    before = calls()
+    status, body = federated.front.get(f"{EXT}/namespaces/default/fed_jobs", user="nobody", groups=())
+    assert status == 403, body
+    assert calls() == before
+
+
+def test_provider_figures_on_metrics(federated: Federated) -> None:
+    """Per-provider requests, latency and breaker state appear on the front adapter's /metrics."""
+    federated.set_backlog("fed_jobs", 1)
+    status, _ = federated.front.get(f"{EXT}/namespaces/default/fed_jobs")
+    assert status == 200
+    _, text = federated.front.get("/metrics")
+    assert re.search(r'metrics_adapter_federation_requests_total\{call="metric",provider="second"\} [1-9]', text)
+    assert re.search(r'metrics_adapter_federation_upstream_duration_seconds_count\{provider="second"\} [1-9]', text)
+    assert 'metrics_adapter_federation_circuit_state{provider="second"} 0.0' in text
+
+
+def _hpa(metric: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "worker"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker"},
+            "minReplicas": 1,
+            "maxReplicas": 10,
+            "metrics": [
+                {
+                    "type": "External",
+                    "external": {"metric": {"name": metric}, "target": {"type": "AverageValue", "averageValue": "5"}},
+                }
+            ],
+        },
+    }
+
+
+def test_hpa_scales_on_a_forwarded_metric(federated: Federated) -> None:
+    """The real HPA controller reads fed_jobs through the front adapter and scales to ceil(20 / 5)."""
+    api = api_client(federated.cluster)
+    ns = new_namespace(api, "ma-fed")
+    try:
+        client.AppsV1Api(api).create_namespaced_deployment(ns, deployment("worker", 1))
+        federated.set_backlog("fed_jobs", 0)
+        autoscaling = client.AutoscalingV2Api(api)
+        autoscaling.create_namespaced_horizontal_pod_autoscaler(ns, _hpa("fed_jobs"))
+
+        def at(replicas: int) -> client.V2HorizontalPodAutoscaler | None:
+            h = autoscaling.read_namespaced_horizontal_pod_autoscaler("worker", ns)
+            st = h.status
+            ok = st and st.desired_replicas == replicas and st.current_replicas == replicas and st.current_metrics
+            return h if ok else None
+
+        procs.wait_until("HPA at 1 replica", lambda: at(1), timeout=90, interval=1)
+        federated.set_backlog("fed_jobs", 20)
+        hpa = procs.wait_until("HPA at 4 replicas", lambda: at(4), timeout=120, interval=1)
+        external = hpa.status.current_metrics[0].external
+        assert external.metric.name == "fed_jobs"
+        assert external.current.average_value == "5"
+        conditions = {c.type: c.status for c in hpa.status.conditions}
+        assert conditions["ScalingActive"] == "True"
+    finally:
+        client.CoreV1Api(api).delete_namespace(ns)
