@@ -28,7 +28,7 @@ from gitopsd.kube.config import Connection
 from metrics_adapter.auth import Auth
 from metrics_adapter.cache import DEFAULT_MAX_ENTRIES, CircuitBreaker, Source, ValueCache
 from metrics_adapter.catalog import Catalog
-from metrics_adapter.errors import ConfigError, UpstreamError
+from metrics_adapter.errors import AdapterError, ConfigError, UpstreamError
 from metrics_adapter.federation.router import Federation
 from metrics_adapter.kube.client import KubeClient
 from metrics_adapter.kube.discovery import discover
@@ -37,6 +37,7 @@ from metrics_adapter.kube.objects import ObjectIndex
 from metrics_adapter.metrics import AdapterMetrics
 from metrics_adapter.provider import Provider, QueueBinding
 from metrics_adapter.queues import QueueConfigError, open_reader
+from metrics_adapter.resourcemetrics.provider import ResourceMetrics
 from metrics_adapter.rules.config import Config
 from metrics_adapter.server import State, build_server
 from metrics_adapter.sources.prometheus import PrometheusClient, PrometheusSettings
@@ -122,6 +123,7 @@ class Adapter:
     auth_loaded: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     runner: web.BaseRunner | None = None
+    resource_metrics: ResourceMetrics | None = None  # metrics.k8s.io (resourceRules)
     federation: Federation | None = None  # externalProviders
 
     def ready(self) -> tuple[bool, list[str]]:
@@ -147,9 +149,9 @@ async def build(opts: Options) -> Adapter:
     )
     prom = None
     prom_source = None
-    if opts.config.rules or opts.config.external_rules:
+    if opts.config.rules or opts.config.external_rules or opts.config.resource_rules:
         if opts.prometheus is None:
-            raise ConfigError("the config has 'rules' or 'externalRules': give --prometheus-url")
+            raise ConfigError("the config has 'rules', 'externalRules' or 'resourceRules': give --prometheus-url")
         prom = PrometheusClient(opts.prometheus)
         prom_source = Source(prom.source, timeout=opts.prometheus.timeout, concurrency=16)
     catalog = Catalog(opts.config, prom, mapper, metrics, interval=opts.relist_interval, max_age=opts.max_age)
@@ -180,6 +182,16 @@ async def build(opts: Options) -> Adapter:
     auth = None if opts.insecure_skip_auth else Auth(kube, metrics)
     adapter = Adapter(opts, metrics, kube, catalog, cache, provider, auth, tls, prom, objects, session)
     adapter.federation = federation
+    if opts.config.resource_rules is not None and prom is not None and prom_source is not None:
+        rm = ResourceMetrics(
+            opts.config.resource_rules, cache, prom=prom, prom_source=prom_source, objects=objects,
+            mapper=lambda: catalog.mapper,
+        )  # fmt: skip
+        try:
+            rm.validate()
+        except AdapterError as exc:
+            raise ConfigError(f"config file {opts.config.path}: {exc.message}") from exc
+        adapter.resource_metrics = rm
     return adapter
 
 
@@ -217,6 +229,7 @@ async def start(adapter: Adapter) -> list[str]:
         auth=adapter.auth,
         ready=adapter.ready,
         always_allow=opts.always_allow,
+        resource_metrics=adapter.resource_metrics,
         federation=adapter.federation,
     )
     state.track_sizes()

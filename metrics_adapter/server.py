@@ -39,6 +39,9 @@ from metrics_adapter.federation.router import Federation
 from metrics_adapter.lru import LRU
 from metrics_adapter.metrics import AdapterMetrics
 from metrics_adapter.provider import CustomRequest, ExternalRequest, Provider
+from metrics_adapter.resourcemetrics import routes as resource_routes
+from metrics_adapter.resourcemetrics import wire as resource_wire
+from metrics_adapter.resourcemetrics.provider import ResourceMetrics
 from metrics_adapter.selectors import EVERYTHING, Selector, SelectorError
 from metrics_adapter.selectors import parse as parse_selector
 
@@ -74,6 +77,7 @@ class State:
     openapi_v2: tuple[bytes, str] = field(default_factory=openapi.v2)
     openapi_v3: dict[str, tuple[bytes, str]] = field(default_factory=openapi.v3_groups)
     _children: dict[tuple[str, int], Any] = field(default_factory=dict)
+    resource_metrics: ResourceMetrics | None = None  # metrics.k8s.io, when the config has resourceRules
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         child = self._children.get((route, status))
@@ -252,6 +256,8 @@ def _route_name(segs: list[str]) -> str:
         return "discovery"
     if segs[1] == api.EXTERNAL_GROUP:
         return "external"
+    if segs[1] == resource_wire.GROUP:
+        return "resource"
     if segs[1] == api.CUSTOM_GROUP:
         if len(segs) >= 5 and segs[3] == "namespaces" and segs[5:6] == ["metrics"]:
             return "custom-namespace"
@@ -303,6 +309,8 @@ async def _route(state: State, request: web.BaseRequest, segs: list[str], params
     if segs[0] != "apis":
         raise NotFound(f"the server could not find the requested resource {request.path!r}")
     groups = {api.CUSTOM_GROUP: api.CUSTOM_VERSIONS, api.EXTERNAL_GROUP: api.EXTERNAL_VERSIONS}
+    if state.resource_metrics is not None:
+        groups[resource_wire.GROUP] = (resource_wire.VERSION,)
     if len(segs) == 1:
         return _json(api.api_group_list(groups))
     group = segs[1]
@@ -314,6 +322,10 @@ async def _route(state: State, request: web.BaseRequest, segs: list[str], params
     if version not in groups[group]:
         raise NotFound(f"the server could not find the requested resource: {group}/{version} is not served here")
     rest = segs[3:]
+    if group == resource_wire.GROUP and state.resource_metrics is not None:
+        if not rest:
+            return _json(api.resource_list(group, version, resource_wire.resources()))
+        return _json(await resource_routes.handle(state.resource_metrics, rest, params, state.selector))
     if not rest:
         resources = p.custom_resources() if group == api.CUSTOM_GROUP else p.external_resources()
         if group == api.EXTERNAL_GROUP and state.federation is not None:

@@ -4,8 +4,8 @@ Users migrate by pointing the adapter at the file they already have, so every fi
 prometheus-adapter v0.12 reads is read the same way here. Where prometheus-adapter silently
 ignores what it does not know, this loader refuses the file at start-up, naming the rule and
 the field (``rules[2].name.as``): a rule quietly doing nothing is worse than not starting.
-``resourceRules`` (the resource metrics API, metrics.k8s.io) is refused by name: that API is
-metrics-server's job and not served here.
+``resourceRules`` (the resource metrics API, metrics.k8s.io) is parsed by
+``metrics_adapter.resourcemetrics.config``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from gitopsd.render.errors import MalformedManifest
 from metrics_adapter.errors import ConfigError
 from metrics_adapter.federation import config as federation_config
 from metrics_adapter.queues import QueueConfig, QueueConfigError, parse_queues
+from metrics_adapter.resourcemetrics import config as resource_config
 from metrics_adapter.rules import gotemplate
 from metrics_adapter.rules.naming import Namer, NamingError, build_namer
 
@@ -29,11 +30,8 @@ RuleKind = Literal["rules", "externalRules"]
 QUERY_FIELDS = ("Series", "LabelMatchers", "LabelValuesByName", "GroupBy", "GroupBySlice")
 RESOURCE_FIELDS = ("Group", "Resource")
 
-_TOP_KEYS = {"rules", "externalRules", "queues", "externalProviders"}
-_REFUSED_TOP = {
-    "resourceRules": "the resource metrics API (metrics.k8s.io, for `kubectl top` and CPU/memory HPAs) "
-    "is not served by this adapter; keep metrics-server for it and remove 'resourceRules'",
-}
+_TOP_KEYS = {"rules", "externalRules", "queues", "resourceRules", "externalProviders"}
+_REFUSED_TOP: dict[str, str] = {}
 _RULE_KEYS = {"seriesQuery", "seriesFilters", "resources", "name", "metricsQuery"}
 _RESOURCE_KEYS = {"template", "overrides", "namespaced"}
 
@@ -76,6 +74,7 @@ class Config:
     external_rules: tuple[Rule, ...] = ()
     queues: tuple[QueueConfig, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    resource_rules: resource_config.ResourceRules | None = None
     external_providers: tuple[federation_config.ProviderConfig, ...] = ()
 
 
@@ -126,10 +125,18 @@ def parse(text: str | bytes, where: str = "<config>") -> Config:
         raise ConfigError(f"config file {where}: {exc}") from exc
     except NotImplementedError as exc:
         raise ConfigError(f"config file {where}: 'queues' cannot be served by this build: {exc}") from exc
+    rr_raw = raw.get("resourceRules")
+    resource_rules = (
+        resource_config.parse(rr_raw, where, lambda r, at: _resources(r, at, "rules")) if rr_raw is not None else None
+    )
     providers = _external_providers(raw.get("externalProviders"), where, ext, queues)
-    if not rules and not ext and not queues and not providers:
-        raise ConfigError(f"config file {where}: no 'rules', 'externalRules' or 'queues': nothing would be served")
-    return Config(where, rules, ext, queues, tuple(warnings), external_providers=providers)
+    if not rules and not ext and not queues and resource_rules is None and not providers:
+        raise ConfigError(
+            f"config file {where}: no 'rules', 'externalRules', 'resourceRules' or 'queues': nothing would be served"
+        )
+    return Config(
+        where, rules, ext, queues, tuple(warnings), resource_rules=resource_rules, external_providers=providers
+    )
 
 
 def _external_providers(
