@@ -14,7 +14,6 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from kubernetes import client
 from e2e import procs, services
 from e2e.adapter import RunningAdapter, available, register, start_adapter, unregister
 from e2e.cluster import ClusterInfo
+from e2e.federation import forwarder_token, provider_entry
 from tests.e2e.kube import api_client, deployment, kubectl, new_namespace
 from tests.metrics_adapter.conftest import FAST, Stack
 
@@ -45,11 +45,6 @@ queues:
 - name: fed_local
   redis: {url: "REDIS", list: "LIST_LOCAL"}
 externalProviders:
-- name: second
-  url: https://localhost:PORT
-  caFile: CA
-  tokenFile: TOKEN
-  metrics: ["fed_*"]
 """
 
 
@@ -74,42 +69,6 @@ class Federated:
             self.redis.rpush(key, *(["x"] * n))
 
 
-def _forwarder_token(cluster: ClusterInfo, directory: Path) -> Path:
-    """A service-account token allowed to read external metrics (what the front adapter sends)."""
-    ns = f"fed-{uuid.uuid4().hex[:6]}"
-    manifests = f"""
-apiVersion: v1
-kind: Namespace
-metadata: {{name: {ns}}}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: forwarder, namespace: {ns}}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {{name: {ns}-external-metrics-reader}}
-rules:
-- apiGroups: [external.metrics.k8s.io]
-  resources: ["*"]
-  verbs: [get, list]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {{name: {ns}-external-metrics-reader}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {ns}-external-metrics-reader}}
-subjects:
-- {{kind: ServiceAccount, name: forwarder, namespace: {ns}}}
-"""
-    out = kubectl(cluster, "apply", "-f", "-", input=manifests)
-    assert out.returncode == 0, out.stderr
-    token = kubectl(cluster, "create", "token", "forwarder", "-n", ns, "--duration=2h")
-    assert token.returncode == 0, token.stderr
-    path = directory / "token"
-    path.write_text(token.stdout.strip())
-    return path
-
-
 @pytest.fixture(scope="module")
 def federated(
     cluster_ipv4: ClusterInfo,
@@ -129,14 +88,9 @@ def federated(
     provider = start_adapter(cluster_ipv4, directory / "provider", provider_cfg, prometheus_url=None, extra_args=FAST)
     front: RunningAdapter | None = None
     try:
-        token = _forwarder_token(cluster_ipv4, directory)
-        front_cfg = (
-            FRONT_CONFIG.replace("REDIS", redis_server.url)
-            .replace("LIST_LOCAL", lists["fed_local"])
-            .replace("PORT", str(provider.port))
-            .replace("CA", str(cluster_ipv4.ca_cert))
-            .replace("TOKEN", str(token))
-        )
+        token = forwarder_token(cluster_ipv4, directory)
+        front_cfg = FRONT_CONFIG.replace("REDIS", redis_server.url).replace("LIST_LOCAL", lists["fed_local"])
+        front_cfg += provider_entry("second", provider.port, cluster_ipv4, token, ["fed_*"]) + "\n"
         front = start_adapter(cluster_ipv4, directory / "front", front_cfg, prometheus_url=None, extra_args=FAST)
         register(cluster_ipv4, front)
         procs.wait_until("metrics APIServices Available", lambda: available(cluster_ipv4), timeout=90, interval=0.5)
