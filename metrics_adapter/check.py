@@ -101,7 +101,7 @@ async def _check(
     catalog = Catalog(config, prom, mapper, AdapterMetrics(), max_age=args.metrics_max_age or 600.0)
     try:
         # Without a cluster only the standard resources are known: a CRD's name is not an error.
-        resolved_later = None if kube is not None else "not in the built-in table; give --kubeconfig to check it"
+        resolved_later = None if kube is not None else "give --kubeconfig to check it against the cluster"
         warnings = catalog.validate(unknown_resource=resolved_later)
     except ConfigError as exc:
         return fail(str(exc))

@@ -125,6 +125,7 @@ def parse(text: str | bytes, where: str = "<config>") -> Config:
         raise ConfigError(f"config file {where}: {exc}") from exc
     except NotImplementedError as exc:
         raise ConfigError(f"config file {where}: 'queues' cannot be served by this build: {exc}") from exc
+    _queues_against_rules(ext, queues, where)
     rr_raw = raw.get("resourceRules")
     resource_rules = (
         resource_config.parse(rr_raw, where, lambda r, at: _resources(r, at, "rules")) if rr_raw is not None else None
@@ -154,6 +155,20 @@ def _external_providers(
             ours.setdefault(r.namer.as_template, r.where)
     federation_config.check_clashes(providers, ours, where)
     return providers
+
+
+def _queues_against_rules(ext: tuple[Rule, ...], queues: tuple[QueueConfig, ...], where: str) -> None:
+    """Refuse a queue named like an ``externalRules`` entry's fixed ``name.as``: one name, two sources.
+
+    A regex-named rule's names are known only after discovery; there the queue is served.
+    """
+    fixed = {r.namer.as_template: r.where for r in ext if "$" not in r.namer.as_template}
+    for i, q in enumerate(queues):
+        if q.name in fixed:
+            raise ConfigError(
+                f"config file {where}: queues[{i}] and {fixed[q.name]} both serve the external metric {q.name!r}; "
+                "rename one"
+            )
 
 
 def _list(raw: Mapping[str, Any], key: str, where: str) -> list[Any]:
