@@ -192,6 +192,9 @@ externalRules:
   name: {as: ext_depth}
   resources: {namespaced: false}
   metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (queue)
+queues:
+- name: q_down
+  redis: {url: "redis://127.0.0.1:1", list: jobs}
 """
 SUITES = "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
 
@@ -263,6 +266,11 @@ DATA_CASES: dict[str, tuple[str, int, Any]] = {
         404,
         "the server could not find the external metric ext_depth in namespace default: "
         "Prometheus has no series for its query",
+    ),
+    "queue: the broker cannot be read": (
+        f"{EXT}/namespaces/default/q_down",
+        503,
+        "redis redis://127.0.0.1:1/0 list 'jobs': no value yet: cannot connect: Connection refused",
     ),
 }  # fmt: skip
 
