@@ -171,7 +171,9 @@ class Upstream:
         assert self._session is not None, "Upstream.open() was not called"
         headers = {"Authorization": f"Bearer {self._token.get()}"} if self._token else None
         try:
-            async with self._session.get(self.cfg.url + path, params=query, headers=headers) as resp:
+            # No redirects: the bearer token must reach the configured provider only.
+            get = self._session.get(self.cfg.url + path, params=query, headers=headers, allow_redirects=False)
+            async with get as resp:
                 if resp.content_length is not None and resp.content_length > MAX_BODY:
                     raise _Failed("invalid", f"answered {resp.content_length} bytes; at most {MAX_BODY} are read")
                 chunks, size = [], 0

@@ -30,6 +30,7 @@ from e2e import procs, services
 from e2e.adapter import RunningAdapter, adapter_binary, start_adapter
 from e2e.aggregation import serving_cert
 from e2e.cluster import ClusterInfo
+from e2e.tcpproxy import TcpProxy
 from metrics_adapter.errors import ConfigError
 from metrics_adapter.rules.config import parse
 
@@ -89,6 +90,11 @@ def _fake(cert: Path, key: Path) -> FakeProviders:
             if "/namespaces/" not in rest:
                 body = json.dumps({"kind": "APIResourceList", "groupVersion": "x", "resources": []}).encode()
                 status, ctype = 200, "application/json"
+            elif prefix == "good":  # a correct answer for whatever metric is asked
+                metric = rest.rsplit("/", 1)[-1]
+                item = {"metricName": metric, "metricLabels": {}, "timestamp": "2026-01-01T00:00:00Z", "value": "4"}
+                body = json.dumps({"kind": "ExternalMetricValueList", "items": [item]}).encode()
+                status, ctype = 200, "application/json"
             else:
                 status, ctype, body = ANSWERS[prefix]
             self.send_response(status)
@@ -125,6 +131,7 @@ class Front:
     hole_port: int
     redis: redis.Redis
     own_list: str
+    proxy: TcpProxy
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +143,7 @@ def front(
     fake = _fake(cert.cert, cert.key)
     hole = _blackhole()
     down_port = procs.free_port("127.0.0.1")
+    proxy = TcpProxy("127.0.0.1", fake.port)  # starts down: "recovering" refuses until the test brings it up
     (directory / "token").write_text(TOKEN + "\n")
     own_list = f"fed-bad-{uuid.uuid4().hex[:8]}"
     ca, token = cluster_ipv4.ca_cert, directory / "token"
@@ -156,12 +164,17 @@ def front(
         "timeout: 1s, failureThreshold: 100}",
         f"- {{name: flaky, url: 'https://127.0.0.1:{down_port}', caFile: '{ca}', metrics: [m_flaky], "
         "failureThreshold: 2}",
+        f"- {{name: recovering, url: 'https://127.0.0.1:{proxy.port}/good', caFile: '{ca}', "
+        "metrics: [m_recovering], failureThreshold: 2}",
     ]
     adapter = start_adapter(cluster_ipv4, directory / "front", "\n".join(lines) + "\n", prometheus_url=None)
     try:
-        yield Front(adapter, fake, down_port, hole.getsockname()[1], redis.Redis.from_url(redis_server.url), own_list)
+        yield Front(
+            adapter, fake, down_port, hole.getsockname()[1], redis.Redis.from_url(redis_server.url), own_list, proxy
+        )
     finally:
         adapter.stop()
+        proxy.down()
         fake.server.shutdown()
         hole.close()
 
@@ -237,6 +250,27 @@ def test_breaker_opens_and_refuses_at_once(front: Front) -> None:
     assert re.search(r'metrics_adapter_federation_errors_total\{kind="circuit_open",provider="flaky"\} [1-9]', text)
     # The other providers' breakers are untouched.
     assert 'metrics_adapter_federation_circuit_state{provider="garbage"} 0.0' in text
+
+
+def test_breaker_lets_one_probe_through_and_closes_when_the_provider_is_back(front: Front) -> None:
+    """Open while the provider is down; once it is back a probe after the cooldown succeeds and closes it."""
+    path = f"{EXT}/namespaces/default/m_recovering"
+    for _ in range(4):
+        status, body = front.adapter.get(path)
+        assert status == 503, body
+        if "circuit open" in body["message"]:
+            break
+    assert "circuit open" in body["message"], body
+    front.proxy.up()
+
+    def served() -> dict[str, Any] | None:
+        status, body = front.adapter.get(path)
+        return body if status == 200 else None
+
+    body = procs.wait_until("m_recovering served again", served, timeout=60, interval=0.5)
+    assert [(i["metricName"], i["value"]) for i in body["items"]] == [("m_recovering", "4")]
+    _, text = front.adapter.get("/metrics")
+    assert 'metrics_adapter_federation_circuit_state{provider="recovering"} 0.0' in text
 
 
 # -- config ------------------------------------------------------------------------------------
