@@ -23,6 +23,7 @@ from gitopsd.kube.config import Connection
 from gitopsd.usage import Parser
 from metrics_adapter.catalog import Catalog
 from metrics_adapter.errors import ConfigError, UpstreamError
+from metrics_adapter.federation import check as federation_check
 from metrics_adapter.flags import (
     compat_flags,
     fail,
@@ -124,6 +125,7 @@ async def _check(
         if prom is not None:
             await prom.close()
     failures += await _queues(config)
+    failures += await federation_check.report(config, _out)
     for w in (*config.warnings, *warnings, *snap.skipped):
         _out(f"warning: {w}")
     _out("check passed" if not failures else f"check failed: {failures} problem(s)")

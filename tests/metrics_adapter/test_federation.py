@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import redis
 from kubernetes import client
 
 from e2e import procs, services
-from e2e.adapter import RunningAdapter, available, register, start_adapter, unregister
+from e2e.adapter import RunningAdapter, adapter_binary, available, register, start_adapter, unregister
 from e2e.cluster import ClusterInfo
 from e2e.federation import forwarder_token, provider_entry
 from tests.e2e.kube import api_client, deployment, kubectl, new_namespace
@@ -235,3 +236,18 @@ def test_hpa_scales_on_a_forwarded_metric(federated: Federated) -> None:
         assert conditions["ScalingActive"] == "True"
     finally:
         client.CoreV1Api(api).delete_namespace(ns)
+
+
+def test_check_reaches_the_provider_and_shows_what_it_forwards(federated: Federated) -> None:
+    """`metrics-adapter check` calls each provider with the server's credentials and lists the names it forwards."""
+    out = subprocess.run(
+        [adapter_binary(), "check", f"--config={federated.front.directory / 'config.yaml'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    origin = f"https://localhost:{federated.provider.port}"
+    line = f"provider second ({origin}): reachable, lists 2 metrics; forwards fed_*: fed_jobs"
+    assert line in out.stdout.splitlines(), out.stdout
