@@ -25,6 +25,7 @@ from e2e import procs, services
 from e2e.adapter import RunningAdapter, adapter_binary, available, register, start_adapter, unregister
 from e2e.cluster import ClusterInfo
 from e2e.federation import forwarder_token, provider_entry
+from e2e.tcpproxy import TcpProxy
 from tests.e2e.kube import api_client, deployment, kubectl, new_namespace
 from tests.metrics_adapter.conftest import FAST, Stack
 
@@ -39,6 +40,8 @@ queues:
   redis: {url: "REDIS", list: "LIST_A"}
 - name: other_backlog
   redis: {url: "REDIS", list: "LIST_OTHER"}
+- name: frag_jobs
+  redis: {url: "REDIS", list: "LIST_FRAG"}
 """
 
 FRONT_CONFIG = """
@@ -56,6 +59,7 @@ class Federated:
     provider: RunningAdapter
     redis: redis.Redis
     lists: dict[str, str]  # metric -> Redis list
+    link: TcpProxy  # the front's only way to the provider for frag_* ("fragile"): a test may cut it
 
     def raw(self, path: str) -> tuple[int, Any]:
         out = kubectl(self.cluster, "get", "--raw", path)
@@ -79,23 +83,29 @@ def federated(
 ) -> Iterator[Federated]:
     directory = tmp_path_factory.mktemp("federation")
     suffix = uuid.uuid4().hex[:8]
-    lists = {m: f"{m}-{suffix}" for m in ("fed_jobs", "other_backlog", "fed_local")}
+    lists = {m: f"{m}-{suffix}" for m in ("fed_jobs", "other_backlog", "fed_local", "frag_jobs")}
     r = redis.Redis.from_url(redis_server.url)
     provider_cfg = (
         PROVIDER_CONFIG.replace("REDIS", redis_server.url)
         .replace("LIST_A", lists["fed_jobs"])
         .replace("LIST_OTHER", lists["other_backlog"])
+        .replace("LIST_FRAG", lists["frag_jobs"])
     )
     provider = start_adapter(cluster_ipv4, directory / "provider", provider_cfg, prometheus_url=None, extra_args=FAST)
     front: RunningAdapter | None = None
+    link = TcpProxy("127.0.0.1", provider.port).up()
     try:
         token = forwarder_token(cluster_ipv4, directory)
         front_cfg = FRONT_CONFIG.replace("REDIS", redis_server.url).replace("LIST_LOCAL", lists["fed_local"])
         front_cfg += provider_entry("second", provider.port, cluster_ipv4, token, ["fed_*"]) + "\n"
+        front_cfg += provider_entry("fragile", link.port, cluster_ipv4, token, ["frag_*"]) + "\n"
         front = start_adapter(cluster_ipv4, directory / "front", front_cfg, prometheus_url=None, extra_args=FAST)
         register(cluster_ipv4, front)
+        procs.wait_until(
+            "front lists frag_jobs", lambda: "frag_jobs" in str(front.get(EXT)[1]), timeout=60, interval=0.5
+        )
         procs.wait_until("metrics APIServices Available", lambda: available(cluster_ipv4), timeout=90, interval=0.5)
-        yield Federated(cluster_ipv4, front, provider, r, lists)
+        yield Federated(cluster_ipv4, front, provider, r, lists, link)
     finally:
         stack = stacks.get(cluster_ipv4.ip_family)
         if stack is not None:  # give the shared stack its APIServices back
@@ -105,6 +115,7 @@ def federated(
             unregister(cluster_ipv4)
         if front is not None:
             front.stop()
+        link.down()
         provider.stop()
 
 
@@ -163,7 +174,7 @@ def test_discovery_merges_the_provider_list(federated: Federated) -> None:
         return names if "fed_jobs" in names else None
 
     names = procs.wait_until("fed_jobs in discovery", merged, timeout=60, interval=1)
-    assert names == ["fed_jobs", "fed_local"]
+    assert names == ["fed_jobs", "fed_local", "frag_jobs"]
 
 
 def test_unauthorized_caller_is_refused_before_forwarding(federated: Federated) -> None:
@@ -249,5 +260,37 @@ def test_check_reaches_the_provider_and_shows_what_it_forwards(federated: Federa
     )
     assert out.returncode == 0, out.stdout + out.stderr
     origin = f"https://localhost:{federated.provider.port}"
-    line = f"provider second ({origin}): reachable, lists 2 metrics; forwards fed_*: fed_jobs"
+    line = f"provider second ({origin}): reachable, lists 3 metrics; forwards fed_*: fed_jobs"
     assert line in out.stdout.splitlines(), out.stdout
+
+
+def test_hpa_holds_when_the_provider_is_down(federated: Federated) -> None:
+    """A provider that stops answering is an error naming it: the HPA stops scaling instead of scaling in."""
+    api = api_client(federated.cluster)
+    ns = new_namespace(api, "ma-fed-down")
+    autoscaling = client.AutoscalingV2Api(api)
+    try:
+        client.AppsV1Api(api).create_namespaced_deployment(ns, deployment("worker", 1))
+        federated.set_backlog("frag_jobs", 20)
+        autoscaling.create_namespaced_horizontal_pod_autoscaler(ns, _hpa("frag_jobs"))
+
+        def at_four() -> client.V2HorizontalPodAutoscaler | None:
+            st = autoscaling.read_namespaced_horizontal_pod_autoscaler("worker", ns).status
+            return st if st and st.current_replicas == 4 and st.desired_replicas == 4 else None
+
+        procs.wait_until("HPA at 4 replicas", at_four, timeout=120, interval=1)
+        federated.link.down()
+        federated.set_backlog("frag_jobs", 0)  # would mean 1 replica, if it could be read
+
+        def refused() -> client.V1HorizontalPodAutoscalerCondition | None:
+            h = autoscaling.read_namespaced_horizontal_pod_autoscaler("worker", ns)
+            active = next((c for c in h.status.conditions or [] if c.type == "ScalingActive"), None)
+            return active if active is not None and active.status == "False" else None
+
+        active = procs.wait_until("ScalingActive=False", refused, timeout=90, interval=1)
+        assert active.reason == "FailedGetExternalMetric", active
+        assert "external provider fragile" in active.message, active.message
+        assert client.AppsV1Api(api).read_namespaced_deployment("worker", ns).spec.replicas == 4
+    finally:
+        federated.link.up()
+        client.CoreV1Api(api).delete_namespace(ns)
