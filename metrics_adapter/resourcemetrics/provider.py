@@ -32,7 +32,7 @@ from metrics_adapter.resourcemetrics import wire
 from metrics_adapter.resourcemetrics.config import ResourceRule, ResourceRules
 from metrics_adapter.resourcemetrics.fields import FieldSelector
 from metrics_adapter.rules.resources import NoLabel, ResourceConverter
-from metrics_adapter.selectors import Selector
+from metrics_adapter.selectors import EVERYTHING, Selector
 from metrics_adapter.sources.prometheus import PrometheusClient, QueryResult
 
 _MEMO_LIMIT = 4096
@@ -180,7 +180,7 @@ class ResourceMetrics:
     async def pods(self, namespace: str | None, name: str | None, labels: Selector, fields: FieldSelector) -> bytes:
         """``/namespaces/NS/pods[/NAME]`` or ``/pods`` (namespace None) as JSON."""
         info = self._info("pods", _PODS)
-        gen, objects = await self.objects.labelled(info, namespace, labels if name is None else Selector(()))
+        gen, objects = await self.objects.labelled(info, namespace, labels if name is None else EVERYTHING)
         if name is not None:
             objects = [o for o in objects if o[1] == name]
         else:
@@ -223,7 +223,7 @@ class ResourceMetrics:
     async def nodes(self, name: str | None, labels: Selector, fields: FieldSelector) -> bytes:
         """``/nodes[/NAME]`` as JSON."""
         info = self._info("nodes", _NODES)
-        gen, objects = await self.objects.labelled(info, "", labels if name is None else Selector(()))
+        gen, objects = await self.objects.labelled(info, "", labels if name is None else EVERYTHING)
         if name is not None:
             objects = [o for o in objects if o[1] == name]
         else:
