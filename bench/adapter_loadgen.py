@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"sort"
 	"strings"
@@ -50,12 +51,25 @@ type result struct {
 	P50ms     float64        `json:"p50_ms"`
 	P90ms     float64        `json:"p90_ms"`
 	P99ms     float64        `json:"p99_ms"`
+	P999ms    float64        `json:"p999_ms"`
 	MaxMs     float64        `json:"max_ms"`
 	BytesMean float64        `json:"bytes_mean"`
 	Dropped   int            `json:"dropped"`
 	SecondP99 []float64      `json:"per_second_p99_ms"`
 	Latencies []float64      `json:"latencies_ms,omitempty"`
 	FirstErr  string         `json:"first_error,omitempty"`
+	StartUnix float64        `json:"start_unix"`
+	NewConns  int            `json:"new_connections"`
+	Trace     []traced       `json:"trace,omitempty"`
+}
+
+// One request, for stall attribution: when it was due (ms after the start), how long it took,
+// whether it had to open a connection (TCP + TLS handshake) and how long the handshake took.
+type traced struct {
+	At        float64 `json:"at_ms"`
+	Ms        float64 `json:"ms"`
+	NewConn   bool    `json:"new_conn,omitempty"`
+	Handshake float64 `json:"handshake_ms,omitempty"`
 }
 
 type header []string
@@ -75,6 +89,8 @@ func main() {
 	var hdrs header
 	flag.Var(&hdrs, "H", "header K: V (repeatable)")
 	raw := flag.Bool("raw", false, "also output every latency")
+	trace := flag.Bool("trace", false, "also output every request's timing and connection (new or reused)")
+	warmup := flag.Duration("warmup", 0, "send this long first, unrecorded, on the same connections")
 	flag.Parse()
 
 	pathData, err := os.ReadFile(*pathsFile)
@@ -104,13 +120,24 @@ func main() {
 	perSecond := map[int][]float64{}
 	res := result{Statuses: map[string]int{}}
 	var bytes int64
-	start := time.Now()
+	begin := time.Now()
+	start := begin.Add(*warmup) // what is recorded starts here
 	do := func(i int, scheduled time.Time) {
 		req, _ := http.NewRequest("GET", *base+paths[i%len(paths)], nil)
 		for _, h := range hdrs {
 			kv := strings.SplitN(h, ":", 2)
 			req.Header.Add(strings.TrimSpace(kv[0]), strings.TrimSpace(kv[1]))
 		}
+		var newConn bool
+		var hsStart time.Time
+		var hs float64
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn:           func(i httptrace.GotConnInfo) { newConn = !i.Reused },
+			TLSHandshakeStart: func() { hsStart = time.Now() },
+			TLSHandshakeDone: func(tls.ConnectionState, error) {
+				hs = float64(time.Since(hsStart).Microseconds()) / 1000.0
+			},
+		}))
 		resp, err := client.Do(req)
 		var n int64
 		status := "error"
@@ -120,6 +147,7 @@ func main() {
 			status = fmt.Sprint(resp.StatusCode)
 		}
 		ms := float64(time.Since(scheduled).Microseconds()) / 1000.0
+		if scheduled.Before(start) { return }
 		mu.Lock()
 		res.Requests++
 		res.Statuses[status]++
@@ -129,6 +157,11 @@ func main() {
 		}
 		bytes += n
 		lat = append(lat, ms)
+		if newConn { res.NewConns++ }
+		if *trace {
+			at := float64(scheduled.Sub(start).Microseconds()) / 1000.0
+			res.Trace = append(res.Trace, traced{at, ms, newConn, hs})
+		}
 		sec := int(scheduled.Sub(start).Seconds())
 		perSecond[sec] = append(perSecond[sec], ms)
 		mu.Unlock()
@@ -139,13 +172,13 @@ func main() {
 		interval := time.Duration(float64(time.Second) / *rate)
 		sem := make(chan struct{}, *conc*4)
 		for i := 0; ; i++ {
-			at := start.Add(time.Duration(i) * interval)
+			at := begin.Add(time.Duration(i) * interval)
 			if at.After(end) { break }
 			if d := time.Until(at); d > 0 { time.Sleep(d) }
 			if time.Since(end) > 5*time.Second {
 				// The server fell so far behind that sending the rest would only measure the
 				// backlog: count what was never sent.
-				res.Dropped = int(dur.Seconds() * *rate) - i
+				res.Dropped = int(end.Sub(begin).Seconds() * *rate) - i
 				break
 			}
 			sem <- struct{}{}
@@ -172,7 +205,8 @@ func main() {
 	q := func(p float64) float64 { if len(lat) == 0 { return 0 }; return lat[int(p*float64(len(lat)-1))] }
 	res.RPS = float64(res.Requests) / res.Seconds
 	res.OKRPS = float64(res.Statuses["200"]) / res.Seconds
-	res.P50ms, res.P90ms, res.P99ms = q(0.50), q(0.90), q(0.99)
+	res.P50ms, res.P90ms, res.P99ms, res.P999ms = q(0.50), q(0.90), q(0.99), q(0.999)
+	res.StartUnix = float64(start.UnixNano()) / 1e9
 	if len(lat) > 0 { res.MaxMs = lat[len(lat)-1]; res.BytesMean = float64(bytes) / float64(len(lat)) }
 	for sec := 0; sec < int(dur.Seconds()); sec++ {
 		l := perSecond[sec]
@@ -219,6 +253,8 @@ def run(
     concurrency: int = 32,
     nice: int | None = None,
     raw: bool = False,
+    trace: bool = False,
+    warmup: float = 0,
 ) -> dict[str, Any]:
     """Run the load generator; returns its JSON result."""
     binary = ensure_loadgen()
@@ -235,6 +271,10 @@ def run(
     ]
     if raw:
         args.append("-raw")
+    if trace:
+        args.append("-trace")
+    if warmup:
+        args.append(f"-warmup={warmup}s")
     if target.cert and target.key:
         args += [f"-cert={target.cert}", f"-key={target.key}"]
     for h in target.headers:
@@ -243,7 +283,7 @@ def run(
         args,
         capture_output=True,
         text=True,
-        timeout=duration + 120,
+        timeout=warmup + duration + 120,
         check=True,
         preexec_fn=(lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)) if nice is not None else None,
     )

@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_STALL_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 class _AgeCollector(Collector):
@@ -119,6 +120,19 @@ class AdapterMetrics:
         self.loop_lag = Gauge(
             "metrics_adapter_event_loop_lag_seconds",
             "Longest time the event loop was late in the last 10 s: how long a ready request could wait.",
+            registry=r,
+        )
+        self.loop_delay = Histogram(
+            "metrics_adapter_event_loop_delay_seconds",
+            "How late a 100 ms timer of the event loop fired, sampled every 100 ms (stalls.py).",
+            buckets=_STALL_BUCKETS,
+            registry=r,
+        )
+        self.gc_pause = Histogram(
+            "metrics_adapter_gc_pause_seconds",
+            "Duration of each garbage collection, by generation (2 is a full collection).",
+            ["generation"],
+            buckets=_STALL_BUCKETS,
             registry=r,
         )
         self.authz = Counter(

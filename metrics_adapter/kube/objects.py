@@ -178,17 +178,8 @@ class ObjectIndex:
                 self._stores.pop((store.info.group, store.info.resource), None)
                 return
             try:
-                listing = await self.client.get(path, accept=_LIST_ACCEPT, timeout=60)
-                fresh = _Store(store.info)
-                for item in listing.get("items") or []:
-                    fresh.apply("ADDED", item)
-                for ns in set(store.objects) | set(fresh.objects):
-                    store.bump(ns)
-                store.objects, store.by_pair, store.by_key = fresh.objects, fresh.by_pair, fresh.by_key
-                store.error = None
-                store.synced.set()
+                rv = await self._list(store, path)
                 backoff = 0.5
-                rv = (listing.get("metadata") or {}).get("resourceVersion", "")
                 while self.clock() - store.last_used <= self.idle_after:
                     rv = await self._watch(store, path, rv)
             except KubeError as exc:
@@ -198,6 +189,26 @@ class ObjectIndex:
                 backoff = min(backoff * 2, 30.0)
             except _Expired:
                 continue  # resourceVersion too old: list again
+
+    async def _list(self, store: _Store, path: str) -> str:
+        """Replace the store's objects with a fresh list; return its resourceVersion.
+
+        A method of its own so that the listing (every object's whole metadata, managedFields
+        included: ~19 000 dicts for 1 000 pods) is freed when it returns; held in ``_run``'s
+        frame for the life of the watch, it made each full garbage collection walk it (~20 ms
+        of the event loop at 1 000 pods, measured by ``bench.adapter_load``).
+        """
+        listing = await self.client.get(path, accept=_LIST_ACCEPT, timeout=60)
+        fresh = _Store(store.info)
+        for item in listing.get("items") or []:
+            fresh.apply("ADDED", item)
+        for ns in set(store.objects) | set(fresh.objects):
+            store.bump(ns)
+        store.objects, store.by_pair, store.by_key = fresh.objects, fresh.by_pair, fresh.by_key
+        store.error = None
+        store.synced.set()
+        rv: str = (listing.get("metadata") or {}).get("resourceVersion", "")
+        return rv
 
     async def _watch(self, store: _Store, path: str, rv: str) -> str:
         params = {"resourceVersion": rv} if rv else {}
