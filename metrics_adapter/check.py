@@ -38,6 +38,7 @@ from metrics_adapter.kube.client import KubeClient, load_settings
 from metrics_adapter.kube.discovery import discover
 from metrics_adapter.metrics import AdapterMetrics
 from metrics_adapter.queues import QueueConfigError, QueueError, open_reader
+from metrics_adapter.resourcemetrics import check as resource_check
 from metrics_adapter.rules import config as rules_config
 from metrics_adapter.rules.query import QueryError, custom_query, external_query
 from metrics_adapter.rules.registry import Snapshot
@@ -121,6 +122,7 @@ async def _check(
         failures += 1
     try:
         failures += await _report(catalog, snap, prom, not_checked)
+        failures += await resource_check.report(config.resource_rules, prom, mapper, _out, not_checked)
     finally:
         if prom is not None:
             await prom.close()

@@ -36,8 +36,8 @@ from metrics_adapter.selectors import EVERYTHING, Selector
 from metrics_adapter.sources.prometheus import PrometheusClient, QueryResult
 
 _MEMO_LIMIT = 4096
-_PODS = ResourceInfo("", "v1", "pods", "pod", "Pod", True)
-_NODES = ResourceInfo("", "v1", "nodes", "node", "Node", False)
+PODS = ResourceInfo("", "v1", "pods", "pod", "Pod", True)
+NODES = ResourceInfo("", "v1", "nodes", "node", "Node", False)
 
 
 class RuleError(AdapterError):
@@ -52,6 +52,71 @@ class _Part:
 
 def _quote(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+def build_query(
+    rule: ResourceRule, conv: ResourceConverter, info: ResourceInfo, namespace: str | None
+) -> tuple[str, str]:
+    """(PromQL, resource label) for every object of ``info`` (pods: in ``namespace``)."""
+    try:
+        label = conv.label_for(info)
+        exprs, values = [], {}
+        if namespace is not None:
+            ns_label = conv.namespace_label()
+            if ns_label is None:
+                raise NoLabel(f"{rule.where}.resources: no label for namespaces")
+            exprs.append(f"{ns_label}={_quote(namespace)}")
+            values[ns_label] = namespace
+    except NoLabel as exc:
+        raise RuleError(str(exc)) from exc
+    exprs.append(f"{label}=~{_quote('.+')}")
+    values[label] = ".+"
+    pods = info.resource == "pods"
+    group_by = [label, rule.container_label] if pods else [label]
+    template = rule.container_query if pods else rule.node_query
+    query = template.render(
+        {
+            "Series": "",
+            "LabelMatchers": ",".join(exprs),
+            "LabelValuesByName": values,
+            "GroupBy": ",".join(group_by),
+            "GroupBySlice": group_by,
+        }
+    )
+    if not query.strip():
+        field = "containerQuery" if pods else "nodeQuery"
+        raise RuleError(f"{rule.where}.{field} produced an empty query")
+    return query, label
+
+
+def index_samples(
+    rule: ResourceRule, info: ResourceInfo, label: str, result: QueryResult
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Object name → container ("" for nodes) → (value, timestamp); RuleError if labels are missing."""
+    pods = info.resource == "pods"
+    field = "containerQuery" if pods else "nodeQuery"
+    if result.kind != "vector":
+        raise RuleError(f"{rule.where}.{field} returned a {result.kind}; it must return a vector by {label!r}")
+    by_object: dict[str, dict[str, tuple[float, float]]] = {}
+    for s in result.samples:
+        obj = s.labels.get(label)
+        if not obj:
+            raise RuleError(
+                f"{rule.where}.{field} returned a series without the {label!r} label "
+                f"({dict(s.labels)}); group the query by <<.GroupBy>>"
+            )
+        container = ""
+        if pods:
+            container = s.labels.get(rule.container_label, "")
+            if not container:
+                raise RuleError(
+                    f"{rule.where}.{field} returned a series without the container label "
+                    f"{rule.container_label!r} (containerLabel) for {label} {obj!r}: group the query by "
+                    '<<.GroupBy>> and filter out series without a container (container!="")'
+                )
+        value = s.value if s.value > 0 else 0.0  # negative (a counter reset) as 0, as prometheus-adapter
+        by_object.setdefault(obj, {})[container] = (value, s.timestamp)
+    return by_object
 
 
 class ResourceMetrics:
@@ -85,7 +150,7 @@ class ResourceMetrics:
         for part in self._parts.values():
             try:
                 part.converter.validate()
-                for info in (_PODS, _NODES):
+                for info in (PODS, NODES):
                     part.converter.label_for(info)
                 if part.converter.namespace_label() is None:
                     raise NoLabel(f"{part.rule.where}.resources: no label for namespaces (no override, no template)")
@@ -101,37 +166,7 @@ class ResourceMetrics:
     # -- queries ----------------------------------------------------------------------------
 
     def _query(self, part: _Part, info: ResourceInfo, namespace: str | None) -> tuple[str, str]:
-        """(PromQL, resource label) for every object of ``info`` (in ``namespace``)."""
-        conv, rule = part.converter, part.rule
-        try:
-            label = conv.label_for(info)
-            exprs, values = [], {}
-            if namespace is not None:
-                ns_label = conv.namespace_label()
-                if ns_label is None:
-                    raise NoLabel(f"{rule.where}.resources: no label for namespaces")
-                exprs.append(f"{ns_label}={_quote(namespace)}")
-                values[ns_label] = namespace
-        except NoLabel as exc:
-            raise RuleError(str(exc)) from exc
-        exprs.append(f"{label}=~{_quote('.+')}")
-        values[label] = ".+"
-        pods = info.resource == "pods"
-        group_by = [label, rule.container_label] if pods else [label]
-        template = rule.container_query if pods else rule.node_query
-        query = template.render(
-            {
-                "Series": "",
-                "LabelMatchers": ",".join(exprs),
-                "LabelValuesByName": values,
-                "GroupBy": ",".join(group_by),
-                "GroupBySlice": group_by,
-            }
-        )
-        if not query.strip():
-            field = "containerQuery" if pods else "nodeQuery"
-            raise RuleError(f"{rule.where}.{field} produced an empty query")
-        return query, label
+        return build_query(part.rule, part.converter, info, namespace)
 
     async def _fetch(self, query: str) -> Served[QueryResult]:
         prom = self.prom
@@ -142,44 +177,15 @@ class ResourceMetrics:
         planned = [(name, *self._query(part, info, namespace)) for name, part in self._parts.items()]
         served = await asyncio.gather(*(self._fetch(q) for _, q, _ in planned))
         out: dict[str, Any] = {}
-        for (name, query, label), s in zip(planned, served, strict=True):
-            out[name] = self._index(self._parts[name].rule, info, query, label, s.value)
+        for (name, _, label), s in zip(planned, served, strict=True):
+            out[name] = index_samples(self._parts[name].rule, info, label, s.value)
         return tuple((q, s.version) for (_, q, _), s in zip(planned, served, strict=True)), out
-
-    @staticmethod
-    def _index(
-        rule: ResourceRule, info: ResourceInfo, query: str, label: str, result: QueryResult
-    ) -> dict[str, dict[str, tuple[float, float]]]:
-        pods = info.resource == "pods"
-        field = "containerQuery" if pods else "nodeQuery"
-        if result.kind != "vector":
-            raise RuleError(f"{rule.where}.{field} returned a {result.kind}; it must return a vector by {label!r}")
-        by_object: dict[str, dict[str, tuple[float, float]]] = {}
-        for s in result.samples:
-            obj = s.labels.get(label)
-            if not obj:
-                raise RuleError(
-                    f"{rule.where}.{field} returned a series without the {label!r} label "
-                    f"({dict(s.labels)}); group the query by <<.GroupBy>>"
-                )
-            container = ""
-            if pods:
-                container = s.labels.get(rule.container_label, "")
-                if not container:
-                    raise RuleError(
-                        f"{rule.where}.{field} returned a series without the container label "
-                        f"{rule.container_label!r} (containerLabel) for {label} {obj!r}: group the query by "
-                        '<<.GroupBy>> and filter out series without a container (container!="")'
-                    )
-            value = s.value if s.value > 0 else 0.0  # negative (a counter reset) as 0, as prometheus-adapter
-            by_object.setdefault(obj, {})[container] = (value, s.timestamp)
-        return by_object
 
     # -- pods -------------------------------------------------------------------------------
 
     async def pods(self, namespace: str | None, name: str | None, labels: Selector, fields: FieldSelector) -> bytes:
         """``/namespaces/NS/pods[/NAME]`` or ``/pods`` (namespace None) as JSON."""
-        info = self._info("pods", _PODS)
+        info = self._info("pods", PODS)
         gen, objects = await self.objects.labelled(info, namespace, labels if name is None else EVERYTHING)
         if name is not None:
             objects = [o for o in objects if o[1] == name]
@@ -222,7 +228,7 @@ class ResourceMetrics:
 
     async def nodes(self, name: str | None, labels: Selector, fields: FieldSelector) -> bytes:
         """``/nodes[/NAME]`` as JSON."""
-        info = self._info("nodes", _NODES)
+        info = self._info("nodes", NODES)
         gen, objects = await self.objects.labelled(info, "", labels if name is None else EVERYTHING)
         if name is not None:
             objects = [o for o in objects if o[1] == name]

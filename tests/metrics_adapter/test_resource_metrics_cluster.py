@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ import yaml
 from kubernetes import client
 
 from e2e import procs, services
-from e2e.adapter import RunningAdapter, start_adapter
+from e2e.adapter import RunningAdapter, adapter_binary, start_adapter
 from e2e.cluster import ClusterInfo
 from e2e.exporter import Exporter, Series
 from tests.e2e.kube import api_client, deployment, kubectl, new_namespace
@@ -337,3 +338,31 @@ def test_a_query_without_the_container_label_is_a_clear_error(cluster_ipv4: Clus
         exporter.stop()
         prom.stop()
         client.CoreV1Api(api).delete_namespace(ns)
+
+
+def test_check_runs_the_resource_queries(scene: Scene, tmp_path: Path) -> None:
+    """``metrics-adapter check`` runs each resourceRules query; one without the container label FAILs naming it."""
+    args = [f"--prometheus-url={scene.prometheus.url}", f"--kubeconfig={scene.cluster.kubeconfig}"]
+
+    def check(text: str) -> subprocess.CompletedProcess[str]:
+        cfg = tmp_path / "config.yaml"
+        cfg.write_text(text)
+        cmd = [adapter_binary(), "check", f"--config={cfg}", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+    def good() -> subprocess.CompletedProcess[str] | None:
+        out = check(config_text())
+        return out if "query ok (0 pods)" not in out.stdout else None  # until the pods' series are scraped
+
+    out = procs.wait_until("check sees the pods' series", good, timeout=60, interval=1)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "metrics.k8s.io/v1beta1 would serve pods and nodes (cpu, memory; window 15s)" in out.stdout
+    assert re.search(r"resourceRules\.memory\.containerQuery: query ok \([1-9]\d* pods\)", out.stdout), out.stdout
+    assert re.search(r"resourceRules\.cpu\.nodeQuery: query ok \([1-9]\d* nodes\)", out.stdout), out.stdout
+    text, n = re.subn(r"sum by \(<<\.GroupBy>>\) \((\s+container_memory)", r"sum by (pod) (\1", config_text(), count=1)
+    assert n == 1
+    out = check(text)
+    assert out.returncode == 1
+    assert (
+        "FAIL resourceRules.memory.containerQuery: resourceRules.memory.containerQuery returned a series" in out.stdout
+    )
