@@ -12,8 +12,9 @@ Authentication, as a Kubernetes aggregated API server does it:
   not accepted: only the front-proxy CA is trusted, so no other certificate can assert headers.
 
 Authorization: a SubjectAccessReview with the request's attributes, worked out from the path
-the way kube-apiserver's RequestInfoFactory does; decisions are cached for a few seconds and
-identical concurrent reviews share one call.
+the way kube-apiserver's RequestInfoFactory does; decisions are cached for a few seconds,
+identical concurrent reviews share one call, and an allowed decision still in use is reviewed
+again in the background shortly before it expires, so requests do not wait for it.
 """
 
 from __future__ import annotations
@@ -162,6 +163,11 @@ class Auth:
     _decisions: dict[tuple[UserInfo, Attributes], _Cached] = field(default_factory=dict)
     _tokens: dict[str, _Cached] = field(default_factory=dict)
     _inflight: dict[Any, asyncio.Future[Any]] = field(default_factory=dict)
+    # Past this share of allow_ttl, an allowed decision in use is reviewed again in the
+    # background (see _review_ahead); 1.0 turns that off.
+    review_ahead_at: float = 0.8
+    _ahead: set[tuple[UserInfo, Attributes]] = field(default_factory=set)
+    _ahead_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     loaded: bool = False
 
     # -- authentication ---------------------------------------------------------------------
@@ -237,6 +243,8 @@ class Auth:
             self.metrics.authz.labels("allowed" if hit.value is None else "denied", "true").inc()
             if hit.value is not None:
                 raise Forbidden(hit.value)
+            if hit.expires - now < self.allow_ttl * (1.0 - self.review_ahead_at) and key not in self._ahead:
+                self._review_ahead(key)
             return
         try:
             allowed, reason = await self._shared(("sar", key), lambda: self._review(user, attrs))
@@ -245,14 +253,49 @@ class Auth:
                 self.kube.source, f"cannot authorize the request (SubjectAccessReview): {exc.message}"
             ) from exc
         self.metrics.authz.labels("allowed" if allowed else "denied", "false").inc()
+        message = self._decide(key, allowed, reason, now)
+        if message is not None:
+            raise Forbidden(message)
+
+    def _decide(self, key: tuple[UserInfo, Attributes], allowed: bool, reason: str, asked: float) -> str | None:
+        """Remember a review's decision (from when it was asked); the denial message, if denied."""
         if len(self._decisions) > 50000:
             self._decisions.clear()
         if allowed:
-            self._decisions[key] = _Cached(now + self.allow_ttl, None)
-            return
+            self._decisions[key] = _Cached(asked + self.allow_ttl, None)
+            return None
+        user, attrs = key
         message = f'user "{user.name}" cannot {attrs.describe()}' + (f": {reason}" if reason else "")
-        self._decisions[key] = _Cached(now + self.deny_ttl, message)
-        raise Forbidden(message)
+        self._decisions[key] = _Cached(asked + self.deny_ttl, message)
+        return message
+
+    def _review_ahead(self, key: tuple[UserInfo, Attributes]) -> None:
+        """Review an allowed decision again in the background while it is still served.
+
+        Measured at 700 req/s (bench.adapter_load): when a decision expired, every request
+        needing it waited for the new review, 2.5 ms against an idle API server but 37-118 ms
+        against a busy one, 30-86 requests each time, every ``allow_ttl``: a tail of its own.
+        Reviewed ahead, the decision is renewed before it expires while requests keep using
+        it; it is still never used past its TTL, and a failed review just lets it expire.
+        """
+        self._ahead.add(key)
+        user, attrs = key
+
+        async def review() -> None:
+            asked = self.clock()
+            try:
+                allowed, reason = await self._shared(("sar", key), lambda: self._review(user, attrs))
+            except KubeError as exc:
+                log.info("SubjectAccessReview ahead of expiry failed; the decision expires", error=exc.message)
+                return
+            finally:
+                self._ahead.discard(key)
+            self.metrics.authz.labels("allowed" if allowed else "denied", "false").inc()
+            self._decide(key, allowed, reason, asked)
+
+        task = asyncio.get_running_loop().create_task(review(), name="subjectaccessreview ahead")
+        self._ahead_tasks.add(task)
+        task.add_done_callback(self._ahead_tasks.discard)
 
     async def _review(self, user: UserInfo, attrs: Attributes) -> tuple[bool, str]:
         spec: dict[str, Any] = {
