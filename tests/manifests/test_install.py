@@ -36,12 +36,14 @@ GITOPSD_NEEDS = [
     ("apply a Namespace", ["create", "namespaces"]),
     ("apply a CRD", ["patch", "customresourcedefinitions.apiextensions.k8s.io"]),
     ("bind the built-in edit role", ["bind", "clusterroles.rbac.authorization.k8s.io/edit"]),
+    # spec.serviceAccountName / --default-service-account (docs/install.md, several teams).
+    ("act as an Environment's ServiceAccount", ["impersonate", "serviceaccounts", "-n", "team-a"]),
 ]
 GITOPSD_MUST_NOT = [
     ("escalate a role", ["escalate", "clusterroles.rbac.authorization.k8s.io"]),
     ("bind cluster-admin", ["bind", "clusterroles.rbac.authorization.k8s.io/cluster-admin"]),
     ("impersonate a user", ["impersonate", "users"]),
-    ("impersonate a ServiceAccount", ["impersonate", "serviceaccounts", "-n", "kube-system"]),
+    ("impersonate a group", ["impersonate", "groups"]),
     ("delete whole collections", ["deletecollection", "pods", "-n", "shop"]),
     ("read non-resource URLs", ["get", "/metrics"]),
 ]
