@@ -224,6 +224,29 @@ def test_kubectl_top_pods_and_nodes_print_the_series(scene: Scene) -> None:
     assert selected["items"] == []
 
 
+def test_discovery_and_openapi_as_metrics_server(scene: Scene) -> None:
+    """The APIResourceList metrics-server serves, and the OpenAPI the aggregator publishes for the group."""
+    out = kubectl(scene.cluster, "get", "--raw", "/apis/metrics.k8s.io/v1beta1")
+    assert json.loads(out.stdout) == {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "metrics.k8s.io/v1beta1",
+        "resources": [
+            {"name": "nodes", "singularName": "", "namespaced": False, "kind": "NodeMetrics", "verbs": ["get", "list"]},
+            {"name": "pods", "singularName": "", "namespaced": True, "kind": "PodMetrics", "verbs": ["get", "list"]},
+        ],
+    }
+
+    def published() -> Any:
+        out = kubectl(scene.cluster, "get", "--raw", "/openapi/v3/apis/metrics.k8s.io/v1beta1")
+        return json.loads(out.stdout) if out.returncode == 0 else None
+
+    doc = procs.wait_until("OpenAPI v3 of metrics.k8s.io aggregated", published, timeout=60, interval=1)
+    schemas = doc["components"]["schemas"]
+    assert "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetrics" in schemas
+    assert "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods" in doc["paths"]
+
+
 def test_missing_data_and_bad_requests(scene: Scene) -> None:
     """A pod without series is absent and 404 by name; an unknown fieldSelector field is a 400 naming it."""
     api = api_client(scene.cluster)
