@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -260,6 +261,7 @@ def measure_latency(
     scenarios: tuple[str, ...] = SCENARIOS,
     ceiling: bool = True,
     stalls: Callable[[loadgen.Target], dict[str, Any] | None] | None = None,
+    trace: Callable[[float, float], dict[str, Any]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Latency at ``rate`` for ``seconds`` in one run per scenario, and the throughput ceiling.
 
@@ -317,6 +319,8 @@ def measure_latency(
         }
         if before is not None and after is not None:
             out[name]["server_stalls_incl_warmup"] = _stall_delta(before, after)
+        if trace is not None:
+            out[name]["stall_trace"] = trace(run["start_unix"], run["start_unix"] + run["seconds"])
         if ceiling:
             with fresh() as target:
                 top = _load(target, paths, duration=min(seconds, 10), concurrency=32)
@@ -330,6 +334,51 @@ def measure_latency(
         if name in base:
             log(f"{name} (static baseline): {json.dumps(base[name])}")
     return out, base
+
+
+STALLTRACE = Path(__file__).parent / "stalltrace"
+
+
+def summarise_trace(path: Path, start: float, end: float) -> dict[str, Any]:
+    """What bench/stalltrace recorded between ``start`` and ``end`` (unix seconds).
+
+    A callback whose CPU time is under half its wall time mostly waited for a CPU (other
+    processes): counted apart from those that worked, which are ours to fix.
+    """
+    time.sleep(6)  # the tracer writes every 5 s
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    rows = [r for r in rows if start <= r[1] <= end]
+
+    def ms(v: float) -> float:
+        return round(v * 1000, 1)
+
+    slow = [r for r in rows if r[0] == "callback" and r[2] > 0.005]
+    working: dict[str, list[float]] = {}
+    for r in slow:
+        if r[3] >= r[2] / 2:
+            w = working.setdefault(r[4], [0, 0.0, 0.0])
+            w[0], w[1], w[2] = w[0] + 1, w[1] + r[3], max(w[2], r[3])
+    gcs: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r[0] == "gc":
+            g = gcs.setdefault(r[4], {"collections": 0, "wall_ms": 0.0, "cpu_ms": 0.0, "longest_cpu_ms": 0.0})
+            g["collections"] += 1
+            g["wall_ms"] = ms(g["wall_ms"] / 1000 + r[2])
+            g["cpu_ms"] = ms(g["cpu_ms"] / 1000 + r[3])
+            g["longest_cpu_ms"] = max(g["longest_cpu_ms"], ms(r[3]))
+    hs = [r for r in rows if r[0] == "tls_handshake_step"]
+    sar = [r[2] for r in rows if r[0] == "subjectaccessreview"]
+    return {
+        "callbacks_over_5ms": len(slow),
+        "of_which_waiting_for_cpu": sum(r[3] < r[2] / 2 for r in slow),
+        "working_over_5ms_by_callback": {
+            k: {"count": v[0], "cpu_ms": ms(v[1]), "longest_cpu_ms": ms(v[2])}
+            for k, v in sorted(working.items(), key=lambda kv: -kv[1][1])[:8]
+        },
+        "gc_by_generation": gcs,
+        "tls_handshake_steps": {"count": len(hs), "cpu_ms": ms(sum(r[3] for r in hs))},
+        "subjectaccessreviews": {"count": len(sar), "longest_ms": ms(max(sar, default=0.0))},
+    }
 
 
 _SAMPLE = re.compile(
@@ -437,6 +486,12 @@ def main() -> int:
         "--warmup", type=float, default=5.0, help="seconds sent first on the same connections, not recorded"
     )
     parser.add_argument(
+        "--trace-stalls",
+        action="store_true",
+        help="run the adapter with bench/stalltrace (every callback over 2 ms, GC, TLS handshake and "
+        "SubjectAccessReview, with wall and CPU time) and summarise it per scenario",
+    )
+    parser.add_argument(
         "--latency-only",
         action="store_true",
         help="only the goal: the HPA-like scenario at --rate, ours then the static baseline (no throughput "
@@ -482,8 +537,15 @@ def main() -> int:
         prom.add_target("bench", exporter.address)
         procs.wait_until("series scraped", lambda: prom.query("bench_queue"), timeout=60)
         tmp = Path(tempfile.mkdtemp(prefix="bench-adapter-"))
+        trace_file = tmp / "stalls.jsonl"
+        env = {**os.environ, "PYTHONPATH": str(STALLTRACE), "METRICS_ADAPTER_STALL_TRACE": str(trace_file)}
         adapter = start_adapter(
-            info, tmp / "ours", CONFIG, prometheus_url=prom.url, extra_args=["--metrics-relist-interval=30s"]
+            info,
+            tmp / "ours",
+            CONFIG,
+            prometheus_url=prom.url,
+            extra_args=["--metrics-relist-interval=30s"],
+            env=env if args.trace_stalls else None,
         )
         stack.callback(adapter.stop)
         cert, key = adapter.front_proxy_cert()
@@ -514,6 +576,7 @@ def main() -> int:
             scenarios=("pods_selector_10_of_1000",) if args.latency_only else SCENARIOS,
             ceiling=not args.latency_only,
             stalls=stalls,
+            trace=(lambda start, end: summarise_trace(trace_file, start, end)) if args.trace_stalls else None,
         )
         report["metrics_adapter"] = {"latency": latency}
         if not args.latency_only:
