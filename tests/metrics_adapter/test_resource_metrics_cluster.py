@@ -94,6 +94,15 @@ class Scene:
     exporter: Exporter
     ns: str
     usage: Usage
+    apiserver_log_offset: int
+
+    def apiserver_errors(self) -> list[str]:
+        """kube-apiserver error lines about metrics.k8s.io since the APIService was registered."""
+        with open(self.cluster.directory / "logs" / "kube-apiserver.log", "rb") as f:
+            f.seek(self.apiserver_log_offset)
+            text = f.read().decode(errors="replace")
+        ours = re.compile(r"(?<!custom\.)(?<!external\.)\bmetrics\.k8s\.io")
+        return [line for line in text.splitlines() if line.startswith("E") and ours.search(line)]
 
 
 def _apply(cluster: ClusterInfo, *objects: dict[str, Any]) -> None:
@@ -140,6 +149,7 @@ def scene(cluster_ipv4: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) -
     ns = new_namespace(api, "ma-top")
     usage = Usage(api, ns)
     exporter.callbacks.append(usage.series)
+    log_offset = (cluster.directory / "logs" / "kube-apiserver.log").stat().st_size
     try:
         _apply(
             cluster,
@@ -165,7 +175,7 @@ def scene(cluster_ipv4: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) -
         )
         procs.wait_until(f"{APISERVICE} Available", lambda: _available(cluster), timeout=90, interval=0.5)
         client.AppsV1Api(api).create_namespaced_deployment(ns, _web(1))
-        yield Scene(cluster, adapter, prom, exporter, ns, usage)
+        yield Scene(cluster, adapter, prom, exporter, ns, usage, log_offset)
     finally:
         kubectl(cluster, "delete", "apiservice", APISERVICE, "--ignore-not-found")
         kubectl(cluster, "-n", "kube-system", "delete", "service", SERVICE, "--ignore-not-found")
@@ -245,6 +255,8 @@ def test_discovery_and_openapi_as_metrics_server(scene: Scene) -> None:
     schemas = doc["components"]["schemas"]
     assert "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetrics" in schemas
     assert "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods" in doc["paths"]
+    time.sleep(2)  # the aggregator's OpenAPI controllers poll in the background
+    assert scene.apiserver_errors() == []
 
 
 def test_missing_data_and_bad_requests(scene: Scene) -> None:
