@@ -135,3 +135,35 @@ def test_field_selectors_on_metadata() -> None:
         fields.parse("spec.nodeName=n1", ("metadata.name",))
     with pytest.raises(fields.FieldSelectorError, match="is not FIELD=VALUE"):
         fields.parse("metadata.name", ("metadata.name",))
+
+
+def test_pod_and_node_lists_have_metrics_servers_shape() -> None:
+    """PodMetricsList / NodeMetricsList field for field as k8s.io/metrics marshals them."""
+    pod = wire.PodUsage("ns", "web-1", {"app": "web"}, 1_700_000_000.9, [("app", wire.Usage(0.25, 64 * 2**20))])
+    assert wire.pod_list([pod], 300, 1_700_000_001) == {
+        "kind": "PodMetricsList",
+        "apiVersion": "metrics.k8s.io/v1beta1",
+        "metadata": {},
+        "items": [
+            {
+                "metadata": {
+                    "name": "web-1",
+                    "namespace": "ns",
+                    "creationTimestamp": "2023-11-14T22:13:21Z",
+                    "labels": {"app": "web"},
+                },
+                "timestamp": "2023-11-14T22:13:20Z",
+                "window": "5m0s",
+                "containers": [{"name": "app", "usage": {"cpu": "250m", "memory": "64Mi"}}],
+            }
+        ],
+    }
+    node = wire.NodeUsage("n1", {}, 1_700_000_000, wire.Usage(1.5, 2**31))
+    assert wire.single("NodeMetrics", wire.node(node, 30, 1_700_000_000)) == {
+        "kind": "NodeMetrics",
+        "apiVersion": "metrics.k8s.io/v1beta1",
+        "metadata": {"name": "n1", "creationTimestamp": "2023-11-14T22:13:20Z"},
+        "timestamp": "2023-11-14T22:13:20Z",
+        "window": "30s",
+        "usage": {"cpu": "1500m", "memory": "2Gi"},
+    }
