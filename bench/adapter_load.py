@@ -267,7 +267,7 @@ def measure_latency(
 
     Each run sends ``warmup`` seconds first on the same connections, unrecorded: the HPAs ask
     through kube-apiserver's aggregator, which keeps its connections open, so a new TLS
-    handshake per client connection (~1.5 ms of the loop's CPU each, 64 at once when a fresh
+    handshake per client connection (~2 ms of the loop's CPU each, 64 at once when a fresh
     client starts) is not part of what they wait for. (An earlier version of this bench started
     a new client every 4 s and measured those handshake bursts: p99 128-168 ms.) With
     ``baseline`` (a static server of a given body size), the same run follows against it.

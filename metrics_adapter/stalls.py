@@ -2,11 +2,12 @@
 
 Every request, watch and refresh of the adapter shares one asyncio loop, so anything that keeps
 it busy for 20 ms delays every request that arrives meanwhile by up to 20 ms. Measured at 700
-req/s (``bench.adapter_load``), the tail came from three places: TLS handshakes of new client
-connections (~1.5 ms of CPU each; a client opening 64 at once stalls the loop ~100 ms), full
-collections of the garbage collector (their cost grows with what is kept in memory: a pod
-list held by a watch made them ~10-30 ms), and the CPU being taken by other processes. The
-first two are visible here, so an operator can tell our stalls from the machine's:
+req/s (``bench.adapter_load``), the tail came from TLS handshakes of new client connections
+(~2 ms of CPU each; a client opening 64 at once held the loop 137 ms), full collections of the
+garbage collector (their cost grows with what is kept in memory: a pod list held by a watch
+made them 10-30 ms), requests waiting for an expired authorization decision (auth.py now
+renews it ahead), and the CPU being taken by other processes. Collections are visible here
+directly, everything else that holds the loop through its delay:
 
 - ``metrics_adapter_gc_pause_seconds{generation}``: each collection's duration, from
   ``gc.callbacks`` (two calls per collection; negligible next to a collection).
