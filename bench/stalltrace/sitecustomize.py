@@ -77,9 +77,11 @@ def _install(path: str) -> None:
     auth.Auth._review = traced_review  # type: ignore[method-assign]
 
     def dump() -> None:
-        with open(path, "w") as f:
+        # Whole, then renamed: the bench may read it at any moment.
+        with open(path + ".tmp", "w") as f:
             for e in list(events):
                 f.write(json.dumps(e) + "\n")
+        os.replace(path + ".tmp", path)
 
     def every_5s() -> None:
         while True:
