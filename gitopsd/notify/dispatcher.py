@@ -76,32 +76,27 @@ class Notifications:
         for sub in subscriptions:
             delivery = self.deliveries.get(sub.notifier)
             if delivery is None:
-                key = (event.namespace, event.environment, sub.notifier)
-                if key not in self._missing:
-                    self._missing.add(key)
-                    log.warning(
-                        "spec.notify names a notifier the daemon config does not define",
-                        environment=f"{event.namespace}/{event.environment}",
-                        notifier=sub.notifier,
-                        defined=sorted(self.deliveries),
-                    )
+                self._refuse(event, sub.notifier, "names a notifier the daemon config does not define",
+                             defined=sorted(self.deliveries))  # fmt: skip
                 continue
-            if not self.configs[sub.notifier].serves(event.namespace, listed_only=self.listed_only):
-                key = (event.namespace, event.environment, sub.notifier)
-                if key not in self._missing:
-                    self._missing.add(key)
-                    log.warning(
-                        "spec.notify names a notifier that does not serve this namespace: not sent",
-                        environment=f"{event.namespace}/{event.environment}",
-                        notifier=sub.notifier,
-                        namespaces=list(self.configs[sub.notifier].namespaces or ()),
-                        rule="--no-cross-namespace-refs: only the namespaces a notifier lists"
-                        if self.configs[sub.notifier].namespaces is None
-                        else "the notifier's namespaces",
-                    )
+            config = self.configs[sub.notifier]
+            if not config.serves(event.namespace, listed_only=self.listed_only):
+                rule = "the notifier's namespaces" if config.namespaces else "--no-cross-namespace-refs"
+                self._refuse(event, sub.notifier, "names a notifier that does not serve this namespace: not sent",
+                             namespaces=list(config.namespaces or ()), rule=rule)  # fmt: skip
                 continue
             if sub.wants(event):
                 delivery.offer(event)
+
+    def _refuse(self, event: LifecycleEvent, notifier: str, problem: str, **detail: object) -> None:
+        """One warning per Environment and notifier: ``spec.notify`` ``problem``."""
+        key = (event.namespace, event.environment, notifier)
+        if key in self._missing:
+            return
+        self._missing.add(key)
+        log.warning(
+            f"spec.notify {problem}", environment=f"{event.namespace}/{event.environment}", notifier=notifier, **detail
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         if not self.deliveries:
