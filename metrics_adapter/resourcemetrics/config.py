@@ -12,13 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from metrics_adapter.errors import ConfigError
 from metrics_adapter.rules import gotemplate
-
-if TYPE_CHECKING:
-    from metrics_adapter.rules.config import ResourceSpec
+from metrics_adapter.rules.resourcespec import ResourceSpec
 
 QUERY_FIELDS = ("Series", "LabelMatchers", "LabelValuesByName", "GroupBy", "GroupBySlice")
 _PART_KEYS = {"containerQuery", "nodeQuery", "resources", "containerLabel"}
@@ -27,7 +25,7 @@ _TOP_KEYS = {"cpu", "memory", "window"}
 _DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
 _UNIT_SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 
-ResourcesParser = Callable[[Any, str], "ResourceSpec"]
+ResourcesParser = Callable[[Any, str], ResourceSpec]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from metrics_adapter.queues import QueueConfig, QueueConfigError, parse_queues
 from metrics_adapter.resourcemetrics import config as resource_config
 from metrics_adapter.rules import gotemplate
 from metrics_adapter.rules.naming import Namer, NamingError, build_namer
+from metrics_adapter.rules.resourcespec import GroupResourceRef, ResourceSpec
 
 RuleKind = Literal["rules", "externalRules"]
 
@@ -34,21 +35,6 @@ _TOP_KEYS = {"rules", "externalRules", "queues", "resourceRules", "externalProvi
 _REFUSED_TOP: dict[str, str] = {}
 _RULE_KEYS = {"seriesQuery", "seriesFilters", "resources", "name", "metricsQuery"}
 _RESOURCE_KEYS = {"template", "overrides", "namespaced"}
-
-
-@dataclass(frozen=True, slots=True)
-class GroupResourceRef:
-    """A group-resource as written in a rule (``{group: apps, resource: deployment}``)."""
-
-    group: str
-    resource: str
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceSpec:
-    template: gotemplate.Template | None
-    overrides: Mapping[str, GroupResourceRef]
-    namespaced: bool  # externalRules only: false ignores the requester's namespace
 
 
 @dataclass(frozen=True, slots=True)

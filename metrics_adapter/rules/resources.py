@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from metrics_adapter.kube.mapper import Mapper, ResourceInfo, UnknownResource
-from metrics_adapter.rules.config import ResourceSpec
+from metrics_adapter.rules.resourcespec import ResourceSpec
 
 _SANITIZE = str.maketrans({".": "_", "-": "_"})
 NAMESPACES = ("", "namespaces")
