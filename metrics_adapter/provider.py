@@ -12,12 +12,11 @@ dictionary lookups however many HPAs ask.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Hashable
 from dataclasses import dataclass
-from typing import Any
 
 from metrics_adapter import api
+from metrics_adapter.bodies import Bodies
 from metrics_adapter.cache import Served, Source, ValueCache
 from metrics_adapter.catalog import NO_NAMESPACE_LABEL, Catalog
 from metrics_adapter.errors import AdapterError, BadRequest, NotFound, Unavailable, UpstreamError
@@ -97,7 +96,7 @@ class Provider:
         self.queues: dict[str, list[QueueBinding]] = {}
         for q in queues or []:
             self.queues.setdefault(q.config.name, []).append(q)
-        self._memo: dict[Hashable, tuple[Hashable, bytes]] = {}
+        self._memo = Bodies(_MEMO_LIMIT)
         self._plans: dict[Hashable, _Plan] = {}
         # (label, query) → (value version, samples by that label): only the newest version is
         # kept. Keyed by version too, it kept every refresh's samples (one more copy of a
@@ -166,9 +165,9 @@ class Provider:
             names = [n for n in selected if n in values]
             if selected and not names:
                 raise self._missing(req, info, label, served.value, selected)
-        memo = self._memo.get(req)
-        if memo is not None and memo[0] == fingerprint:
-            return memo[1]
+        kept = self._memo.get(req, fingerprint)
+        if kept is not None:
+            return kept
         selector = req.metric_selector.to_label_selector()
         items = [
             api.CustomItem(
@@ -176,7 +175,7 @@ class Provider:
             )
             for n in names
         ]
-        return self._remember(req, fingerprint, api.custom_list(req.version, items))
+        return self._memo.remember(req, fingerprint, api.custom_list(req.version, items))
 
     def _plan(self, req: CustomRequest, snap: Snapshot) -> _Plan:
         """Resolve resource and metric and build the query (raises NotFound / BadRequest)."""
@@ -244,13 +243,6 @@ class Provider:
     def _reference(info: ResourceInfo, namespace: str | None, name: str) -> api.ObjectReference:
         return api.object_reference(info.kind, namespace, name, info.api_version)
 
-    def _remember(self, key: Hashable, fingerprint: Hashable, body: dict[str, Any]) -> bytes:
-        data = json.dumps(body, separators=(",", ":")).encode()
-        if len(self._memo) > _MEMO_LIMIT:
-            self._memo.clear()
-        self._memo[key] = (fingerprint, data)
-        return data
-
     # -- external metrics --------------------------------------------------------------------
 
     async def external(self, req: ExternalRequest) -> bytes:
@@ -294,13 +286,13 @@ class Provider:
                 "Prometheus has no series for its query"
             )
         fingerprint = (query, served.version)
-        memo = self._memo.get(req)
-        if memo is not None and memo[0] == fingerprint:
-            return memo[1]
+        kept = self._memo.get(req, fingerprint)
+        if kept is not None:
+            return kept
         # Prometheus returns series in no particular order; sorted, the answer is stable.
         samples = sorted(served.value.samples, key=lambda s: sorted(s.labels.items()))
         items = [api.ExternalItem(req.metric, s.labels, s.timestamp, s.value) for s in samples]
-        return self._remember(req, fingerprint, api.external_list(items))
+        return self._memo.remember(req, fingerprint, api.external_list(items))
 
     async def _queue_metric(self, req: ExternalRequest, bindings: list[QueueBinding]) -> bytes:
         visible = [b for b in bindings if b.config.namespace in (None, req.namespace)]
@@ -315,11 +307,11 @@ class Provider:
                 raise r
         served: list[Served[QueueSample]] = [r for r in results if isinstance(r, Served)]
         fingerprint = tuple((id(b), s.version) for b, s in zip(chosen, served, strict=True))
-        memo = self._memo.get(req)
-        if memo is not None and memo[0] == fingerprint:
-            return memo[1]
+        kept = self._memo.get(req, fingerprint)
+        if kept is not None:
+            return kept
         items = [
             api.ExternalItem(req.metric, b.config.labels, s.value.timestamp, s.value.value)
             for b, s in zip(chosen, served, strict=True)
         ]
-        return self._remember(req, fingerprint, api.external_list(items))
+        return self._memo.remember(req, fingerprint, api.external_list(items))

@@ -24,6 +24,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from metrics_adapter.bodies import Bodies
 from metrics_adapter.cache import Served, Source, ValueCache
 from metrics_adapter.errors import AdapterError, NotFound
 from metrics_adapter.kube.mapper import Mapper, ResourceInfo, UnknownResource
@@ -143,7 +144,7 @@ class ResourceMetrics:
         self._parts = {
             r.name: _Part(r, ResourceConverter(r.resources, mapper, r.where)) for r in (rules.cpu, rules.memory)
         }
-        self._memo: dict[Hashable, tuple[Hashable, bytes]] = {}
+        self._memo = Bodies(_MEMO_LIMIT)
 
     def validate(self) -> None:
         """Resolve overrides and the labels for pods, namespaces and nodes now (start-up errors)."""
@@ -195,9 +196,9 @@ class ResourceMetrics:
         results = await asyncio.gather(*(self._both(info, ns) for ns in spaces))
         fingerprint = (gen, tuple(r[0] for r in results), tuple((o[0], o[1]) for o in objects))
         key = ("pods", namespace, name, str(labels), str(fields))
-        memo = self._memo.get(key)
-        if memo is not None and memo[0] == fingerprint:
-            return memo[1]
+        kept = self._memo.get(key, fingerprint)
+        if kept is not None:
+            return kept
         by_ns = {ns: r[1] for ns, r in zip(spaces, results, strict=True)}
         items = []
         for ns, pod, pod_labels in objects:
@@ -211,7 +212,7 @@ class ResourceMetrics:
             body = wire.single("PodMetrics", wire.pod(items[0], window, now))
         else:
             body = wire.pod_list(items, window, now)
-        return self._remember(key, fingerprint, body)
+        return self._memo.remember(key, fingerprint, body)
 
     @staticmethod
     def _pod(ns: str, pod: str, labels: dict[str, str], values: dict[str, Any]) -> wire.PodUsage | None:
@@ -237,9 +238,9 @@ class ResourceMetrics:
         versions, values = await self._both(info, None)
         fingerprint = (gen, versions, tuple(o[1] for o in objects))
         key = ("nodes", name, str(labels), str(fields))
-        memo = self._memo.get(key)
-        if memo is not None and memo[0] == fingerprint:
-            return memo[1]
+        kept = self._memo.get(key, fingerprint)
+        if kept is not None:
+            return kept
         items = []
         for _, node, node_labels in objects:
             cpu, mem = values["cpu"].get(node), values["memory"].get(node)
@@ -254,11 +255,4 @@ class ResourceMetrics:
             body = wire.single("NodeMetrics", wire.node(items[0], window, now))
         else:
             body = wire.node_list(items, window, now)
-        return self._remember(key, fingerprint, body)
-
-    def _remember(self, key: Hashable, fingerprint: Hashable, body: dict[str, Any]) -> bytes:
-        data = json.dumps(body, separators=(",", ":")).encode()
-        if len(self._memo) > _MEMO_LIMIT:
-            self._memo.clear()
-        self._memo[key] = (fingerprint, data)
-        return data
+        return self._memo.remember(key, fingerprint, body)
