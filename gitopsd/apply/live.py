@@ -94,7 +94,10 @@ def list_scopes(
     wanted: Iterable[tuple[ObjectRef, Resource]], *, per_namespace: bool = False
 ) -> list[tuple[Resource, str | None]]:
     """The labelled lists worth making (``plan_reads``): (type, namespace or None for cluster-wide)."""
-    reads = plan_reads(wanted, list_per_namespace=per_namespace)
+    return _scopes_of(plan_reads(wanted, list_per_namespace=per_namespace))
+
+
+def _scopes_of(reads: dict[ObjectRef, Read]) -> list[tuple[Resource, str | None]]:
     return list(dict.fromkeys((r, ns) for r, ns, name in reads.values() if name is None))
 
 
@@ -135,9 +138,8 @@ async def observe(
     """The ``wanted`` objects that carry our label, for kinds with many of them (``list_scopes``;
     ``per_namespace``: never a cluster-wide list)."""
     live = LiveState()
-    wanted = list(wanted)
     reads = plan_reads(wanted, list_per_namespace=per_namespace)
-    scopes = list_scopes(wanted, per_namespace=per_namespace)
+    scopes = _scopes_of(reads)
 
     async def list_scope(scope: tuple[Resource, str | None]) -> list[dict[str, Any]]:
         resource, namespace = scope
