@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import adapter_loadgen as loadgen
+from bench import adapter_promadapter as promadapter
 from bench.adapter_promadapter import ensure_prometheus_adapter
 from e2e import procs, services
 from e2e.adapter import start_adapter
@@ -648,20 +649,8 @@ def compare_prometheus_adapter(
     @contextmanager
     def fresh() -> Iterator[loadgen.Target]:
         port = free_dual_port()
-        argv = [
-            binary,
-            f"--config={directory / 'config.yaml'}",
-            f"--prometheus-url={prom.url}",
-            f"--secure-port={port}",
-            "--bind-address=127.0.0.1",
-            f"--tls-cert-file={cert.cert}",
-            f"--tls-private-key-file={cert.key}",
-            f"--lister-kubeconfig={info.kubeconfig}",
-            f"--authentication-kubeconfig={info.kubeconfig}",
-            f"--authorization-kubeconfig={info.kubeconfig}",
-            "--metrics-relist-interval=30s",
-            "--v=0",
-        ]
+        argv = promadapter.argv(binary, directory / "config.yaml", prom.url, port, cert.cert, cert.key, info.kubeconfig)
+        argv.insert(-1, "--metrics-relist-interval=30s")
         proc = procs.start("prometheus-adapter", argv, directory / "logs")
         try:
             target = loadgen.Target(f"https://localhost:{port}", info.ca_cert, pcert, pkey, headers)

@@ -23,6 +23,26 @@ VERSION = "v0.12.0"
 MODULE = "sigs.k8s.io/prometheus-adapter"
 
 
+def argv(
+    binary: Path | str, config: Path, prometheus_url: str, port: int, cert: Path, key: Path, kubeconfig: Path
+) -> list[str]:
+    """prometheus-adapter's command line as the benches run it: on ``port`` of 127.0.0.1 with the
+    given serving certificate, reading the cluster through ``kubeconfig``, quiet."""
+    return [
+        str(binary),
+        f"--config={config}",
+        f"--prometheus-url={prometheus_url}",
+        f"--secure-port={port}",
+        "--bind-address=127.0.0.1",
+        f"--tls-cert-file={cert}",
+        f"--tls-private-key-file={key}",
+        f"--lister-kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--v=0",
+    ]
+
+
 def ensure_prometheus_adapter(version: str = VERSION) -> Path:
     dest = cache_root() / "bin" / f"prometheus-adapter-{version}" / "prometheus-adapter"
     if dest.exists():

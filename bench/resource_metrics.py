@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from bench import adapter_loadgen as loadgen
+from bench import adapter_promadapter as promadapter
 from bench.adapter_load import GROUPS, NS, make_pods
 from bench.adapter_promadapter import VERSION as PROMADAPTER_VERSION
 from bench.adapter_promadapter import ensure_prometheus_adapter
@@ -90,19 +91,9 @@ def prometheus_adapter(info: ClusterInfo, prom: services.Prometheus, directory: 
     (directory / "config.yaml").write_text(config_text())
     cert = serving_cert(info, directory / "serving", "prometheus-adapter", "kube-system")
     port = free_dual_port()
-    argv = [
-        str(ensure_prometheus_adapter()),
-        f"--config={directory / 'config.yaml'}",
-        f"--prometheus-url={prom.url}",
-        f"--secure-port={port}",
-        "--bind-address=127.0.0.1",
-        f"--tls-cert-file={cert.cert}",
-        f"--tls-private-key-file={cert.key}",
-        f"--lister-kubeconfig={info.kubeconfig}",
-        f"--authentication-kubeconfig={info.kubeconfig}",
-        f"--authorization-kubeconfig={info.kubeconfig}",
-        "--v=0",
-    ]
+    argv = promadapter.argv(
+        ensure_prometheus_adapter(), directory / "config.yaml", prom.url, port, cert.cert, cert.key, info.kubeconfig
+    )
     proc = procs.start("prometheus-adapter", argv, directory / "logs")
     pki = info.directory / "pki"
     try:
