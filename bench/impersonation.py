@@ -21,16 +21,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.apply_throughput import Meter, cpu_seconds, settle
 from bench.cluster import emit, on_cluster
-from bench.sync_environments import CRD, count_objects, count_ready, create, environment, write_repo
-from e2e.daemon import DaemonProcess
-from gitopsd.kube import Kube
+from bench.sync_environments import CRD, daemon_run, environment, write_repo
 
 ACCOUNT = "deployer"
 
@@ -55,37 +51,10 @@ async def one_run(
     run_id = uuid.uuid4().hex[:6]
     ops, target = f"bench-imp-ops-{run_id}", f"bench-imp-{run_id}"
     envs = [environment(f"app-{i:04d}", ops, url, f"apps/app-{i:04d}", target) for i in range(apps)]
-    extra = [f"--namespace={ops}", "--workers=8", "--allow-file-sources"]
-    if impersonate:
-        extra.append(f"--default-service-account={ACCOUNT}")
-    async with Kube.from_kubeconfig(kubeconfig, max_connections=32) as kube:
-        await kube.discovery.refresh()
-        await create(kube, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in (ops, target)])
-        await create(kube, rbac(ops, target))
-        await create(kube, envs)
-        settle(pids)
-        daemon = DaemonProcess(kubeconfig, workdir / f"daemon-{run_id}", *extra)
-        report: dict[str, Any] = {"impersonating": impersonate, "environments": apps, "objects": apps * 4}
-        with Meter(pids) as meter:
-            started = time.monotonic()
-            daemon.start(timeout=120)
-            applied_at = None
-            deadline = started + 600
-            while time.monotonic() < deadline:
-                if applied_at is None and await count_objects(kube, target) >= apps * 2:
-                    applied_at = time.monotonic() - started
-                if await count_ready(kube, ops) == apps:
-                    break
-                await asyncio.sleep(0.5)
-            else:
-                raise RuntimeError(f"not all Environments Ready after 600 s; see {daemon.log}")
-            report["all_ready_seconds"] = round(time.monotonic() - started, 2)
-            report["all_applied_seconds"] = round(applied_at or report["all_ready_seconds"], 2)
-            assert daemon.proc is not None
-            report["daemon_cpu_seconds"] = round(cpu_seconds(daemon.proc.pid), 2)
-        report["apiserver_cpu_seconds"] = meter.cluster_cpu.get("kube-apiserver")
-        if daemon.stop() != 0:
-            raise RuntimeError(f"the daemon did not exit 0 at SIGTERM; see {daemon.log}")
+    extra = [f"--default-service-account={ACCOUNT}"] if impersonate else []
+    report = await daemon_run(kubeconfig, pids, workdir, envs, target, apps, 8, prepare=rbac(ops, target), extra=extra)
+    report["impersonating"] = impersonate
+    report["apiserver_cpu_seconds"] = report["cluster_cpu_seconds"].get("kube-apiserver")
     return report
 
 

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,16 +122,25 @@ async def daemon_run(
     target: str,
     apps: int,
     workers: int,
+    *,
+    prepare: Sequence[dict[str, Any]] = (),
+    extra: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Create the Environments, start the daemon, time until all objects exist and all are Ready."""
+    """Create the Environments, start the daemon, time until all objects exist and all are Ready.
+
+    ``prepare``: objects created after the two namespaces, before the Environments (RBAC);
+    ``extra``: more ``gitopsd run`` arguments."""
     ops = envs[0]["metadata"]["namespace"]
     async with Kube.from_kubeconfig(kubeconfig, max_connections=64) as kube:
         await kube.discovery.refresh()
         namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in (ops, target)]
         await create(kube, namespaces)
+        await create(kube, list(prepare))
         await create(kube, envs)
         settle(pids)
-        daemon = DaemonProcess(kubeconfig, workdir / "daemon", f"--namespace={ops}", f"--workers={workers}")
+        daemon = DaemonProcess(
+            kubeconfig, workdir / f"daemon-{ops}", f"--namespace={ops}", f"--workers={workers}", *extra
+        )
         report: dict[str, Any] = {"environments": len(envs), "objects": apps * 4, "workers": workers}
         with Meter(pids) as meter:
             started = time.monotonic()
