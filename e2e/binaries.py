@@ -34,8 +34,13 @@ ETCD_VERSION = "v3.5.21"
 KWOK_VERSION = "v0.7.0"
 # v1.7.12 asks for Go 1.25; this one builds with the Go >= 1.24 the harness already needs.
 ACTIONLINT_VERSION = "v1.7.11"
+# Helm renders charts (gitopsd/render/helm.py); go-containerregistry's registry is the tests' OCI registry.
+HELM_VERSION = "v4.3.2"
+REGISTRY_VERSION = "v0.22.1"
 
 K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# A real node (e2e/realnode/): built apart, so a control-plane start never waits for them.
+NODE_COMMANDS = ("kubelet", "kube-proxy")
 ALL_BINARIES = ("etcd", *K8S_COMMANDS, "kwok")
 
 _STAGING_REPLACE = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/", re.MULTILINE)
@@ -159,9 +164,9 @@ def _version_ldflags(version: str) -> str:
     return " ".join(flags)
 
 
-def _build_kubernetes(dest: Path) -> None:
+def _build_kubernetes(dest: Path, commands: tuple[str, ...] = K8S_COMMANDS, scratch: str = "kubernetes") -> None:
     go = find_go()
-    work = cache_root() / "build" / f"kubernetes-{KUBERNETES_VERSION}"
+    work = cache_root() / "build" / f"{scratch}-{KUBERNETES_VERSION}"
     work.mkdir(parents=True, exist_ok=True)
     env = _go_env()
     staging = staging_modules(_module_gomod(go, "k8s.io/kubernetes", KUBERNETES_VERSION, work, env))
@@ -170,11 +175,11 @@ def _build_kubernetes(dest: Path) -> None:
             f"no staging replace directives found in k8s.io/kubernetes {KUBERNETES_VERSION} go.mod"
         )
     (work / "go.mod").write_text(wrapper_gomod(KUBERNETES_VERSION, staging))
-    pkgs = [f"k8s.io/kubernetes/cmd/{name}" for name in K8S_COMMANDS]
+    pkgs = [f"k8s.io/kubernetes/cmd/{name}" for name in commands]
     _run([go, "get", *[f"{p}@{KUBERNETES_VERSION}" for p in pkgs]], work, env)
     tmp = dest.with_name(dest.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    for name, pkg in zip(K8S_COMMANDS, pkgs, strict=True):
+    for name, pkg in zip(commands, pkgs, strict=True):
         _run(
             [go, "build", "-trimpath", "-ldflags", _version_ldflags(KUBERNETES_VERSION), "-o", str(tmp / name), pkg],
             work,
@@ -221,6 +226,31 @@ def _build_actionlint(dest: Path) -> None:
     module = f"github.com/rhysd/actionlint/cmd/actionlint@{ACTIONLINT_VERSION}"
     _run([go, "install", "-trimpath", "-ldflags", "-s -w", module], tmp, env)
     _publish(tmp, dest)
+
+
+def _build_in_wrapper(dest: Path, name: str, module: str, version: str, pkg: str, ldflags: str = "-s -w") -> None:
+    """Build one command of a published module through a wrapper module (``go get`` at an exact version)."""
+    go = find_go((name,))
+    work = cache_root() / "build" / f"{name}-{version}"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "go.mod").write_text(f"module gitopsd.dev/{name}build\n\ngo 1.24.0\n\nrequire {module} {version}\n")
+    env = _go_env()
+    _run([go, "get", f"{pkg}@{version}"], work, env)
+    tmp = dest.with_name(dest.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    _run([go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(tmp / name), pkg], work, env)
+    _publish(tmp, dest)
+
+
+def _build_helm(dest: Path) -> None:
+    # helm prints this version (and reports it as .Capabilities.HelmVersion) instead of "v4.0+unreleased".
+    flags = f"-s -w -X helm.sh/helm/v4/internal/version.version={HELM_VERSION}"
+    _build_in_wrapper(dest, "helm", "helm.sh/helm/v4", HELM_VERSION, "helm.sh/helm/v4/cmd/helm", flags)
+
+
+def _build_registry(dest: Path) -> None:
+    module = "github.com/google/go-containerregistry"
+    _build_in_wrapper(dest, "registry", module, REGISTRY_VERSION, f"{module}/cmd/registry")
 
 
 def _publish(tmp: Path, dest: Path) -> None:
@@ -293,10 +323,56 @@ def ensure_actionlint() -> Path:
     return dest / "actionlint"
 
 
+def _ensure_one(name: str, version: str, build: Callable[[Path], None]) -> Path:
+    bin_root = cache_root() / "bin"
+    dest = bin_root / f"{name}-{version}"
+    if not (dest / name).is_file():
+        find_go((name,))
+        _build_all(bin_root, [(dest, (name,), build)])
+    return dest / name
+
+
+def ensure_helm() -> Path:
+    """The helm executable (chart rendering), built once per machine and version when missing."""
+    return _ensure_one("helm", HELM_VERSION, _build_helm)
+
+
+def ensure_registry() -> Path:
+    """go-containerregistry's registry (an OCI registry for the chart tests), built when missing."""
+    return _ensure_one("registry", REGISTRY_VERSION, _build_registry)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeBinaries:
+    """The executables of a real node, besides containerd and runc (Debian packages)."""
+
+    kubelet: Path
+    kube_proxy: Path
+
+
+def _build_node(dest: Path) -> None:
+    _build_kubernetes(dest, NODE_COMMANDS, "kubernetes-node")
+
+
+def ensure_node_binaries() -> NodeBinaries:
+    """kubelet and kube-proxy, built (once per machine and version) when missing."""
+    assets = _assets_dir()
+    dest = cache_root() / "bin" / f"kubernetes-node-{KUBERNETES_VERSION}"
+    found = {n: assets / n for n in NODE_COMMANDS if assets is not None and (assets / n).is_file()}
+    if not all(n in found or (dest / n).is_file() for n in NODE_COMMANDS):
+        find_go(NODE_COMMANDS)
+        _build_all(cache_root() / "bin", [(dest, NODE_COMMANDS, _build_node)])
+    return NodeBinaries(
+        kubelet=found.get("kubelet", dest / "kubelet"), kube_proxy=found.get("kube-proxy", dest / "kube-proxy")
+    )
+
+
 def main() -> int:
     try:
         bins = ensure_binaries()
         actionlint = ensure_actionlint()
+        helm = ensure_helm()
+        registry = ensure_registry()
     except BinariesUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -307,6 +383,8 @@ def main() -> int:
     ):
         print(f"{name}\t{path}")
     print(f"actionlint\t{actionlint}")
+    print(f"helm\t{helm}")
+    print(f"registry\t{registry}")
     return 0
 
 
