@@ -41,6 +41,8 @@ REGISTRY_VERSION = "v0.22.1"
 K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 # A real node (e2e/realnode/): built apart, so a control-plane start never waits for them.
 NODE_COMMANDS = ("kubelet", "kube-proxy")
+# kubectl goes into the container image (e2e/image.py): dl.k8s.io is not reachable here.
+KUBECTL_COMMANDS = ("kubectl",)
 ALL_BINARIES = ("etcd", *K8S_COMMANDS, "kwok")
 
 _STAGING_REPLACE = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/", re.MULTILINE)
@@ -365,6 +367,15 @@ def ensure_node_binaries() -> NodeBinaries:
     return NodeBinaries(
         kubelet=found.get("kubelet", dest / "kubelet"), kube_proxy=found.get("kube-proxy", dest / "kube-proxy")
     )
+
+
+def _build_kubectl(dest: Path) -> None:
+    _build_kubernetes(dest, KUBECTL_COMMANDS, "kubernetes-kubectl")
+
+
+def ensure_kubectl() -> Path:
+    """kubectl (with kustomize inside) for the container image, built once per machine and version."""
+    return _ensure_one("kubectl", KUBERNETES_VERSION, _build_kubectl)
 
 
 def main() -> int:
