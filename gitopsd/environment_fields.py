@@ -17,6 +17,30 @@ SPEC: Node = {
             "name": None
         }
     },
+    "chart": {
+        "repository": None,
+        "name": None,
+        "version": None,
+        "secretRef": {
+            "name": None
+        }
+    },
+    "helm": {
+        "releaseName": None,
+        "valuesFiles": [
+            None
+        ],
+        "values": None,
+        "valuesFrom": [
+            {
+                "kind": None,
+                "name": None,
+                "key": None,
+                "optional": None
+            }
+        ],
+        "skipCRDs": None
+    },
     "serviceAccountName": None,
     "targetNamespace": None,
     "interval": None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
@@ -23,6 +23,7 @@ from gitopsd.freeze import Window, parse_windows
 from gitopsd.gates.spec import PromotionSpec, VerificationSpec, parse_promotion, parse_verification
 from gitopsd.model import Revision
 from gitopsd.notify.subscriptions import Subscription, parse_subscriptions
+from gitopsd.render.helmspec import ChartSpec, HelmSpec, parse_chart, parse_helm
 
 GROUP = "gitopsd.dev"
 VERSION = "v1alpha1"
@@ -88,6 +89,9 @@ class EnvironmentSpec:
     promotion: PromotionSpec | None = None
     #: A ServiceAccount of the Environment's namespace its writes impersonate (see gitopsd.tenancy).
     service_account_name: str | None = None
+    #: A chart from a Helm repository instead of Git (``source`` then stands for its repository).
+    chart: ChartSpec | None = None
+    helm: HelmSpec = field(default_factory=HelmSpec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +148,14 @@ def parse_spec(raw: Any, *, name: str | None = None) -> EnvironmentSpec:
     unknown = unknown_field(spec, SPEC_FIELDS, "")
     if unknown:
         raise SpecError(unknown[0].removeprefix("."), f"unknown field ({unknown[1]})")
-    source = _parse_source(FIELDS.mapping(spec.get("source"), "source", required=True))
+    chart = parse_chart(spec.get("chart"))
+    if chart is not None and spec.get("source") is not None:
+        raise SpecError("", "give exactly one of source, chart (got both)")
+    source = (
+        _parse_source(FIELDS.mapping(spec.get("source"), "source", required=True))
+        if chart is None
+        else SourceSpec(url=chart.repository, ref_kind="semver", ref=chart.version, path="")
+    )
     target_ns = FIELDS.optional_string(spec.get("targetNamespace"), "targetNamespace")
     if target_ns is not None:
         FIELDS.dns_label(target_ns, "targetNamespace", what="a valid namespace name")
@@ -178,6 +189,8 @@ def parse_spec(raw: Any, *, name: str | None = None) -> EnvironmentSpec:
         verification=parse_verification(spec.get("verification"), substitute if substitution_on else {}),
         promotion=parse_promotion(spec.get("promotion"), name=name),
         service_account_name=_service_account(spec.get("serviceAccountName")),
+        chart=chart,
+        helm=parse_helm(spec.get("helm")),
     )
 
 
