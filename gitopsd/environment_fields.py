@@ -41,6 +41,12 @@ SPEC: Node = {
         ],
         "skipCRDs": None
     },
+    "kubeConfig": {
+        "secretRef": {
+            "name": None,
+            "key": None
+        }
+    },
     "serviceAccountName": None,
     "targetNamespace": None,
     "interval": None,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
+from gitopsd.clusters.spec import KubeConfigRef, parse_kube_config
 from gitopsd.environment_fields import SPEC as SPEC_FIELDS
 from gitopsd.errors import SpecError
 from gitopsd.fieldcheck import unknown_field
@@ -92,6 +93,8 @@ class EnvironmentSpec:
     #: A chart from a Helm repository instead of Git (``source`` then stands for its repository).
     chart: ChartSpec | None = None
     helm: HelmSpec = field(default_factory=HelmSpec)
+    #: The kubeconfig Secret of the cluster it deploys into (None: this cluster; see gitopsd.clusters).
+    kube_config: KubeConfigRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,7 @@ def parse_spec(raw: Any, *, name: str | None = None) -> EnvironmentSpec:
         service_account_name=_service_account(spec.get("serviceAccountName")),
         chart=chart,
         helm=parse_helm(spec.get("helm")),
+        kube_config=parse_kube_config(spec.get("kubeConfig")),
     )
 
 

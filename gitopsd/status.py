@@ -39,6 +39,7 @@ class EnvironmentStatus(TypedDict, total=False):
     lastHandledResume: str  # the token of the last `gitopsd resume`
     verification: dict[str, Any]  # gitopsd.gates.progress.GateProgress.to_status()
     lastHandledVerify: dict[str, Any]  # {token, result, message[, release]}
+    cluster: str  # where it deploys: the kubeconfig Secret's name, or "in-cluster" (gitopsd.clusters)
 
 
 KEYS = frozenset(EnvironmentStatus.__annotations__)

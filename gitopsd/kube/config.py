@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +45,40 @@ class Connection:
     # Whether ``authorization`` may block (run an exec plugin, read a token file) and so is
     # called off the event loop; False for static tokens and client certificates alone.
     refreshes: bool = False
+    # Embedded TLS material (a kubeconfig read from a Secret: ``gitopsd.clusters.kubeconfig``),
+    # used instead of the files above; kept out of ``repr`` so no log line can show it.
+    ca_data: str | None = field(default=None, repr=False)
+    cert_data: bytes | None = field(default=None, repr=False)
+    key_data: bytes | None = field(default=None, repr=False)
 
     def ssl_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else ssl.create_default_context()
+        if self.ca_data:
+            ctx = ssl.create_default_context(cadata=self.ca_data)
+        elif self.ca_file:
+            ctx = ssl.create_default_context(cafile=self.ca_file)
+        else:
+            ctx = ssl.create_default_context()
         if not self.verify:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-        if self.cert_file and self.key_file:
+        if self.cert_data and self.key_data:
+            _load_embedded_chain(ctx, self.cert_data, self.key_data)
+        elif self.cert_file and self.key_file:
             ctx.load_cert_chain(self.cert_file, self.key_file)
         return ctx
+
+
+def _load_embedded_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
+    """``load_cert_chain`` reads only files: write them to a private directory, load, remove at once."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="gitopsd-tls-") as tmp:  # mode 0700
+        cert_path, key_path = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
+        for path, data in ((cert_path, cert), (key_path, key)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+        ctx.load_cert_chain(str(cert_path), str(key_path))
 
 
 @dataclass(frozen=True, slots=True)
