@@ -1,0 +1,287 @@
+"""Build the project's container image on this machine, from the Dockerfile, with Debian's tools.
+
+No image registry is reachable here, so the public bases the Dockerfile pins cannot be pulled and
+kubectl cannot be fetched from dl.k8s.io. ``python -m e2e.image build`` stands in for both:
+
+1. ``mmdebstrap --variant=minbase`` makes a Debian bookworm root filesystem with Python 3.11
+   (what python:3.11-slim-bookworm carries) and ``podman import`` turns it into a local base;
+2. kubectl, built from its Go module by e2e/binaries.py, becomes a one-file image
+   (``localhost/gitopsd-kubectl:<version>``) the Dockerfile takes through ``KUBECTL_IMAGE``;
+3. ``podman build`` (runc, lowered rlimits, host network for apt and pip) builds the Dockerfile
+   with those as build arguments and tags ``localhost/gitopsd:dev``;
+4. ``podman save --format oci-archive`` writes ``~/.cache/gitopsd/images/gitopsd-dev-<hash>.oci.tar``,
+   named for podman and containerd alike (e2e/oci.py). Its path is the last line of stdout.
+
+The hash covers every input (Dockerfile, .dockerignore, pyproject.toml, README.md, the package
+sources, the base recipe, kubectl's version), so a second build with nothing changed returns
+the archive at once; podman's layer cache makes a rebuild after a source edit quicker.
+
+For other harness parts (helper of issue 18's real node: the pause image) this module re-exports
+e2e/oci.py, which needs no container engine:
+
+    archive_from_binary(binary: Path, ref: str, dest: Path, *, path: str | None = None,
+                        config: ImageConfig | None = None) -> Path
+        an OCI archive of an image holding one static executable at ``path`` (default
+        ``/<name>``, its entrypoint), e.g. archive_from_binary(pause, "localhost/pause:3.10", out)
+    archive_from_rootfs(rootfs: Path, ref: str, dest: Path, config: ImageConfig = ImageConfig()) -> Path
+        an OCI archive of a root filesystem directory as one layer
+    read_archive(archive: Path) -> list[ArchiveImage]     (name, manifest digest, config)
+        raises OCIArchiveError with the reason when the file is not an OCI archive
+
+``ref`` must be a full reference (``localhost/NAME:TAG``); both podman load and containerd's
+``ctr images import`` (so ``kind load image-archive``) name the image after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from e2e import binaries
+from e2e.oci import (
+    ArchiveImage,
+    ImageConfig,
+    OCIArchiveError,
+    archive_from_binary,
+    archive_from_rootfs,
+    name_images,
+    read_archive,
+)
+
+__all__ = [
+    "ArchiveImage",
+    "BuiltImage",
+    "ImageBuildError",
+    "ImageConfig",
+    "OCIArchiveError",
+    "archive_from_binary",
+    "archive_from_rootfs",
+    "build",
+    "read_archive",
+]
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGE_REF = "localhost/gitopsd:dev"
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+# What the Dockerfile's Python stages expect of python:3.11-slim-bookworm: `python` on PATH,
+# `python -m venv` with pip, TLS roots. Debian bookworm's python3 is 3.11.
+BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificates")
+# Changing how the image is made (not what goes in) invalidates the cache too.
+RECIPE_VERSION = "1"
+# Lowered, not raised: the sandbox has no CAP_SYS_RESOURCE, and podman's defaults exceed it.
+ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
+CONTEXT_FILES = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")
+CONTEXT_DIRS = ("gitopsd", "metrics_adapter")
+# tool -> the Debian package that provides it
+TOOLS = {"podman": "podman", "mmdebstrap": "mmdebstrap", "runc": "runc"}
+
+
+class ImageBuildError(RuntimeError):
+    """A step of the image build failed; the message names the step and ends with its log tail."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltImage:
+    """A built image: its OCI archive and how it was obtained."""
+
+    ref: str
+    archive: Path
+    cached: bool
+    seconds: float
+
+
+def images_dir() -> Path:
+    return binaries.cache_root() / "images"
+
+
+def _log(msg: str) -> None:
+    print(f"[e2e.image] {msg}", file=sys.stderr, flush=True)
+
+
+def check_tools() -> None:
+    """ImageBuildError naming the Debian package of each missing tool."""
+    missing = [f"{tool} (Debian package {pkg})" for tool, pkg in TOOLS.items() if shutil.which(tool) is None]
+    if missing:
+        pkgs = " ".join(TOOLS[m.split()[0]] for m in missing)
+        raise ImageBuildError(
+            f"the image build needs {', '.join(missing)}: apt-get install {pkgs} (scripts/setup.sh installs them)"
+        )
+
+
+def _run(step: str, cmd: Sequence[str], log: Path | None = None, cwd: Path | None = None) -> str:
+    """Run one step; on failure raise ImageBuildError naming it, with the output's tail."""
+    _log(f"{step}: {' '.join(cmd)}")
+    proc = subprocess.run(list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if log is not None:
+        log.write_text(proc.stdout)
+    if proc.returncode != 0:
+        lines = proc.stdout.splitlines()
+        where = next((ln for ln in reversed(lines) if ln.startswith("STEP ")), "")
+        detail = f" at {where}" if where else ""
+        tail = "\n".join(lines[-30:])
+        saved = f" (full log: {log})" if log is not None else ""
+        raise ImageBuildError(f"image build step '{step}' failed{detail} (exit {proc.returncode}){saved}:\n{tail}")
+    return proc.stdout
+
+
+def _source_files() -> list[Path]:
+    files = [REPO / f for f in CONTEXT_FILES]
+    for d in CONTEXT_DIRS:
+        files += sorted(
+            p for p in (REPO / d).rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        )
+    return files
+
+
+def base_key() -> str:
+    text = f"{RECIPE_VERSION}|{SUITE}|{MIRROR}|{','.join(BASE_PACKAGES)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def input_key(kubectl_version: str) -> str:
+    """Hash of everything that goes into the image: a changed input means a new archive."""
+    h = hashlib.sha256(f"{RECIPE_VERSION}|base={base_key()}|kubectl={kubectl_version}\n".encode())
+    for path in _source_files():
+        h.update(path.relative_to(REPO).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def _image_exists(ref: str) -> bool:
+    return subprocess.run(["podman", "image", "exists", ref], check=False).returncode == 0
+
+
+def ensure_base(*, fresh: bool = False) -> str:
+    """The local Python base image (made with mmdebstrap once, then kept in podman's store)."""
+    key = base_key()
+    ref = f"localhost/gitopsd-base:python3-{SUITE}-{key}"
+    if not fresh and _image_exists(ref):
+        return ref
+    out = images_dir() / f"base-{SUITE}-{key}.tar"
+    if fresh or not out.is_file():
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        cmd = ["mmdebstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", SUITE, str(tmp), MIRROR]
+        _run("mmdebstrap (Debian base root filesystem)", cmd, images_dir() / f"base-{key}.log")
+        tmp.replace(out)
+    changes = ["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "ENV LANG=C.UTF-8"]
+    cmd = ["podman", "import", *[a for c in changes for a in ("--change", c)], str(out), ref]
+    _run("podman import (base image)", cmd)
+    return ref
+
+
+def ensure_kubectl_image() -> str:
+    """A one-file image holding /kubectl, built from its Go module (no dl.k8s.io here)."""
+    version = binaries.KUBERNETES_VERSION
+    ref = f"localhost/gitopsd-kubectl:{version}"
+    if _image_exists(ref):
+        return ref
+    try:
+        kubectl = binaries.ensure_kubectl()
+    except binaries.BinariesUnavailable as exc:
+        raise ImageBuildError(f"image build step 'kubectl (Go build)' failed: {exc}") from exc
+    archive = archive_from_binary(kubectl, ref, images_dir() / f"kubectl-{version}.oci.tar", path="/kubectl")
+    _run("podman load (kubectl stage image)", ["podman", "load", "--input", str(archive)])
+    return ref
+
+
+def _context(into: Path) -> None:
+    for f in CONTEXT_FILES:
+        shutil.copy2(REPO / f, into / f)
+    for d in CONTEXT_DIRS:
+        shutil.copytree(REPO / d, into / d, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def _prune(keep: Path) -> None:
+    for old in images_dir().glob("gitopsd-dev-*.oci.tar"):
+        if old != keep:
+            old.unlink(missing_ok=True)
+
+
+def image_size(ref: str = IMAGE_REF) -> int:
+    """Uncompressed size in bytes of an image in podman's store."""
+    out = subprocess.run(
+        ["podman", "image", "inspect", "--format", "{{.Size}}", ref], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip())
+
+
+def build(*, force: bool = False, no_cache: bool = False, fresh_base: bool = False) -> BuiltImage:
+    """Build (or find in the cache) the OCI archive of ``localhost/gitopsd:dev``."""
+    started = time.monotonic()
+    check_tools()
+    images_dir().mkdir(parents=True, exist_ok=True)
+    key = input_key(binaries.KUBERNETES_VERSION)
+    archive = images_dir() / f"gitopsd-dev-{key}.oci.tar"
+    if archive.is_file() and not (force or no_cache or fresh_base):
+        return BuiltImage(IMAGE_REF, archive, cached=True, seconds=time.monotonic() - started)
+    base = ensure_base(fresh=fresh_base)
+    kubectl = ensure_kubectl_image()
+    with tempfile.TemporaryDirectory(prefix="gitopsd-image-") as scratch:
+        ctx = Path(scratch) / "context"
+        ctx.mkdir()
+        _context(ctx)
+        cmd = [
+            "podman",
+            "build",
+            "--runtime",
+            "runc",
+            "--network",
+            "host",
+            *ULIMITS,
+            "--pull=never",
+            "--build-arg",
+            f"PYTHON_IMAGE={base}",
+            "--build-arg",
+            f"DEBIAN_IMAGE={base}",
+            "--build-arg",
+            f"KUBECTL_IMAGE={kubectl}",
+            *(["--no-cache"] if no_cache else []),
+            "--tag",
+            IMAGE_REF,
+            str(ctx),
+        ]
+        _run("podman build (Dockerfile)", cmd, images_dir() / f"build-{key}.log")
+    tmp = archive.with_name(archive.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    _run("podman save (OCI archive)", ["podman", "save", "--format", "oci-archive", "--output", str(tmp), IMAGE_REF])
+    name_images(tmp, IMAGE_REF)
+    tmp.replace(archive)
+    _prune(archive)
+    return BuiltImage(IMAGE_REF, archive, cached=False, seconds=time.monotonic() - started)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m e2e.image", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build localhost/gitopsd:dev and print its OCI archive's path (last line)")
+    b.add_argument("--force", action="store_true", help="rebuild even when the archive for these inputs exists")
+    b.add_argument("--no-cache", action="store_true", help="rebuild every Dockerfile step (podman build --no-cache)")
+    insp = sub.add_parser("inspect", help="list the images an OCI archive holds")
+    insp.add_argument("archive", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "inspect":
+            for img in read_archive(args.archive):
+                print(f"{img.name}\t{img.manifest_digest}")
+            return 0
+        built = build(force=args.force, no_cache=args.no_cache)
+    except (ImageBuildError, OCIArchiveError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _log(f"{'cached' if built.cached else 'built'} {built.ref} in {built.seconds:.1f}s")
+    print(built.archive)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
