@@ -4,6 +4,11 @@ Outage tests need an upstream (Prometheus, a broker's HTTP API) to refuse connec
 then come back at the same address, which a restarted server on a fresh port cannot do. The
 real server keeps running behind this proxy: ``down()`` closes the listener and every open
 connection (callers see "connection refused"), ``up()`` listens on the same port again.
+
+``blackhole()`` is the other outage, a host that vanished from the network: connections are
+still accepted but nothing is ever answered, and open connections stall (bytes read, never
+passed on), so only a client's own timeouts notice. ``forward()`` ends it: stalled connections
+flow again and the ones accepted meanwhile are connected to the target then.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
+        self._held: set[socket.socket] = set()  # accepted while black-holed, not connected yet
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._thread: threading.Thread | None = None
 
     @property
@@ -40,10 +48,27 @@ class TcpProxy:
         self._thread.start()
         return self
 
+    @property
+    def blackholed(self) -> bool:
+        return not self._flowing.is_set()
+
+    def blackhole(self) -> None:
+        """Accept but never answer: new connections are held, open ones stall."""
+        self._flowing.clear()
+
+    def forward(self) -> None:
+        """End a black hole: stalled connections flow again, held ones are connected now."""
+        with self._lock:
+            held, self._held = self._held, set()
+        self._flowing.set()
+        for client in held:
+            self._connect(client, self._listener)
+
     def down(self) -> None:
         with self._lock:
             listener, self._listener = self._listener, None
-            conns, self._conns = self._conns, set()
+            conns, self._conns = self._conns | self._held, set()
+            self._held = set()
         if listener is not None:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
@@ -52,6 +77,7 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
             c.close()
+        self._flowing.set()  # stalled pumps wake on their closed sockets and end; up() forwards again
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -61,24 +87,38 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
+            if not self._flowing.is_set():
+                with self._lock:
+                    if self._listener is not listener:
+                        client.close()
+                        return
+                    self._held.add(client)
                 continue
-            with self._lock:
-                if self._listener is not listener:
-                    client.close()
-                    upstream.close()
-                    return
-                self._conns |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            if not self._connect(client, listener):
+                return
+
+    def _connect(self, client: socket.socket, listener: socket.socket | None) -> bool:
+        """Connect ``client`` to the target and start pumping; False once the proxy is down."""
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+            upstream.settimeout(None)
+        except OSError:
+            client.close()
+            return True
+        with self._lock:
+            if listener is None or self._listener is not listener:
+                client.close()
+                upstream.close()
+                return False
+            self._conns |= {client, upstream}
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+        return True
 
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass

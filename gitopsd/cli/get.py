@@ -1,4 +1,4 @@
-"""``gitopsd get [ENV] [-n NS | -A] [-o wide|json|yaml]``: Environments and where each one stands."""
+"""``gitopsd get [ENV] [-n NS | -A] [-o wide|json|yaml]``: Environments, how each stands, which cluster it targets."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from gitopsd.cli.common import (
     not_found,
     table,
 )
+from gitopsd.clusters import IN_CLUSTER
 from gitopsd.kube import NotFound
 from gitopsd.sources import redact_url
 
@@ -68,9 +69,9 @@ def _as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def rows(items: Sequence[Mapping[str, Any]], *, wide: bool = False, all_namespaces: bool = False) -> list[list[str]]:
-    header = ["NAME", "READY", "VERIFIED", "REVISION", "RELEASE", "HELD", "AGE", "STATUS"]
+    header = ["NAME", "READY", "VERIFIED", "REVISION", "RELEASE", "HELD", "CLUSTER", "AGE", "STATUS"]
     if wide:
-        header[7:7] = ["SOURCE", "REF", "PATH", "INTERVAL", "SUSPENDED"]
+        header[8:8] = ["SOURCE", "REF", "PATH", "INTERVAL", "SUSPENDED"]
     if all_namespaces:
         header.insert(0, "NAMESPACE")
     out = [header]
@@ -86,13 +87,14 @@ def rows(items: Sequence[Mapping[str, Any]], *, wide: bool = False, all_namespac
             revision if wide else _short(revision),
             str(st.get("release") or ""),
             held if wide else _short(held),
+            cluster(spec, st),
             age(meta.get("creationTimestamp")),
             str(ready.get("message") or ""),
         ]
         if wide:
             source = spec.get("source") or {}
             ref = next((f"{k}:{source[k]}" for k in ("branch", "tag", "semver", "commit") if source.get(k)), "")
-            row[7:7] = [
+            row[8:8] = [
                 redact_url(str(source.get("url", ""))),
                 ref,
                 str(source.get("path") or "."),
@@ -103,6 +105,14 @@ def rows(items: Sequence[Mapping[str, Any]], *, wide: bool = False, all_namespac
             row.insert(0, str(meta.get("namespace")))
         out.append(row)
     return out
+
+
+def cluster(spec: Mapping[str, Any], st: Mapping[str, Any]) -> str:
+    """Where it deploys: ``status.cluster`` (the kubeconfig Secret's name, or in-cluster), else from the spec."""
+    if st.get("cluster"):
+        return str(st["cluster"])
+    ref = ((spec.get("kubeConfig") or {}).get("secretRef") or {}).get("name")
+    return str(ref) if ref else IN_CLUSTER
 
 
 def _verified(st: Mapping[str, Any]) -> str:

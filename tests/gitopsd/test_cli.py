@@ -57,8 +57,9 @@ def test_cli_steers_the_daemon_and_drift_is_reverted(
     out = gitopsd_cli(cluster, "get", "-n", ops)
     assert out.returncode == 0, out.stderr
     header, row = out.stdout.splitlines()
-    assert header.split() == ["NAME", "READY", "VERIFIED", "REVISION", "RELEASE", "HELD", "AGE", "STATUS"]
+    assert header.split() == ["NAME", "READY", "VERIFIED", "REVISION", "RELEASE", "HELD", "CLUSTER", "AGE", "STATUS"]
     assert row.split()[:3] == ["shop", "True", f"main@sha1:{first[:7]}"]
+    assert row.split()[4] == "in-cluster"  # VERIFIED and HELD are empty
     assert json.loads(gitopsd_cli(cluster, "get", "shop", "-n", ops, "-o", "json").stdout)["metadata"]["name"] == "shop"
 
     out = gitopsd_cli(cluster, "diff", "shop", "-n", ops)

@@ -32,11 +32,26 @@ def test_get_rows_show_short_revision_and_ready_message() -> None:
         },
     }
     header, row = rows([item], all_namespaces=True)
-    assert header == ["NAMESPACE", "NAME", "READY", "VERIFIED", "REVISION", "RELEASE", "HELD", "AGE", "STATUS"]
-    assert row[:7] == ["ops", "prod", "True", "", "v1.2.0@sha1:aaaaaaa", "7", "v1.3.0@sha1:bbbbbbb"]
-    assert row[8] == "Applied revision: v1.2.0"
+    assert header == [
+        "NAMESPACE", "NAME", "READY", "VERIFIED", "REVISION", "RELEASE", "HELD", "CLUSTER", "AGE", "STATUS"
+    ]  # fmt: skip
+    assert row[:8] == ["ops", "prod", "True", "", "v1.2.0@sha1:aaaaaaa", "7", "v1.3.0@sha1:bbbbbbb", "in-cluster"]
+    assert row[9] == "Applied revision: v1.2.0"
     wide = rows([item], wide=True)[1]
     assert "tag:v1.2.0" in wide and "v1.2.0@sha1:" + "a" * 40 in wide
+
+
+def test_get_rows_show_the_cluster_an_environment_deploys_into() -> None:
+    """CLUSTER: status.cluster once written, else the kubeconfig Secret's name from the spec, else in-cluster."""
+    base = {"metadata": {"name": "prod", "namespace": "ops"}}
+    remote = {**base, "spec": {"kubeConfig": {"secretRef": {"name": "eu-west"}}}, "status": {}}
+    written = {**remote, "status": {"cluster": "eu-west"}}
+    local = {**base, "spec": {}, "status": {"cluster": "in-cluster"}}
+    header, *body = rows([remote, written, local, {**base, "spec": {}}])
+    column = header.index("CLUSTER")
+    assert [row[column] for row in body] == ["eu-west", "eu-west", "in-cluster", "in-cluster"]
+    wide = rows([remote], wide=True)
+    assert wide[1][wide[0].index("CLUSTER")] == "eu-west"
 
 
 def test_table_aligns_columns() -> None:
