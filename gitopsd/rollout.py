@@ -34,6 +34,8 @@ from gitopsd.context import RunContext
 from gitopsd.errors import GitopsdError
 from gitopsd.model import Manifest
 from gitopsd.outcome import Outcome, parse_revision
+from gitopsd.phases import ordered
+from gitopsd.phases.classify import synced_objects
 from gitopsd.releases import ReleaseInfo, Result
 
 #: Refusals raised before anything was written (without ``inventory``: not even CRDs or Namespaces).
@@ -61,7 +63,7 @@ class Step:
 
 def superset(previous: Inventory, manifests: Sequence[Manifest]) -> dict[str, Any]:
     """Write-order step 3: the inventory covering everything an interrupted apply may have created."""
-    return previous.with_entries(InventoryEntry.of(m.obj) for m in manifests).to_status()
+    return previous.with_entries(InventoryEntry.of(m.obj) for m in synced_objects(manifests)).to_status()
 
 
 async def run(ctx: RunContext, step: Step) -> Outcome:
@@ -74,8 +76,10 @@ async def run(ctx: RunContext, step: Step) -> Outcome:
     memo = services.memo(env.uid, services.identity(env))
     options = ApplyOptions(owner=env.key, prune=spec.prune, allow_empty=spec.allow_empty, force=spec.force)
     release = step.release
+    order = ordered.Order.of(step.manifests, step.fresh, release)  # waves and hooks (gitopsd.phases)
     try:
-        result = await ctx.applier.sync(step.manifests, previous, options, memo)
+        applied = await ordered.apply(ctx, order, previous, options, memo)
+        result = applied.result
     except PruneFailed as exc:
         # Everything else was applied: record that, and say what could not be deleted.
         release = await _verdict(ctx, release, Result.FAILED, exc.reason, now)
@@ -111,30 +115,32 @@ async def run(ctx: RunContext, step: Step) -> Outcome:
     # Look when something moved, a release is being deployed, Ready was not True, or the release
     # has no Healthy verdict yet (Ready may still be the previous release's after a crash).
     unproven = release.result is not Result.HEALTHY
-    if spec.wait_timeout > 0 and (touched or step.fresh or not was_ready or unproven):
+    if applied.failure is None and spec.wait_timeout > 0 and (touched or step.fresh or not was_ready or unproven):
         # Nothing moved since a failed health check: look once, don't wait the whole timeout again.
         timeout = spec.wait_timeout if (touched or step.fresh) else 0.0
         ctx.progress(f"waiting up to {timeout:.0f}s for {len(result.inventory.entries)} objects to become ready")
         async with ctx.aside():  # only polling: the worker can take another Environment meanwhile
             health = await ctx.applier.wait(result.inventory, timeout, owner=env.key)
+    health = await ordered.finish(ctx, order, applied, health)  # PostSync or SyncFail hooks
 
     inventory = result.inventory.to_status()
     label = _label(release)
     if health is not None and not health.healthy:
-        release = await _verdict(ctx, release, Result.FAILED, "HealthCheckFailed", now)
-        message = f"Health check failed for {step.revision}{label}: {health.message}"
+        reason, head = ordered.failure_words(health)  # a failed hook fails the release like the gate
+        release = await _verdict(ctx, release, Result.FAILED, reason, now)
+        message = f"{head} for {step.revision}{label}: {health.message}"
         new_status = status.failed(
-            ctx.status, env.generation, "HealthCheckFailed", message, now,
+            ctx.status, env.generation, reason, message, now,
             stalled=False, attempted=step.revision, applied=step.revision, inventory=inventory,
         )  # fmt: skip
         # Told once per (release, reason): the health message may change wording between retries.
         old = status.condition(env.status, status.READY) or {}
-        told = old.get("reason") == "HealthCheckFailed" and str(old.get("message", "")).startswith(
-            f"Health check failed for {step.revision}{label}:"
+        told = old.get("reason") == reason and str(old.get("message", "")).startswith(
+            f"{head} for {step.revision}{label}:"
         )
-        await ctx.warn_once("HealthCheckFailed", message)
+        await ctx.warn_once(reason, message)
         if not told:
-            ctx.announce("health.failed", revision, "HealthCheckFailed", message)
+            ctx.announce("health.failed", revision, reason, message)
         ctx.stage(status.handled(new_status, ctx.requested_at))
         return Outcome("failed", revision, changed, pruned, drift, health=health, release=release.number,
                        verdict=str(release.result), message=message)  # fmt: skip

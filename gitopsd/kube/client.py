@@ -148,7 +148,8 @@ class Kube:
         accept: str | None = None,
         timeout: float | None = None,
     ) -> Any:
-        """Send one request and return the decoded JSON body; raise an ``ApiError`` subclass on error.
+        """Send one request and return the decoded JSON body (with ``accept="text/plain"``, the
+        text); raise an ``ApiError`` subclass on error.
 
         Idempotent calls are retried on connection errors, 429 and 5xx; all attempts together
         end within ``timeout`` (default ``self.timeout``), else ``Unreachable`` says so.
@@ -176,6 +177,8 @@ class Kube:
                 ) as resp:
                     raw = await resp.read()
                     if resp.status < 400:
+                        if accept == "text/plain":  # pods/log: the text as it is
+                            return raw.decode(errors="replace")
                         return json.loads(raw) if raw else None
                     error = from_status(resp.status, _decode(raw))
                     retry_after = resp.headers.get("Retry-After")

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gitopsd.model import Manifest, ObjectRef, Scopes
+from gitopsd.phases.classify import BadAnnotation, classify, is_hook
 from gitopsd.render.errors import DuplicateObject, InvalidManifest, MissingNamespace, UnknownKind
 from gitopsd.render.scopes import OfflineScopes
 
@@ -37,17 +38,25 @@ def check_identity(obj: dict[str, Any], origin: str) -> None:
         raise InvalidManifest(origin, "metadata must be a mapping")
     meta = meta or {}
     missing = [key for key in ("apiVersion", "kind") if not _text(obj.get(key))]
-    if not _text(meta.get("name")):
+    if not missing:
+        try:  # ordering annotations (gitopsd.phases) are checked here, so a bad one is a render error
+            classify([Manifest(obj, origin)])
+        except BadAnnotation as exc:
+            raise InvalidManifest(origin, exc.message) from None
+    generated = _text(meta.get("generateName")) and not missing and is_hook(obj)
+    if not _text(meta.get("name")) and not generated:  # a hook is created (POST): its name may be generated
         if _text(meta.get("generateName")) and not missing:
             raise InvalidManifest(
-                origin, "has metadata.generateName but no metadata.name: gitopsd applies objects by name"
+                origin,
+                "has metadata.generateName but no metadata.name: gitopsd applies objects by name"
+                " (only hooks, e.g. argocd.argoproj.io/hook: PreSync, may use generateName)",
             )
         missing.append("metadata.name")
     if missing:
         raise InvalidManifest(
             origin, f"has no {', '.join(missing)}: every object needs apiVersion, kind and metadata.name"
         )
-    name = meta["name"]
+    name = meta.get("name") or meta["generateName"]
     if name in (".", "..") or any(part in name for part in _BAD_NAME_PARTS):
         raise InvalidManifest(origin, f"metadata.name {name!r} may not be '.' or '..' nor contain '/' or '%'")
     namespace = meta.get("namespace")
@@ -83,7 +92,7 @@ def place_namespace(
         meta.pop("namespace", None)
     elif not meta.get("namespace"):
         if target_namespace is None:
-            raise MissingNamespace(origin, f"{kind} {meta['name']}")
+            raise MissingNamespace(origin, f"{kind} {meta.get('name') or meta.get('generateName')}")
         meta["namespace"] = target_namespace
 
 
@@ -91,6 +100,8 @@ def reject_duplicates(manifests: list[Manifest]) -> None:
     seen: dict[ObjectRef, str] = {}
     for manifest in manifests:
         ref = manifest.ref
+        if not ref.name:  # a hook with generateName: every instance gets its own name
+            continue
         if ref in seen:
             raise DuplicateObject(str(ref), seen[ref], manifest.origin)
         seen[ref] = manifest.origin
