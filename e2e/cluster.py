@@ -9,6 +9,9 @@ Command line::
 
     python -m e2e.cluster up --ip-family ipv4 --dir /tmp/c1   # returns when ready
     python -m e2e.cluster down --dir /tmp/c1
+
+``--real-node`` adds a node run by kubelet, containerd and kube-proxy (see e2e/realnode/);
+``load-image --dir D ARCHIVE`` imports an OCI image archive into that node's containerd.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from typing import Any, Literal
 
 from e2e import bootstrap, components, pki, procs
 from e2e.binaries import Binaries, BinariesUnavailable, ensure_binaries
+from e2e.realnode import node as realnode
+from e2e.realnode import oci
+from e2e.realnode.layout import NODE_NAME
 
 IPFamily = Literal["ipv4", "ipv6"]
 
@@ -75,9 +81,10 @@ class LocalCluster:
         binaries: Binaries | None = None,
         tie_to_parent: bool = True,
         apiserver_args: Sequence[str] = (),
+        real_node: bool = False,
     ) -> None:
         """``apiserver_args`` are extra kube-apiserver flags (feature gates, runtime config),
-        appended after the harness's own."""
+        appended after the harness's own. ``real_node`` adds a kubelet-run node (e2e.realnode)."""
         if ip_family not in _FAMILY:
             raise ValueError(f"ip_family must be 'ipv4' or 'ipv6', not {ip_family!r}")
         self.directory = directory
@@ -89,19 +96,20 @@ class LocalCluster:
         self._tie = tie_to_parent
         self.apiserver_args = tuple(apiserver_args)
         self._procs = procs.ProcessSet()
+        self.real_node = realnode.RealNode(directory, ip_family, tie_to_parent=tie_to_parent) if real_node else None
         # What the API server was started with, so ``restart_apiserver`` can start it again.
         self._apiserver: tuple[list[str], str, ssl.SSLContext] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self, timeout: float = 180.0) -> ClusterInfo:
+    def start(self, timeout: float | None = None) -> ClusterInfo:
         """Bring every component up and return once a pod can become Ready on a kwok node.
 
         ``timeout`` bounds the whole start; on any failure every started process is stopped
         and the error carries the log tail of the component at fault.
         """
         started = time.monotonic()
-        deadline = started + timeout
+        deadline = started + (timeout or (360.0 if self.real_node else 180.0))
 
         def left(cap: float) -> float:
             return max(1.0, min(cap, deadline - time.monotonic()))
@@ -125,12 +133,13 @@ class LocalCluster:
                 hpa_downscale_stabilization=self.hpa_downscale_stabilization,
             )
             bootstrap.write_kubeconfig(lay.kubeconfig, lay.api_url, tls)
+            node_args = self.real_node.prepare() if self.real_node else []
 
             etcd = self._launch("etcd", components.etcd(bins, lay))
             procs.wait_until(
                 "etcd health", lambda: procs.http_ok(f"{lay.etcd_url}/health"), timeout=left(30), watch=[etcd]
             )
-            apiserver_argv = components.kube_apiserver(bins, lay, tls, self.apiserver_args)
+            apiserver_argv = components.kube_apiserver(bins, lay, tls, [*node_args, *self.apiserver_args])
             apiserver = self._launch("kube-apiserver", apiserver_argv)
             ctx = bootstrap.admin_ssl(tls)
             self._apiserver = (apiserver_argv, lay.api_url, ctx)
@@ -159,6 +168,9 @@ class LocalCluster:
                 watch=everything,
             )
             bootstrap.probe_pod(api, everything, timeout=left(60))
+            if self.real_node:
+                self.real_node.start(api_port, tls, api, timeout=left(240))
+                node_names += (NODE_NAME,)
 
             info = ClusterInfo(
                 directory=self.directory,
@@ -212,6 +224,8 @@ class LocalCluster:
 
     def stop(self, *, remove: bool = False) -> None:
         """Stop every component (newest first); optionally delete the cluster directory."""
+        if self.real_node:
+            self.real_node.stop()
         self._procs.stop()
         state = self.directory / STATE_FILE
         if state.exists():
@@ -234,6 +248,7 @@ class LocalCluster:
         state: dict[str, Any] = {
             "ip_family": self.ip_family,
             "processes": self.processes,
+            "real_node": self.real_node is not None,
         }
         if ready_after is not None:
             state["ready_after_seconds"] = round(ready_after, 1)
@@ -255,6 +270,9 @@ def stop_directory(directory: Path, *, remove: bool = True) -> list[str]:
             procs.kill_group(int(pid))
             stopped.append(name)
         state_path.unlink()
+    node_left = realnode.stop_directory(directory)
+    if node_left is not None:
+        stopped.append(NODE_NAME + (f" (left behind: {'; '.join(node_left)})" if node_left else ""))
     if remove:
         shutil.rmtree(directory, ignore_errors=True)
     return stopped
@@ -275,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--ip-family", choices=("ipv4", "ipv6"), default="ipv4")
     up.add_argument("--dir", required=True, type=Path, help="directory for PKI, data, logs and the kubeconfig")
     up.add_argument("--nodes", type=int, default=3, help="number of kwok nodes (default 3)")
+    up.add_argument("--real-node", action="store_true", help="add a node run by kubelet and containerd")
+    load = sub.add_parser("load-image", help="import an OCI image archive into the real node's containerd")
+    load.add_argument("--dir", required=True, type=Path)
+    load.add_argument("archive", type=Path, help="an OCI archive (oci-layout + index.json)")
     down = sub.add_parser("down", help="stop a cluster started with 'up' and delete its directory")
     down.add_argument("--dir", required=True, type=Path)
     down.add_argument("--keep", action="store_true", help="keep the directory (logs, data)")
@@ -292,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         if directory.exists() and any(directory.iterdir()):
             print(f"error: {directory} is not empty; give a new or empty directory", file=sys.stderr)
             return 1
-        cluster = LocalCluster(directory, args.ip_family, nodes=args.nodes, tie_to_parent=False)
+        cluster = LocalCluster(
+            directory, args.ip_family, nodes=args.nodes, tie_to_parent=False, real_node=args.real_node
+        )
         try:
             info = cluster.start()
         except BinariesUnavailable as exc:
@@ -309,6 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     if not directory.exists():
         print(f"error: {directory} does not exist", file=sys.stderr)
         return 1
+    if args.cmd == "load-image":
+        try:
+            names = realnode.load_image_into(directory, args.archive)
+        except (oci.NotAnOCIArchive, realnode.ImageLoadError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"loaded {', '.join(names) or '(unnamed image)'} into the real node of {directory}")
+        return 0
     try:
         stopped = stop_directory(directory, remove=not args.keep)
     except ValueError as exc:
