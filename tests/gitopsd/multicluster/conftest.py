@@ -22,7 +22,7 @@ from e2e.binaries import Binaries
 from e2e.cluster import ClusterInfo
 from e2e.multicluster import Credential, Route, Target, Targets
 from tests.e2e.kube import kubectl
-from tests.gitopsd.conftest import apply_objects
+from tests.gitopsd.conftest import apply_objects, condition, env_object, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -120,3 +120,20 @@ def configmap_data(cluster: ClusterInfo, name: str, namespace: str) -> dict[str,
         return None
     data: dict[str, str] = json.loads(out.stdout).get("data") or {}
     return data
+
+
+def kube_config(secret: str) -> dict[str, Any]:
+    """``spec.kubeConfig`` naming ``secret``."""
+    return {"kubeConfig": {"secretRef": {"name": secret}}}
+
+
+def ready_at(cluster: ClusterInfo, namespace: str, name: str, revision: str, timeout: float = 120) -> dict[str, Any]:
+    """Wait (with margin: a cluster's backoff may delay it) until Ready=True at ``revision``."""
+
+    def check() -> dict[str, Any] | None:
+        env = env_object(cluster, namespace, name)
+        ok = condition(env, "Ready").get("status") == "True"
+        return env if ok and (env.get("status") or {}).get("lastAppliedRevision") == revision else None
+
+    found: dict[str, Any] = wait_for(f"{namespace}/{name} Ready at {revision}", check, timeout=timeout)
+    return found
