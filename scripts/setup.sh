@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 # podman (+ buildah, runc) and mmdebstrap build the container image here (python -m e2e.image build).
 DEB_PACKAGES=(prometheus redis-server rabbitmq-server nginx fcgiwrap spawn-fcgi openssh-server shellcheck
   podman buildah runc mmdebstrap)
+# The real node (e2e/realnode/, `python -m e2e.cluster up --real-node`): runtime, CNI plugins, kube-proxy's tools.
+DEB_PACKAGES+=(containerd containernetworking-plugins iptables conntrack)
 
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
