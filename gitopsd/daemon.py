@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,12 +50,16 @@ import structlog
 from aiohttp import web
 
 from gitopsd import environments, finalizer, probes, status
+from gitopsd.clusters import ClusterUnreachable, cluster_key
+from gitopsd.clusters.registry import Registry
+from gitopsd.clusters.share import Shares
+from gitopsd.dependencies import check as dependencies
 from gitopsd.drift import DriftTrigger
 from gitopsd.errors import GitopsdError, SpecError
 from gitopsd.events import EventRecorder
 from gitopsd.fields import SPEC
 from gitopsd.informer import Informer, Wake, key_of
-from gitopsd.kube import Kube, KubeError
+from gitopsd.kube import Kube, KubeAPI, KubeError
 from gitopsd.kube.secretwatch import SecretWatch
 from gitopsd.kube.watchcache import WatchCache
 from gitopsd.leader import Elector, LeadershipLost, NoElection
@@ -96,6 +100,8 @@ class Settings:
     # idle clients hold no socket for long; aiohttp's own default is an hour).
     webhook_idle_timeout: float = 15.0
     tenancy: Tenancy = field(default_factory=Tenancy)
+    #: Working runs one remote cluster's Environments may hold at once (0: half the workers).
+    cluster_share: int = 0
 
 
 Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
@@ -137,6 +143,17 @@ class Daemon:
         self.metrics.watch_cache(self.cache.figures)
         # Git credentials (spec.source.secretRef) watched by name: an idle resolve reads memory.
         self.secrets = SecretWatch(kube, watch_client=self._watch_client)
+        # Remote targets (spec.kubeConfig): kubeconfig Secrets read through the same watch by name.
+        self.clusters = Registry(
+            self.secrets,
+            meter=self.metrics.clusters,
+            on_cache=lambda target_cache: target_cache.subscribe(
+                DriftTrigger(lambda key: self.trigger(key, fresh=False), self.metrics)
+            ),
+            on_recovered=self._cluster_recovered,
+        )
+        self._shares = Shares(settings.cluster_share or max(1, settings.workers // 2))
+        self._unreachable: dict[str, int] = {}  # Environments whose cluster did not answer, and how often
         self.reconciler = Reconciler(
             kube,
             self.sources,
@@ -145,6 +162,7 @@ class Daemon:
             cache=cache,
             secrets=self.secrets,
             tenancy=settings.tenancy,
+            clusters=self.clusters,
         )
         self.metrics.watch_statuses(self._statuses)
         if announcer is not None:
@@ -250,6 +268,7 @@ class Daemon:
             await self.leader.release()
             await asyncio.gather(*services, return_exceptions=True)
             await self.sources.close()
+            await self.reconciler.close()  # the remote targets' connections and watches
             await self.secrets.close()
             await self.cache.close()
             if self._watch_client is not None:
@@ -307,6 +326,8 @@ class Daemon:
             self._fresh.add(key)
         if wake.queue:
             self._work.add(key)
+        for waiting in dependencies.waiting_on(key, obj, self.informer.items()):  # spec.dependsOn
+            self._work.add(waiting)
 
     def _forgotten(self, key: str, obj: dict[str, Any] | None) -> None:
         """The Environment ``key`` is gone: drop its work and what is remembered of it."""
@@ -359,14 +380,48 @@ class Daemon:
             requested = None
         fresh = key in self._fresh
         self._fresh.discard(key)
-        outcome = await self.reconciler.reconcile(env, requested_at=requested, fresh=fresh, aside=slot.aside)
+        # A remote cluster's Environments hold at most its share of the workers (gitopsd.clusters.share).
+        async with self._shares.hold(cluster_key(env), slot.aside) as aside:
+            outcome = await self.reconciler.reconcile(env, requested_at=requested, fresh=fresh, aside=aside)
         current = self.informer.get(key)
         if current is not None and current.get("metadata", {}).get("uid") == env.uid:
             current["status"] = outcome.status  # until the watch brings our own write back
         jitter = 1 + random.uniform(-self.settings.jitter, self.settings.jitter)  # noqa: S311
+        if isinstance(outcome.error, ClusterUnreachable) and outcome.error.transient:
+            # Back off (2s, 4s, ... up to the interval); its breaker's recovery queues it at once.
+            failures = self._unreachable[key] = self._unreachable.get(key, 0) + 1
+            return min(env.spec.interval, 2.0**failures) * jitter
+        self._unreachable.pop(key, None)
         if outcome.requeue_after is not None:  # a verification sample is due sooner
             return min(env.spec.interval * jitter, outcome.requeue_after)
         return env.spec.interval * jitter
+
+    def _cluster_recovered(self, cluster: str) -> None:
+        """``cluster`` answers again: its Environments converge now, not at their next backoff."""
+        for key, obj in self.informer.items():
+            try:
+                env = parse_environment(obj)
+            except SpecError:
+                continue
+            if cluster_key(env) == cluster:
+                self._unreachable.pop(key, None)
+                self._work.add(key)
+
+    @contextlib.asynccontextmanager
+    async def _target_of(self, obj: dict[str, Any]) -> AsyncIterator[KubeAPI | None]:
+        """The client of the remote cluster ``obj`` deploys into (None: this one)."""
+        try:
+            env = parse_environment(obj)
+        except SpecError:
+            env = None
+        if env is None or env.spec.kube_config is None:
+            yield None
+            return
+        target = await self.clusters.acquire(env)
+        try:
+            yield target.kube
+        finally:
+            self.clusters.release(target)
 
     async def _finalize(self, key: str, obj: dict[str, Any]) -> float | None:
         """Finish a deleted Environment (see ``finalizer``); the delay until the next try while it fails."""
@@ -374,14 +429,16 @@ class Daemon:
             return None  # not ours to finish: it goes by itself
         meta = obj.get("metadata") or {}
         try:
-            done = await finalizer.finalize(
-                self.kube,
-                self.reconciler.recorder,
-                str(meta.get("namespace")),
-                str(meta.get("name")),
-                concurrency=self.reconciler.applier.concurrency,
-                tenancy=self.settings.tenancy,
-            )
+            async with self._target_of(obj) as target:  # its objects are where it deployed them
+                done = await finalizer.finalize(
+                    self.kube,
+                    self.reconciler.recorder,
+                    str(meta.get("namespace")),
+                    str(meta.get("name")),
+                    concurrency=self.reconciler.applier.concurrency,
+                    tenancy=self.settings.tenancy,
+                    target=target,
+                )
         except GitopsdError as exc:
             log.warning("finalize failed", environment=key, error=exc.message)
             done = finalizer.Finalized(False)

@@ -47,6 +47,12 @@ SPEC: Node = {
             "key": None
         }
     },
+    "dependsOn": [
+        {
+            "name": None,
+            "namespace": None
+        }
+    ],
     "serviceAccountName": None,
     "targetNamespace": None,
     "interval": None,

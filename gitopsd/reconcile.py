@@ -39,14 +39,17 @@ import structlog
 
 from gitopsd import environments, freeze, promotion, rollback, rollout, status
 from gitopsd.apply import EMPTY_RENDER, Applier, Inventory
+from gitopsd.clusters.aside import running
+from gitopsd.clusters.registry import Registry
 from gitopsd.context import RunContext, Services, Source
+from gitopsd.dependencies import check as dependencies
 from gitopsd.desired import Desired
 from gitopsd.errors import GitopsdError
 from gitopsd.events import EventRecorder
 from gitopsd.gates import runner as gate
 from gitopsd.gitsource import GitSource
 from gitopsd.kube import KubeAPI, KubeError
-from gitopsd.kube.secretwatch import SecretReader
+from gitopsd.kube.secretwatch import PlainSecretReader, SecretReader
 from gitopsd.kube.watchcache import WatchCache
 from gitopsd.lifecycle import Announcer, NullAnnouncer
 from gitopsd.metrics import Metrics
@@ -83,6 +86,7 @@ class Reconciler:
         cache: WatchCache | None = None,
         secrets: SecretReader | None = None,
         tenancy: Tenancy | None = None,
+        clusters: Registry | None = None,
     ) -> None:
         tenancy = tenancy or Tenancy()
         if source is None:
@@ -104,6 +108,7 @@ class Reconciler:
             applier=applier,
             ledgers=Ledgers(ReleaseStore(kube)),
             tenancy=tenancy,
+            clusters=clusters if clusters is not None else Registry(secrets or PlainSecretReader(kube)),
         )
         self._inflight: dict[str, tuple[asyncio.Task[Outcome], str]] = {}
         self._preempted: set[str] = set()
@@ -123,6 +128,11 @@ class Reconciler:
     @property
     def ledgers(self) -> Ledgers:
         return self.services.ledgers
+
+    async def close(self) -> None:
+        """Close the remote targets' connections (``gitopsd.clusters``)."""
+        if self.services.clusters is not None:
+            await self.services.clusters.close()
 
     def forget(self, env: Environment) -> None:
         """Drop what is remembered about a deleted Environment."""
@@ -156,20 +166,31 @@ class Reconciler:
         """
         started = time.monotonic()
         ctx = RunContext.start(self.services, env, requested_at=requested_at, progress=on_progress, aside=aside)
+        with running(aside):  # a request to a suspect target cluster waits aside (gitopsd.clusters)
+            try:
+                return await self._reconcile(ctx, fresh, started)
+            finally:
+                if ctx.target_ is not None:
+                    self.services.release(ctx.env, ctx.target_)
+
+    async def _reconcile(self, ctx: RunContext, fresh: bool, started: float) -> Outcome:
+        env = ctx.env
         try:
             if env.spec.suspend:
                 outcome = await _suspended(ctx)
             else:
+                ctx.target_ = await self.services.acquire(env)  # the cluster it deploys into, once per run
                 outcome = await self._guarded(ctx, fresh)
         except GitopsdError as exc:
             outcome = await _fail(ctx, exc)
-        if outcome.result not in ("suspended", "preempted"):
+        # Suspended, or its cluster could not be reached (ctx.target_ None): nothing to do there.
+        if ctx.target_ is not None and outcome.result not in ("suspended", "preempted"):
             try:  # the verification gate of the current release, one step (gitopsd.gates.runner)
                 outcome = await gate.after(ctx, outcome)
             except GitopsdError as exc:
                 ctx.requested_at = None
                 outcome = await _fail(ctx, exc)
-        if outcome.result not in ("suspended", "preempted"):
+        if ctx.target_ is not None and outcome.result not in ("suspended", "preempted"):
             await _note_watches(ctx)
         if outcome.result != "preempted":
             try:
@@ -192,7 +213,7 @@ class Reconciler:
             me = asyncio.current_task()
             if uid in self._preempted and task.cancelled() and not (me is not None and me.cancelling()):
                 log.info("sync preempted (rollback request or deletion)", environment=ctx.env.key)
-                self.ledgers.forget(uid)  # a record write may have been cut short: read them again
+                ctx.target.ledgers.forget(uid)  # a record write may have been cut short: read them again
                 return Outcome("preempted")
             raise
         finally:
@@ -258,6 +279,7 @@ async def _sync(ctx: RunContext, fresh: bool) -> Outcome:
     """The source path: resolve, render, and keep, hold, freeze, promote or deploy a new release."""
     env, services, ledger = ctx.env, ctx.services, await ctx.ledger()
     spec, now = env.spec, environments.now_rfc3339()
+    await dependencies.check(ctx)  # spec.dependsOn: nothing resolved, rendered or applied before they are Ready
     resolved = await services.source.resolve(env, fresh=fresh)
     revision = resolved.revision
     current = ledger.current(ctx.status)
@@ -338,7 +360,7 @@ async def _gate(ctx: RunContext, step: rollout.Step) -> Outcome:
 async def _note_watches(ctx: RunContext) -> None:
     """``WatchFailed`` names the kinds of the inventory the watch cache cannot serve (a Warning
     Event when that changes): they are read with GETs, and their drift waits for the interval."""
-    cache = ctx.services.applier.cache
+    cache = ctx.target.applier.cache
     if cache is None:
         return
     failures: dict[str, str] = {}

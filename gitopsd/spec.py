@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, Literal, cast
 
 from gitopsd.clusters.spec import KubeConfigRef, parse_kube_config
+from gitopsd.dependencies.spec import Dependency, parse_depends_on
 from gitopsd.environment_fields import SPEC as SPEC_FIELDS
 from gitopsd.errors import SpecError
 from gitopsd.fieldcheck import unknown_field
@@ -95,6 +96,8 @@ class EnvironmentSpec:
     helm: HelmSpec = field(default_factory=HelmSpec)
     #: The kubeconfig Secret of the cluster it deploys into (None: this cluster; see gitopsd.clusters).
     kube_config: KubeConfigRef | None = None
+    #: Environments that must be Ready on their current revision first (see gitopsd.dependencies).
+    depends_on: tuple[Dependency, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +198,7 @@ def parse_spec(raw: Any, *, name: str | None = None) -> EnvironmentSpec:
         chart=chart,
         helm=parse_helm(spec.get("helm")),
         kube_config=parse_kube_config(spec.get("kubeConfig")),
+        depends_on=parse_depends_on(spec.get("dependsOn"), name=name),
     )
 
 
