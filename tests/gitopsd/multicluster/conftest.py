@@ -59,13 +59,20 @@ class Remote:
 
 @pytest.fixture
 def remote(targets: Targets, gitopsd_crd: ClusterInfo) -> Iterator[Callable[..., Remote]]:
-    """``remote("a", namespace)``: a fresh route to target ``a`` and a kubeconfig Secret for it in ``namespace``."""
+    """``remote("a", namespace)``: a fresh route to target ``a``, a kubeconfig Secret for it in ``namespace``
+    (admin unless ``credential``), and ``namespace`` on the target for the release records."""
     made: list[Route] = []
+    records: list[tuple[Target, str]] = []
 
     def make(name: str, namespace: str, *, secret: str | None = None, credential: Credential | None = None) -> Remote:
         target = targets[name]
         route = targets.route(target)
         made.append(route)
+        # The target keeps the release records in the namespace named like the Environment's.
+        if kubectl(target.info, "get", "namespace", namespace).returncode != 0:
+            out = kubectl(target.info, "create", "namespace", namespace)
+            assert out.returncode == 0, out.stderr
+            records.append((target, namespace))
         cred = credential or multicluster.admin_credential(target)
         found = Remote(target, route, secret or f"cluster-{name}", namespace, cred)
         found.write_secret(gitopsd_crd)
@@ -74,6 +81,8 @@ def remote(targets: Targets, gitopsd_crd: ClusterInfo) -> Iterator[Callable[...,
     yield make
     for route in made:
         route.close()
+    for target, ns in records:
+        kubectl(target.info, "delete", "namespace", ns, "--wait=false")
 
 
 @pytest.fixture

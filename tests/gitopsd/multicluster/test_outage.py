@@ -54,9 +54,13 @@ def test_an_unreachable_cluster_never_holds_back_another(
     ready = wait_reason(mgmt, ops, "east", "ClusterUnreachable", timeout=120)
     assert cluster_a in ready["message"], ready
     assert configmap_data(a.info, "app", web_a) == {"release": "v1"}
+    assert daemon.metric("gitopsd_cluster_reachable", cluster=cluster_a) == 0
+    assert daemon.metric("gitopsd_cluster_errors_total", cluster=cluster_a) > 0
+    assert daemon.metric("gitopsd_cluster_reachable", cluster=f"{ops}/{b.secret}") == 1
     a.route.up()
     ready_at(mgmt, ops, "east", f"main@sha1:{c2}", timeout=180)
     assert configmap_data(a.info, "app", web_a) == {"release": "v2"}
+    assert daemon.metric("gitopsd_cluster_reachable", cluster=cluster_a) == 1
 
     # 2. a vanishes from the network (accepted, never answered): b still takes a push at once.
     a.route.blackhole()
