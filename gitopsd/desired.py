@@ -18,16 +18,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gitopsd.errors import GitopsdError, SpecError
+from gitopsd.helmoptions import Capabilities, helm_options, read_values
 from gitopsd.kube import KubeAPI, NotFound
 from gitopsd.kube import secrets as kube_secrets
 from gitopsd.kube.discovery import Resource
 from gitopsd.kube.reflector import compact
 from gitopsd.kube.secretwatch import PlainSecretReader, SecretReader
-from gitopsd.model import Manifest, Revision
+from gitopsd.model import Manifest, Revision, Tree
 from gitopsd.releases import digest_of
 from gitopsd.render import RenderOptions, render
 from gitopsd.render.errors import UnknownKind
 from gitopsd.sources import Credentials, GitSources
+from gitopsd.sources.charts import Charts
+from gitopsd.sources.charts_http import Login
 from gitopsd.spec import Environment, SubstituteFrom, check_variable_name
 
 CONFIG_MAPS = Resource("", "v1", "ConfigMap", "configmaps", namespaced=True)
@@ -35,7 +38,7 @@ CONFIG_MAPS = Resource("", "v1", "ConfigMap", "configmaps", namespaced=True)
 
 @dataclass(slots=True)
 class _Cached:
-    key: tuple[str, int, str]
+    key: tuple[str, int, str, str]
     manifests: list[Manifest]
     digest: str
 
@@ -43,33 +46,50 @@ class _Cached:
 class Desired:
     """Renders of each Environment (by uid), the last one kept."""
 
-    def __init__(self, kube: KubeAPI, sources: GitSources, kustomize_timeout: float = 60.0) -> None:
+    def __init__(
+        self, kube: KubeAPI, sources: GitSources, kustomize_timeout: float = 60.0, charts: Charts | None = None
+    ) -> None:
         self.kube = kube
         self.sources = sources
         self.kustomize_timeout = kustomize_timeout
+        #: Charts of ``spec.chart`` (kept beside the Git mirrors, shared by every Environment).
+        self.charts = charts or Charts(sources.cache_dir.parent / "charts")
+        self.capabilities = Capabilities()
         self._renders: dict[str, _Cached] = {}
 
     def forget(self, uid: str) -> None:
         self._renders.pop(uid, None)
 
     async def render(
-        self, env: Environment, revision: Revision, creds: Credentials | None
+        self, env: Environment, revision: Revision, creds: Credentials | Login | None
     ) -> tuple[list[Manifest], str]:
         """The objects ``env`` renders to at ``revision``, and their digest."""
         values = await substitution_values(self.kube, env)
-        key = (revision.commit, env.generation, _fingerprint(values))
+        helm_values = await read_values(self.kube, env)
+        key = (
+            revision.commit,
+            env.generation,
+            _fingerprint(values),
+            hashlib.sha256(repr(helm_values).encode()).hexdigest(),
+        )
         cached = self._renders.get(env.uid)
         if cached is not None and cached.key == key:
             return cached.manifests, cached.digest
-        tree = await self.sources.tree(env.spec.source, creds, revision)
+        tree: Tree
+        if env.spec.chart is not None:
+            tree, path = await self.charts.tree(env.spec.chart, revision, creds if isinstance(creds, Login) else None)
+        else:
+            git_creds = creds if isinstance(creds, Credentials) else None
+            tree, path = await self.sources.tree(env.spec.source, git_creds, revision), env.spec.source.path
         await self.kube.discovery.ensure()
         options = RenderOptions(
-            path=env.spec.source.path,
+            path=path,
             environment=env.name,
             revision=revision,
             substitute=values,
             target_namespace=env.spec.target_namespace,
             kustomize_timeout=self.kustomize_timeout,
+            helm=await helm_options(self.kube, env, self.capabilities, helm_values),
         )
         try:
             manifests = await asyncio.to_thread(render, tree, options, self.kube.discovery.scopes())

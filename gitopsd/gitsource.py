@@ -13,6 +13,10 @@ Which sources a daemon reads is its tenancy policy (``gitopsd.tenancy``): a ``fi
 path on the daemon's own disk, not a team's repository, so it is refused (``SourceNotAllowed``,
 before anything is read) unless the daemon runs with ``--allow-file-sources``. ``gitopsd
 render`` on a user's own machine does not go through here and reads any ``file://`` URL.
+
+An Environment with ``spec.chart`` resolves through the chart repositories instead
+(``sources.charts``): its revision is ``NAME@VERSION``, the repository's listing reused for up
+to one interval (shared by every Environment of that repository; ``fresh`` asks again).
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from dataclasses import dataclass, field
 from gitopsd.context import Resolved
 from gitopsd.desired import Desired, load_credentials
 from gitopsd.kube import KubeAPI
-from gitopsd.kube.secretwatch import SecretReader
+from gitopsd.kube.secretwatch import PlainSecretReader, SecretReader
 from gitopsd.model import Manifest
 from gitopsd.sources import GitSources, SourceNotAllowed, parse_url
+from gitopsd.sources.charts_http import Login
 from gitopsd.spec import Environment
 from gitopsd.tenancy import Tenancy
 
@@ -44,6 +49,10 @@ class GitSource:
     tenancy: Tenancy = field(default_factory=Tenancy)
 
     async def resolve(self, env: Environment, *, fresh: bool) -> Resolved:
+        if env.spec.chart is not None:
+            login = await chart_login(self.kube, env, self.secrets)
+            max_age = 0.0 if fresh else env.spec.interval
+            return Resolved(await self.desired.charts.resolve(env.spec.chart, login, max_age=max_age), login)
         check_source_allowed(env.spec.source.url, self.tenancy)
         creds = await load_credentials(self.kube, env, self.secrets)
         max_age = 0.0 if fresh else max(self.ls_remote_max_age, env.spec.interval * INTERVAL_SHARE)
@@ -54,6 +63,16 @@ class GitSource:
 
     def forget(self, uid: str) -> None:
         self.desired.forget(uid)
+
+
+async def chart_login(kube: KubeAPI, env: Environment, secrets: SecretReader | None = None) -> Login | None:
+    """The repository login named by ``spec.chart.secretRef`` (keys username, password), if any."""
+    name = env.spec.chart.secret_name if env.spec.chart else None
+    if not name:
+        return None
+    reader = secrets if secrets is not None else PlainSecretReader(kube)
+    secret = await reader.read(env.namespace, name, where="spec.chart.secretRef")
+    return Login(secret.text("username"), secret.text("password"))
 
 
 def check_source_allowed(url: str, tenancy: Tenancy) -> None:

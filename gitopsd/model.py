@@ -22,25 +22,31 @@ FIELD_MANAGER = "gitopsd"
 
 @dataclass(frozen=True, slots=True)
 class Revision:
-    """A resolved source revision: the ref it came from (branch or tag, "" when pinned) and the commit."""
+    """A resolved source revision: the ref it came from (branch or tag, "" when pinned) and the commit;
+    or, for a chart from a Helm repository (``chart``), the chart's name and version."""
 
     ref: str
     commit: str
+    chart: bool = False
 
     def __str__(self) -> str:
+        if self.chart:
+            return f"{self.ref}@{self.commit}"  # shop@1.2.3, as Helm names a chart version
         # Flux's notation, so people reading status across tools see one format.
         return f"{self.ref}@sha1:{self.commit}" if self.ref else f"sha1:{self.commit}"
 
     @property
     def short(self) -> str:
-        return self.commit[:7]
+        return self.commit if self.chart else self.commit[:7]
 
     @classmethod
     def parse(cls, text: str) -> Revision:
-        """Inverse of ``str()``: ``main@sha1:abc...`` or ``sha1:abc...``."""
+        """Inverse of ``str()``: ``main@sha1:abc...``, ``sha1:abc...`` or a chart's ``shop@1.2.3``."""
         ref, sep, rest = text.rpartition("@")
+        if sep and ref and rest.removeprefix("v")[:1].isdigit():
+            return cls(ref, rest, chart=True)
         if not rest.startswith("sha1:"):
-            raise ValueError(f"not a revision: {text!r} (expected REF@sha1:COMMIT or sha1:COMMIT)")
+            raise ValueError(f"not a revision: {text!r} (expected REF@sha1:COMMIT, sha1:COMMIT or CHART@VERSION)")
         return cls(ref if sep else "", rest.removeprefix("sha1:"))
 
 

@@ -3,8 +3,9 @@
 One pipeline, in this order, each step in its own module:
 
 1. read: a plain directory (``documents``: every ``*.yaml`` / ``*.yml`` / ``*.json`` under the
-   path, recursively, hidden entries skipped) or, when the path holds a kustomization, the
-   output of ``kustomize build`` (``kustomize``);
+   path, recursively, hidden entries skipped), or, when the path holds a ``Chart.yaml``, the
+   output of ``helm template`` (``helm``), or, when it holds a kustomization, the output of
+   ``kustomize build`` (``kustomize``);
 2. flatten ``List`` objects, drop empty documents;
 3. substitute ``${NAME}`` (``substitute``), only when the options carry values (None: off);
 4. check identity, set or strip namespaces by scope, refuse duplicates (``objects``,
@@ -31,7 +32,7 @@ from typing import Any
 
 from gitopsd.errors import GitopsdError
 from gitopsd.model import Manifest, Revision, Scopes, Tree
-from gitopsd.render import kustomize
+from gitopsd.render import helm, kustomize
 from gitopsd.render.documents import Document, file_documents, flatten_lists, is_manifest_file, parse
 from gitopsd.render.errors import (
     AliasExpansionTooLarge,
@@ -51,6 +52,7 @@ from gitopsd.render.errors import (
     UnknownKind,
     UnknownVariable,
 )
+from gitopsd.render.helm import HelmOptions
 from gitopsd.render.limits import Budget, Limits
 from gitopsd.render.objects import check_identity, place_namespace, reject_duplicates, require_mapping
 from gitopsd.render.scopes import OfflineScopes, crd_scopes
@@ -61,6 +63,7 @@ __all__ = [
     "AliasExpansionTooLarge",
     "DuplicateObject",
     "FileTooLarge",
+    "HelmOptions",
     "InvalidManifest",
     "KustomizeError",
     "KustomizeTimeout",
@@ -89,8 +92,10 @@ class RenderOptions:
     #: ``${NAME}`` values; None turns substitution off (the text is applied as written).
     substitute: Mapping[str, str] | None = None
     target_namespace: str | None = None
-    kustomize_timeout: float = 60.0
+    kustomize_timeout: float = 60.0  # also helm template's
     limits: Limits = field(default_factory=Limits)
+    #: How a chart is rendered (None: release named after the Environment, Helm's defaults).
+    helm: HelmOptions | None = None
 
 
 def render(tree: Tree, options: RenderOptions, scopes: Scopes) -> list[Manifest]:
@@ -104,7 +109,9 @@ def render(tree: Tree, options: RenderOptions, scopes: Scopes) -> list[Manifest]
         raise PathNotFound(f"spec.source.path {options.path or '.'!r} is not a directory{at}") from None
     budget = Budget(options.limits)
     kustomization = kustomize.kustomization_file(files, options.path)
-    if kustomization:
+    if helm.chart_file(files, options.path):
+        documents = _helm_documents(tree, options, budget)
+    elif kustomization:
         documents = _kustomize_documents(tree, options, kustomization, budget)
     else:
         documents = _directory_documents(files, options.path, budget)
@@ -145,6 +152,20 @@ def _kustomize_documents(tree: Tree, options: RenderOptions, kustomization: str,
         Document(obj, _kustomized_origin(kustomization, obj, number))
         for number, obj in parse(origin, output, budget=budget)
     ]
+
+
+def _helm_documents(tree: Tree, options: RenderOptions, budget: Budget) -> list[Document]:
+    settings = options.helm or HelmOptions(release_name=options.environment, namespace=options.target_namespace)
+    rendered = helm.template(
+        tree.directory(), options.path, settings, options.kustomize_timeout, budget.limits.rendered_bytes
+    )
+    documents = []
+    for template, text in rendered:
+        origin = f"{template} (helm output)"
+        budget.read_output(origin, len(text))
+        parsed = parse(origin, text, budget=budget)
+        documents += [Document(obj, _kustomized_origin(template, obj, number)) for number, obj in parsed]
+    return documents
 
 
 def _kustomized_origin(kustomization: str, obj: object, number: int) -> str:

@@ -10,8 +10,10 @@ child never blocks on a full pipe.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
+import signal
 import subprocess
 import time
 
@@ -54,3 +56,11 @@ def communicate(
     proc.stdout.close()
     proc.stderr.close()
     return out, err  # not copied to bytes: at the limit that would be 64 MiB more
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the child's whole process group (it was started with ``start_new_session``) and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=5)  # reap it and close the pipes

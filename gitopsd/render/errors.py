@@ -16,12 +16,16 @@ the kustomization and object) so a user can go straight to it::
     │   ├── RenderTooLarge          RenderTooLarge        manifests read or rendered over 64 MiB
     │   ├── TooManyObjects          TooManyObjects        more than 10,000 objects
     │   └── AliasExpansionTooLarge  AliasExpansionTooLarge  aliases adding more than 1,000,000 values
-    └── KustomizeError              KustomizeFailed       kustomize said no: its message
-        ├── KustomizeTimeout        KustomizeTimeout      killed at the timeout
-        └── KustomizeUnavailable    KustomizeUnavailable  neither kustomize nor kubectl installed
+    ├── KustomizeError              KustomizeFailed       kustomize said no: its message
+    │   ├── KustomizeTimeout        KustomizeTimeout      killed at the timeout
+    │   └── KustomizeUnavailable    KustomizeUnavailable  neither kustomize nor kubectl installed
+    ├── HelmError                   HelmTemplateFailed    helm template said no: its message (template file:line)
+    │   ├── HelmTimeout             HelmTimeout           killed at the timeout
+    │   └── HelmUnavailable         HelmUnavailable       no helm installed
+    └── ValuesFileNotFound          ValuesFileNotFound    a spec.helm.valuesFiles entry is not in the chart
 
-All of them but the two kustomize ones below ``KustomizeError`` depend only on the files at
-one revision: retrying the same revision gives the same error.
+All of them but the timeouts and the missing tools depend only on the files at one revision:
+retrying the same revision gives the same error.
 """
 
 from __future__ import annotations
@@ -142,3 +146,20 @@ class KustomizeTimeout(KustomizeError):
 
 class KustomizeUnavailable(KustomizeError):
     reason = "KustomizeUnavailable"
+
+
+class HelmError(RenderError):
+    reason = "HelmTemplateFailed"
+
+
+class HelmTimeout(HelmError):
+    reason = "HelmTimeout"
+    transient = True
+
+
+class HelmUnavailable(HelmError):
+    reason = "HelmUnavailable"
+
+
+class ValuesFileNotFound(RenderError):
+    reason = "ValuesFileNotFound"

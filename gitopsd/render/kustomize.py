@@ -30,12 +30,10 @@ path removed so paths read as repository paths.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -106,19 +104,19 @@ def build(root: Path, path: str, kustomization: str, timeout: float, limit: int 
     try:
         out, err = bounded.communicate(proc, timeout, limit)
     except bounded.OutputTooLarge:
-        _kill(proc)
+        bounded.kill(proc)
         raise RenderTooLarge(
             f"{kustomization} (kustomize output)",
             f"kustomize build printed more than {size_text(limit)} and was stopped",
             f"rendered size limit: {size_text(limit)}",
         ) from None
     except subprocess.TimeoutExpired:
-        _kill(proc)
+        bounded.kill(proc)
         raise KustomizeTimeout(
             f"{kustomization}: kustomize build did not finish within {timeout:g}s and was stopped"
         ) from None
     except BaseException:
-        _kill(proc)
+        bounded.kill(proc)
         raise
     if proc.returncode != 0:
         message = clean_error(err.decode("utf-8", "replace"), root)
@@ -149,10 +147,3 @@ def clean_error(stderr: str, root: Path) -> str:
             text = text.replace(prefix + "/", up + "/").replace(prefix, up)
     hint = _OFFLINE_HINT if ("proxyconnect" in text or "transport '" in text) else ""
     return truncate(text, 800) + hint
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.communicate(timeout=5)  # reap it and close the pipes

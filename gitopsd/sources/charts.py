@@ -1,0 +1,218 @@
+"""Charts from Helm repositories, fetched once and shared by every Environment that uses them.
+
+``Charts.resolve`` picks the chart version an Environment's ``spec.chart`` points at now:
+the newest version in its range (``semver``, the tag-range rules) among what the repository
+lists: ``index.yaml`` of an HTTP repository, or the tags of an OCI repository. The listing of one
+repository is fetched at most once per ``max_age`` (the Environment's interval; 0 when the run is
+``fresh``) and shared: fifty Environments on one repository cost one index fetch per interval,
+and concurrent resolves wait for the one fetch in flight.
+
+``Charts.tree`` returns the chart at that version as a ``model.Tree``: the archive is downloaded
+once per (repository, name, version), its sha256 checked against the digest the index (or the
+OCI manifest) announced, kept on disk under ``cache_dir`` and unpacked once (``tarfile``'s
+``data`` filter: no links out, no devices, no absolute paths; size and entry count bounded).
+
+The release record keeps the rendered objects, not the chart, so a rollback never needs the
+repository (``releases``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import shutil
+import tarfile
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from gitopsd import semver
+from gitopsd.model import Revision
+from gitopsd.render.helmspec import ChartSpec
+from gitopsd.sources.charts_http import (
+    MAX_CHART_BYTES,
+    MAX_INDEX_BYTES,
+    ChartError,
+    ChartNotFound,
+    ChartTooLarge,
+    ChartVersionNotFound,
+    Http,
+    Login,
+    Registry,
+    check_digest,
+    check_status,
+)
+from gitopsd.sources.tree import LocalTree
+from gitopsd.sources.urls import redact_url
+
+MAX_UNPACKED_BYTES = 64 * 1024 * 1024
+MAX_ENTRIES = 10_000
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One version of a chart as the repository lists it."""
+
+    version: str
+    urls: tuple[str, ...] = ()
+    digest: str = ""
+
+
+@dataclass(slots=True)
+class _Listing:
+    fetched_at: float
+    charts: dict[str, dict[str, Listed]]  # name -> version -> Listed
+
+
+@dataclass(slots=True)
+class ChartStats:
+    index_fetches: int = 0
+    downloads: int = 0
+    by_repository: dict[str, int] = field(default_factory=dict)
+
+
+class Charts:
+    """Chart listings and archives of every repository the daemon's Environments use."""
+
+    def __init__(self, cache_dir: Path, *, timeout: float = 60.0) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.http = Http(timeout)
+        self.stats = ChartStats()
+        self._listings: dict[tuple[str, str], _Listing] = {}
+        self._locks: defaultdict[object, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    async def resolve(self, chart: ChartSpec, login: Login | None, *, max_age: float) -> Revision:
+        """``name@version`` of the newest version of ``chart`` in its range."""
+        versions = await self._versions(chart, login, max_age)
+        constraint = semver.parse_constraint(chart.version)
+        chosen = semver.newest(versions, constraint)
+        if chosen is None:
+            shown = ", ".join(semver.newest_first(versions)[:10]) or "none"
+            raise ChartVersionNotFound(
+                f"{redact_url(chart.repository)}: chart {chart.name} has no version in {chart.version!r}"
+                f" (newest listed: {shown})"
+            )
+        return Revision(chart.name, chosen, chart=True)
+
+    async def tree(self, chart: ChartSpec, revision: Revision, login: Login | None) -> tuple[LocalTree, str]:
+        """The unpacked chart at ``revision`` and the path of its directory in that tree."""
+        key = (chart.repository, chart.name, revision.commit)
+        slot = hashlib.sha256("\0".join(key).encode()).hexdigest()[:32]
+        unpacked = self.cache_dir / "unpacked" / slot
+        async with self._locks[("tree", key)]:
+            if not unpacked.is_dir():
+                archive = await self._archive(chart, revision.commit, login, slot)
+                await asyncio.to_thread(_unpack, archive, unpacked, f"{chart.name}@{revision.commit}")
+        top = next((p.name for p in sorted(unpacked.iterdir()) if (p / "Chart.yaml").is_file()), None)
+        if top is None:
+            raise ChartError(f"{chart.name}@{revision.commit}: the archive holds no chart directory", transient=False)
+        return LocalTree(unpacked), top
+
+    async def _versions(self, chart: ChartSpec, login: Login | None, max_age: float) -> list[str]:
+        if not chart.oci:
+            listing = await self._listing(chart.repository, login, max_age)
+            found = listing.charts.get(chart.name)
+            if not found:
+                raise ChartNotFound(f"{redact_url(chart.repository)}: the index lists no chart {chart.name!r}")
+            return list(found)
+        key = (chart.repository, chart.name)
+        async with self._locks[("listing", key)]:
+            cached = self._listings.get(key)
+            if cached is None or time.monotonic() - cached.fetched_at >= max_age:
+                tags = await Registry(self.http, chart.repository).tags(chart.name, login)
+                self._count_index(chart.repository)
+                cached = self._listings[key] = _Listing(time.monotonic(), {chart.name: {t: Listed(t) for t in tags}})
+        return list(cached.charts.get(chart.name) or {})
+
+    async def _listing(self, repository: str, login: Login | None, max_age: float) -> _Listing:
+        key = (repository, "")
+        async with self._locks[("listing", key)]:
+            cached = self._listings.get(key)
+            if cached is not None and time.monotonic() - cached.fetched_at < max_age:
+                return cached
+            url = f"{repository}/index.yaml"
+            status, body, _ = await self.http.get(url, MAX_INDEX_BYTES, login=login)
+            check_status(url, status, "index.yaml")
+            self._count_index(repository)
+            charts = await asyncio.to_thread(_parse_index, url, body)
+            cached = self._listings[key] = _Listing(time.monotonic(), charts)
+            return cached
+
+    def _count_index(self, repository: str) -> None:
+        self.stats.index_fetches += 1
+        self.stats.by_repository[repository] = self.stats.by_repository.get(repository, 0) + 1
+
+    async def _archive(self, chart: ChartSpec, version: str, login: Login | None, slot: str) -> Path:
+        archive = self.cache_dir / "archives" / f"{slot}.tgz"
+        if archive.is_file():
+            return archive
+        if chart.oci:
+            body, _digest = await Registry(self.http, chart.repository).chart(chart.name, version, login)
+        else:
+            listing = await self._listing(chart.repository, login, max_age=float("inf"))
+            listed = (listing.charts.get(chart.name) or {}).get(version)
+            if listed is None or not listed.urls:
+                raise ChartVersionNotFound(
+                    f"{redact_url(chart.repository)}: chart {chart.name} version {version} is not in the index"
+                )
+            url = listed.urls[0]
+            if "://" not in url:
+                url = f"{chart.repository}/{url.lstrip('/')}"
+            status, body, _ = await self.http.get(url, MAX_CHART_BYTES, login=login)
+            check_status(url, status, f"chart {chart.name} version {version}")
+            check_digest(url, body, listed.digest)
+        self.stats.downloads += 1
+        archive.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        partial = archive.with_name(f".{archive.name}.{uuid.uuid4().hex[:8]}")
+        partial.write_bytes(body)
+        partial.rename(archive)
+        return archive
+
+
+def _parse_index(url: str, body: bytes) -> dict[str, dict[str, Listed]]:
+    try:
+        index = yaml.load(body, Loader=_LOADER)  # noqa: S506 - a safe loader (the C one when built)
+    except yaml.YAMLError as exc:
+        raise ChartError(f"{redact_url(url)} is not YAML: {str(exc)[:200]}", transient=False) from None
+    entries = index.get("entries") if isinstance(index, dict) else None
+    if not isinstance(entries, dict):
+        raise ChartError(f"{redact_url(url)} is not a Helm repository index (no entries)", transient=False)
+    charts: dict[str, dict[str, Listed]] = {}
+    for name, versions in entries.items():
+        listed = charts.setdefault(str(name), {})
+        for item in versions if isinstance(versions, list) else []:
+            if isinstance(item, dict) and item.get("version") is not None:
+                version = str(item["version"])
+                urls = tuple(str(u) for u in item.get("urls") or [])
+                listed[version] = Listed(version, urls, str(item.get("digest") or ""))
+    return charts
+
+
+def _unpack(archive: Path, dest: Path, what: str) -> None:
+    """Unpack a packaged chart into ``dest`` (made whole or not at all)."""
+    data = archive.read_bytes()
+    partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            members = tar.getmembers()
+            if len(members) > MAX_ENTRIES:
+                raise ChartTooLarge(f"{what}: the archive holds {len(members)} entries (limit {MAX_ENTRIES})")
+            total = sum(m.size for m in members)
+            if total > MAX_UNPACKED_BYTES:
+                raise ChartTooLarge(f"{what}: the archive unpacks to {total} bytes (limit {MAX_UNPACKED_BYTES})")
+            partial.mkdir(parents=True, mode=0o700)
+            tar.extractall(partial, filter="data")
+        partial.rename(dest)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ChartError(f"{what}: the archive cannot be unpacked: {exc}", transient=False) from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
