@@ -31,6 +31,9 @@ from typing import Any, Protocol
 
 from gitopsd import environments
 from gitopsd.apply import Applier, ApplyMemo
+from gitopsd.clusters import IN_CLUSTER, KubeConfigInvalid, cluster_name
+from gitopsd.clusters.registry import Registry
+from gitopsd.clusters.target import Target
 from gitopsd.events import EventRecorder, EventType
 from gitopsd.gates.memory import Memory
 from gitopsd.gates.prometheus import Connection, HttpPrometheus, Prometheus
@@ -41,15 +44,13 @@ from gitopsd.metrics import Metrics
 from gitopsd.model import Manifest, Revision
 from gitopsd.outcome import Aside, involved, stay
 from gitopsd.releases import Ledger, Ledgers, Owner
+from gitopsd.releases.store import Listing
 from gitopsd.sources import redact_url
 from gitopsd.spec import Environment
 from gitopsd.status import READY, Status, checked, condition
 from gitopsd.tenancy import Tenancy
 
 Progress = Callable[[str], None]
-#: Appliers kept for impersonated accounts (least recently used dropped first; one is cheap to
-#: make again): a team renaming its account in a loop cannot grow the daemon.
-MAX_IDENTITIES = 1024
 #: Opens a Prometheus client for one gate step (tests give an in-memory one).
 PrometheusOpener = Callable[[Connection], AbstractAsyncContextManager[Prometheus]]
 
@@ -84,7 +85,9 @@ class Source(Protocol):
 
 @dataclass(slots=True)
 class Services:
-    """What every reconcile of one cluster uses, shared by all its Environments."""
+    """What every reconcile shares: the management cluster (``kube``: Environments, status,
+    Events), its own target's parts (``applier``, ``ledgers``, memos) and the remote targets
+    (``clusters``: see ``gitopsd.clusters``)."""
 
     kube: KubeAPI
     source: Source
@@ -99,36 +102,64 @@ class Services:
     memos: dict[str, ApplyMemo] = field(default_factory=dict)
     tenancy: Tenancy = field(default_factory=Tenancy)
     appliers: dict[str, Applier] = field(default_factory=dict)
+    #: The remote targets (None: every Environment deploys in-cluster; one with kubeConfig fails).
+    clusters: Registry | None = None
+    local: Target = field(init=False)
+    #: The target of each Environment's run in progress (by uid), for ``memo``.
+    running: dict[str, Target] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.local = Target(IN_CLUSTER, self.kube, self.applier, self.ledgers, self.memos, self.appliers)
 
     def identity(self, env: Environment) -> str | None:
         """The user ``env``'s writes impersonate (None: gitopsd's own identity)."""
         return self.tenancy.user(env.namespace, env.spec.service_account_name)
 
     def applier_for(self, env: Environment) -> Applier:
-        """The applier acting as ``env``'s ServiceAccount (one per identity, sharing the cache)."""
-        user = self.identity(env)
-        if user is None:
-            return self.applier
-        applier = self.appliers.pop(user, None)
-        if applier is None:
-            applier = self.applier.acting_as(self.kube.impersonating(user))
-        self.appliers[user] = applier  # most recently used last
-        while len(self.appliers) > MAX_IDENTITIES:
-            self.appliers.pop(next(iter(self.appliers)))
-        return applier
+        """The in-cluster applier acting as ``env``'s ServiceAccount (one per identity, sharing the cache)."""
+        self.local.applier = self.applier  # tests swap it
+        return self.local.applier_for(self.identity(env))
 
     def memo(self, uid: str, identity: str | None = None) -> ApplyMemo:
-        """The applier's memory of what it last applied for Environment ``uid`` as ``identity``
-        (a new identity starts empty: every object is dry-run again as it)."""
-        memo = self.memos.get(uid)
-        if memo is None or memo.identity != identity:
-            memo = self.memos[uid] = ApplyMemo(identity=identity)
-        return memo
+        """The applier's memory of what it last applied for Environment ``uid`` as ``identity``, kept
+        by the target its run uses (a new identity starts empty: every object is dry-run again as it)."""
+        return self.running.get(uid, self.local).memo(uid, identity)
+
+    async def acquire(self, env: Environment) -> Target:
+        """``env``'s target, for one run (``release`` it after)."""
+        self.local.applier = self.applier  # tests swap it
+        target = await self.acquire_other(env)
+        self.running[env.uid] = target
+        return target
+
+    def release(self, env: Environment, target: Target) -> None:
+        if self.running.get(env.uid) is target:
+            del self.running[env.uid]
+        if target is not self.local and self.clusters is not None:
+            self.clusters.release(target)
+
+    async def scan(self, env: Environment, owner: Owner) -> Listing:
+        """``env``'s release records, read on its target (the promotion guard reads another Environment's)."""
+        target = await self.acquire_other(env)
+        try:
+            return await target.ledgers.store.scan(owner)
+        finally:
+            if target is not self.local and self.clusters is not None:
+                self.clusters.release(target)
+
+    async def acquire_other(self, env: Environment) -> Target:
+        """``env``'s target, without marking it as ``env``'s run (see ``acquire``)."""
+        if env.spec.kube_config is None:
+            return self.local
+        if self.clusters is None:
+            raise KubeConfigInvalid(f"{env.key}: spec.kubeConfig is not supported here (no cluster registry)")
+        return await self.clusters.acquire(env)
 
     def forget(self, uid: str) -> None:
-        self.memos.pop(uid, None)
+        self.local.forget(uid)
+        if self.clusters is not None:
+            self.clusters.forget(uid)
         self.source.forget(uid)
-        self.ledgers.forget(uid)
 
 
 def _quiet(_message: str) -> None:
@@ -146,6 +177,7 @@ class RunContext:
     progress: Progress = _quiet
     aside: Aside = stay
     ledger_: Ledger | None = None
+    target_: Target | None = None
 
     @classmethod
     def start(
@@ -160,9 +192,20 @@ class RunContext:
         return cls(services, env, dict(env.status), requested_at, progress or _quiet, aside)
 
     @property
+    def target(self) -> Target:
+        """The cluster this run deploys into (``gitopsd.clusters``), resolved once per run."""
+        if self.target_ is None:  # only a run that never resolved it (a bug): never guess a cluster
+            raise RuntimeError(f"{self.env.key}: the run's target cluster was not resolved")
+        return self.target_
+
+    @property
     def applier(self) -> Applier:
-        """The applier acting as this Environment's ServiceAccount (see ``gitopsd.tenancy``)."""
-        return self.services.applier_for(self.env)
+        """The target's applier acting as this Environment's ServiceAccount (see ``gitopsd.tenancy``)."""
+        return self.target.applier_for(self.services.identity(self.env))
+
+    def memo(self) -> ApplyMemo:
+        """The target applier's memory of what it last applied for this Environment, as its identity."""
+        return self.target.memo(self.env.uid, self.services.identity(self.env))
 
     @property
     def owner(self) -> Owner:
@@ -171,7 +214,7 @@ class RunContext:
     async def ledger(self) -> Ledger:
         """The Environment's release ledger (records read once per process, then kept current)."""
         if self.ledger_ is None:
-            self.ledger_ = await self.services.ledgers.of(self.owner)
+            self.ledger_ = await self.target.ledgers.of(self.owner)
         return self.ledger_
 
     def reload(self, env: Environment) -> None:
@@ -191,6 +234,9 @@ class RunContext:
         await self.flush()
 
     async def flush(self) -> None:
+        cluster = cluster_name(self.env)
+        if self.status.get("cluster") != cluster:
+            self.status = {**self.status, "cluster": cluster}
         if self.status == dict(self.env.status):  # what was last written (or read)
             return
         written = checked(self.status)

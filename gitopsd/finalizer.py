@@ -76,12 +76,14 @@ async def finalize(
     *,
     concurrency: int = 16,
     tenancy: Tenancy | None = None,
+    target: KubeAPI | None = None,
 ) -> Finalized:
     """Finish the deletion of Environment ``namespace/name`` if it is Terminating and holds our finalizer.
 
     Reads the object afresh (its inventory as last written). The deletes act as the
     Environment's ServiceAccount under ``tenancy`` (see ``gitopsd.tenancy``), as its applies did.
     Raises ``KubeError`` when the API server cannot be reached; the caller tries again later.
+    ``target``: the cluster its objects are in (``spec.kubeConfig``; default ``kube``).
     """
     try:
         obj = await environments.get(kube, namespace, name)
@@ -106,8 +108,9 @@ async def finalize(
         return Finalized(True, orphaned=orphaned)
 
     account = spec.get("serviceAccountName")
-    deleter = kube.impersonating((tenancy or Tenancy()).user(namespace, account if isinstance(account, str) else None))
-    pruned = await prune(deleter, list(inventory), LiveState(), owner, lambda e: resolve(kube, e), concurrency)
+    where = target or kube
+    deleter = where.impersonating((tenancy or Tenancy()).user(namespace, account if isinstance(account, str) else None))
+    pruned = await prune(deleter, list(inventory), LiveState(), owner, lambda e: resolve(where, e), concurrency)
     deleted = tuple(r.ref for r in pruned.results if r.action is Action.PRUNED)
     kept = tuple((r.ref, r.detail) for r in pruned.results if r.action is Action.PRUNE_SKIPPED)
     if pruned.failures:

@@ -11,13 +11,14 @@ Environment for the same exposition (measured with ``bench.memory``).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import INF
@@ -225,6 +226,49 @@ RECONCILE_RESULTS = ("applied", "unchanged", "failed", "suspended", "preempted")
 ROLLBACK_REASONS = ("HealthCheckFailed", "VerificationFailed", "Manual")
 
 
+_REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20)
+
+
+class ClusterMetrics:
+    """Per target cluster (label ``cluster``: the kubeConfig Secret's namespace/name, or in-cluster):
+    reachable, request latency, requests that did not reach it. ``gitopsd.clusters.Registry`` calls it."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.reachable_ = Gauge(
+            "gitopsd_cluster_reachable",
+            "1 while the target cluster answers (its circuit breaker is closed), else 0.",
+            ["cluster"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "gitopsd_cluster_request_duration_seconds",
+            "Time of one request to a target cluster's API server (retries included).",
+            ["cluster"],
+            buckets=_REQUEST_BUCKETS,
+            registry=registry,
+        )
+        self.errors = Counter(
+            "gitopsd_cluster_errors",
+            "Requests that did not reach the target cluster (refused, reset, TLS failure, timeout).",
+            ["cluster"],
+            registry=registry,
+        )
+
+    def request(self, cluster: str, seconds: float, reached: bool) -> None:
+        self.request_duration.labels(cluster).observe(seconds)
+        if not reached:
+            self.errors.labels(cluster).inc()
+
+    def reachable(self, cluster: str, up: bool) -> None:
+        self.reachable_.labels(cluster).set(1 if up else 0)
+        self.errors.labels(cluster)  # seeded at 0: the first error counts in rate()
+
+    def forget(self, cluster: str) -> None:
+        for family in (self.reachable_, self.request_duration, self.errors):
+            with contextlib.suppress(KeyError):
+                family.remove(cluster)
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -311,6 +355,7 @@ class Metrics:
             ["environment"],
             registry=r,
         )
+        self.clusters = ClusterMetrics(r)
         self._watch_cache = _WatchCacheCollector()
         r.register(self._watch_cache)
         self._statuses = _StatusCollector()

@@ -25,7 +25,7 @@ an Environment naming itself is refused at admission.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from gitopsd import environments, status
 from gitopsd.context import RunContext
@@ -34,10 +34,13 @@ from gitopsd.kube import KubeAPI, NotFound
 from gitopsd.model import Revision
 from gitopsd.outcome import Outcome, parse_revision
 from gitopsd.releases import Owner, ReleaseInfo, ReleaseStore, Result
+from gitopsd.releases.store import Listing
 from gitopsd.rollout import Step, run
 from gitopsd.spec import Environment, parse_environment
 
 REASON = "AwaitingPromotion"
+#: Reads an Environment's release records from the cluster that keeps them.
+Scan = Callable[[Environment, Owner], Awaitable[Listing]]
 MAX_DEPTH = 10
 
 
@@ -49,7 +52,7 @@ async def guard(ctx: RunContext, current: ReleaseInfo | None, revision: Revision
         return None
     lacking: list[str] = []
     for index, name in enumerate(spec.require_healthy_in):
-        problem = await lacks(ctx.services.kube, env, index, name, revision, digest, spec.match)
+        problem = await lacks(ctx.services.kube, env, index, name, revision, digest, spec.match, ctx.services.scan)
         if problem is not None:
             lacking.append(problem)
     if not lacking:
@@ -72,18 +75,28 @@ async def guard(ctx: RunContext, current: ReleaseInfo | None, revision: Revision
 
 
 async def lacks(
-    kube: KubeAPI, env: Environment, index: int, name: str, revision: Revision, digest: str, match: str
+    kube: KubeAPI,
+    env: Environment,
+    index: int,
+    name: str,
+    revision: Revision,
+    digest: str,
+    match: str,
+    scan: Scan | None = None,
 ) -> str | None:
     """Why Environment ``name`` does not vouch for ``revision`` (None: it does).
 
-    Raises ``GitopsdError`` when it does not exist or the requirements form a cycle.
+    Its records are read where it keeps them (``scan``: on its own target cluster, which may be
+    another than ``env``'s; default: ``kube``). Raises ``GitopsdError`` when it does not exist or
+    the requirements form a cycle.
     """
     where = f"spec.promotion.requireHealthyIn[{index}]"
     source = await _environment(kube, env.namespace, name, where)
     if source is None:
         return f"{name}'s spec is invalid, so nothing it ran counts"
     await _no_cycle(kube, env, source, where)
-    listing = await ReleaseStore(kube).scan(Owner(source.namespace, source.name, source.uid))
+    owner = Owner(source.namespace, source.name, source.uid)
+    listing = await (scan(source, owner) if scan is not None else ReleaseStore(kube).scan(owner))
     records = sorted(listing.records.values(), key=lambda r: r.number, reverse=True)
     if match == "content":
         candidates = [r for r in records if r.digest == digest]

@@ -54,14 +54,6 @@ class TargetKube(Kube):
         self.breaker = breaker or Breaker()
         self.observe = observe
 
-    def refusal(self) -> ClusterUnreachable:
-        b = self.breaker
-        return ClusterUnreachable(
-            self.cluster,
-            f"unreachable ({b.failures} failed attempt(s), the last: {b.last_error or 'no answer'});"
-            f" next try in {b.retry_in():.0f}s",
-        )
-
     async def request(
         self,
         method: str,
@@ -75,7 +67,7 @@ class TargetKube(Kube):
     ) -> Any:
         breaker = self.breaker
         if not breaker.admit():
-            raise self.refusal()
+            raise refused(self.cluster, breaker)
         started = time.monotonic()
         call = super().request(
             method, path, params=params, body=body, content_type=content_type, accept=accept, timeout=timeout
@@ -110,6 +102,15 @@ class TargetKube(Kube):
         return result
 
 
+def refused(cluster: str, breaker: Breaker) -> ClusterUnreachable:
+    """The error of a call the open circuit of ``cluster`` refused (no request made)."""
+    return ClusterUnreachable(
+        cluster,
+        f"unreachable ({breaker.failures} failed attempt(s) in a row, the last: {breaker.last_error or 'no answer'});"
+        f" next try in {breaker.retry_in():.0f}s",
+    )
+
+
 def _cause(exc: BaseException) -> str:
     inner = exc.__cause__
     if isinstance(inner, aiohttp.ClientConnectorCertificateError):
@@ -126,4 +127,4 @@ def _certificate(exc: BaseException) -> bool:
     return False
 
 
-__all__ = ["CONNECT_TIMEOUT", "REQUEST_TIMEOUT", "Observer", "TargetKube"]
+__all__ = ["CONNECT_TIMEOUT", "REQUEST_TIMEOUT", "Observer", "TargetKube", "refused"]

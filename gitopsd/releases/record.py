@@ -213,6 +213,13 @@ def verification_patch(info: ReleaseInfo) -> dict[str, Any]:
 
 
 def _base(owner: Owner, name: str, type_: str, number: int) -> dict[str, Any]:
+    body = _owned(owner, name, type_, number)
+    if not owner.uid:  # a record on another cluster (gitopsd.clusters): no owner there to reference
+        del body["metadata"]["ownerReferences"]
+    return body
+
+
+def _owned(owner: Owner, name: str, type_: str, number: int) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -263,7 +270,8 @@ def info_of(owner: Owner, obj: Mapping[str, Any]) -> ReleaseInfo:
     if labels.get(LABEL_ENVIRONMENT) != owner.name or labels.get(LABEL_NUMBER) != str(number):
         raise _foreign(where, f"lacks the labels {LABEL_ENVIRONMENT}={owner.name}, {LABEL_NUMBER}={number}")
     owners = [o for o in meta.get("ownerReferences") or [] if o.get("kind") == "Environment"]
-    if not owners or owners[0].get("uid") != owner.uid:
+    # Without a uid (records on another cluster), namespace/name is the identity: no owner is referenced there.
+    if owner.uid and (not owners or owners[0].get("uid") != owner.uid):
         raise _foreign(where, f"is not owned by Environment {owner.key} (uid {owner.uid})")
     notes = meta.get("annotations") or {}
 

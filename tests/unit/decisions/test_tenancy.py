@@ -132,9 +132,9 @@ def _env(account: str) -> Environment:
 
 
 def test_appliers_for_accounts_are_bounded(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gitopsd import context
+    from gitopsd.clusters import target
 
-    monkeypatch.setattr(context, "MAX_IDENTITIES", 2)
+    monkeypatch.setattr(target, "MAX_IDENTITIES", 2)
     services = world.reconciler.services
     made = [services.applier_for(_env(name)) for name in ("a", "b", "c", "a")]
     assert len(services.appliers) == 2
