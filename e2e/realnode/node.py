@@ -93,6 +93,8 @@ class RealNode:
             f"--advertise-address={lay.host_ip}",
             # Pods reach the API server through the "kubernetes" Service: give it endpoints.
             "--endpoint-reconciler-type=lease",
+            # Logs and exec reach the kubelet at the node's address, not its (unresolvable) name.
+            "--kubelet-preferred-address-types=InternalIP",
         ]
 
     def start(self, api_port: int, tls: pki.ClusterPKI, api: bootstrap.Api, timeout: float = 180.0) -> None:
