@@ -29,6 +29,11 @@ def commit_of(label: str) -> str:
     return hashlib.sha1(label.encode()).hexdigest()  # noqa: S324 - an id, not security
 
 
+def _name(obj: dict[str, Any]) -> str:
+    """The object's name, or its generateName (a hook's), for the file it is said to come from."""
+    return str(obj["metadata"].get("name") or obj["metadata"]["generateName"])
+
+
 def _meta(name: str, namespace: str | None) -> dict[str, str]:
     return {"name": name, "namespace": namespace} if namespace else {"name": name}
 
@@ -77,7 +82,7 @@ class FakeSource:
     ) -> Revision:
         """Commit ``objects`` as commit ``label`` on ``branch`` (the branch moves to it)."""
         commit = commit_of(label)
-        self.trees[commit] = tuple(Manifest(dict(obj), f"deploy/{obj['metadata']['name']}.yaml") for obj in objects)
+        self.trees[commit] = tuple(Manifest(dict(obj), f"deploy/{_name(obj)}.yaml") for obj in objects)
         self.heads[(url, branch)] = commit
         return Revision(branch, commit)
 
