@@ -1,0 +1,236 @@
+"""Charts through a real ``gitopsd run``: from Git, from an HTTP Helm repository, from an OCI registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.cluster import ClusterInfo
+from e2e.daemon import DaemonProcess
+from e2e.gitrepo import WorkRepo
+from e2e.helmrepo import HelmRepo, OciRegistry
+from tests.gitopsd.conftest import (
+    apply_objects,
+    environment,
+    get_json,
+    gitopsd_cli,
+    secret,
+    wait_for,
+    wait_ready,
+    wait_reason,
+)
+from tests.gitopsd.helm.conftest import shop_chart
+
+pytestmark = pytest.mark.cluster
+
+CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.%(group)s}
+spec:
+  group: %(group)s
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"""
+
+
+def chart_env(name: str, namespace: str, target: str, chart: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "gitopsd.dev/v1alpha1",
+        "kind": "Environment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"chart": chart, "targetNamespace": target, "interval": "2s", "wait": {"timeout": "60s"}, **extra},
+    }
+
+
+def config(cluster: ClusterInfo, namespace: str, name: str) -> dict[str, str]:
+    data: dict[str, str] = get_json(cluster, "configmap", name, "-n", namespace)["data"]
+    return data
+
+
+def test_chart_from_git_with_values_files_values_from_and_crds(
+    gitopsd_crd: ClusterInfo,
+    namespaces: Callable[[str], str],
+    repo: WorkRepo,
+    tmp_path: Path,
+    start_daemon: Callable[..., DaemonProcess],
+) -> None:
+    """A Git path holding Chart.yaml renders with helm: values files, valuesFrom, values layered in that
+    order; release name and namespace; the cluster's capabilities; a vendored dependency; CRDs from crds/."""
+    ops, app = namespaces("helm-git"), namespaces("helm-git-app")
+    group = f"{app}.example.com"
+    chart = shop_chart(
+        tmp_path / "chart",
+        "0.1.0",
+        extra={
+            "values-prod.yaml": "greeting: from-file\nreplicas: 3\n",
+            "crds/widget.yaml": CRD % {"group": group},
+            "templates/widget.yaml": f"apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w1\n",
+            "charts/db/Chart.yaml": "apiVersion: v2\nname: db\nversion: 0.0.1\n",
+            "charts/db/templates/db.yaml": (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-db\n"
+                'data:\n  size: {{ .Values.size | default "small" | quote }}\n'
+            ),
+        },
+    )
+    repo.commit({f"deploy/{p.relative_to(chart)}": p.read_text() for p in chart.rglob("*") if p.is_file()})
+    apply_objects(
+        gitopsd_crd,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "overrides", "namespace": ops},
+            "data": {"values.yaml": "replicas: 5\ndb: {size: large}\n"},
+        },
+    )
+    start_daemon(f"--namespace={ops}")
+    helm = {
+        "releaseName": "web",
+        "valuesFiles": ["values-prod.yaml"],
+        "valuesFrom": [{"kind": "ConfigMap", "name": "overrides"}],
+        "values": {"greeting": "from-spec"},
+    }
+    apply_objects(gitopsd_crd, environment("shop", ops, repo.file_url, target=app, branch="main", helm=helm))
+    wait_ready(gitopsd_crd, ops, "shop")
+    data = config(gitopsd_crd, app, "web-config")
+    assert data["greeting"] == "from-spec" and data["replicas"] == "5" and data["namespace"] == app
+    assert data["kube"].startswith("v1.") and data["hasDeployments"] == "true"
+    assert config(gitopsd_crd, app, "web-db")["size"] == "large"
+    assert get_json(gitopsd_crd, f"widgets.{group}", "w1", "-n", app)["kind"] == "Widget"
+
+
+def test_chart_from_http_repository_upgrades_in_range_and_rolls_back_with_the_repository_down(
+    gitopsd_crd: ClusterInfo,
+    namespaces: Callable[[str], str],
+    helm_repo: HelmRepo,
+    tmp_path: Path,
+    start_daemon: Callable[..., DaemonProcess],
+) -> None:
+    """A semver range takes the newest version; a new version published is deployed; with the repository
+    stopped the Environment keeps its release (Ready False, transient reason) and rollback still works."""
+    ops, app = namespaces("helm-http"), namespaces("helm-http-app")
+    helm_repo.publish(shop_chart(tmp_path / "v100", "1.0.0", greeting="one"))
+    helm_repo.publish(shop_chart(tmp_path / "v200", "2.0.0", greeting="two"))
+    start_daemon(f"--namespace={ops}")
+    chart = {"repository": helm_repo.url, "name": "shop", "version": ">=1.0.0 <2.0.0"}
+    apply_objects(gitopsd_crd, chart_env("shop", ops, app, chart))
+    wait_ready(gitopsd_crd, ops, "shop", revision="shop@1.0.0")
+    assert config(gitopsd_crd, app, "shop-config")["greeting"] == "one"
+
+    helm_repo.publish(shop_chart(tmp_path / "v110", "1.1.0", greeting="one-one"))
+    wait_ready(gitopsd_crd, ops, "shop", revision="shop@1.1.0")
+    assert config(gitopsd_crd, app, "shop-config")["chart"] == "1.1.0"
+    assert helm_repo.counts["/shop-1.1.0.tgz"] == 1
+
+    helm_repo.stop()
+    ready = wait_reason(gitopsd_crd, ops, "shop", "ChartRepositoryUnreachable")
+    assert helm_repo.url in ready["message"]
+    assert config(gitopsd_crd, app, "shop-config")["chart"] == "1.1.0"
+
+    out = gitopsd_cli(gitopsd_crd, "rollback", "shop", "-n", ops, "--wait", "--timeout", "60s")
+    assert out.returncode == 0, out.stderr
+    wait_for("the 1.0.0 release restored", lambda: config(gitopsd_crd, app, "shop-config")["chart"] == "1.0.0")
+
+
+def test_chart_from_oci_registry(
+    gitopsd_crd: ClusterInfo,
+    namespaces: Callable[[str], str],
+    oci_registry: OciRegistry,
+    tmp_path: Path,
+    start_daemon: Callable[..., DaemonProcess],
+) -> None:
+    """A chart pushed with helm push is resolved from the registry's tags and its layer rendered."""
+    ops, app = namespaces("helm-oci"), namespaces("helm-oci-app")
+    oci_registry.push(shop_chart(tmp_path / "v1", "1.2.3", greeting="oci"), tmp_path / "pkg")
+    oci_registry.push(shop_chart(tmp_path / "v2", "1.3.0-rc.1", greeting="rc"), tmp_path / "pkg")
+    start_daemon(f"--namespace={ops}")
+    apply_objects(
+        gitopsd_crd, chart_env("shop", ops, app, {"repository": oci_registry.url, "name": "shop", "version": "^1.2"})
+    )
+    wait_ready(gitopsd_crd, ops, "shop", revision="shop@1.2.3")
+    assert config(gitopsd_crd, app, "shop-config")["greeting"] == "oci"
+
+
+def test_chart_bad_input_names_what_is_wrong(
+    gitopsd_crd: ClusterInfo,
+    namespaces: Callable[[str], str],
+    helm_repo: HelmRepo,
+    tmp_path: Path,
+    start_daemon: Callable[..., DaemonProcess],
+) -> None:
+    """Missing chart, a range with no match, a template error (file:line), a missing values file, a
+    missing valuesFrom, refused credentials: each a clear Ready=False reason, nothing applied."""
+    ops, app = namespaces("helm-bad"), namespaces("helm-bad-app")
+    helm_repo.publish(shop_chart(tmp_path / "ok", "1.0.0"))
+    broken = shop_chart(
+        tmp_path / "broken", "1.0.1", extra={"templates/bad.yaml": "x: {{ .Values.missing.deep.value }}\n"}
+    )
+    helm_repo.publish(broken)
+    start_daemon(f"--namespace={ops}")
+    url = helm_repo.url
+    apply_objects(
+        gitopsd_crd,
+        chart_env("noname", ops, app, {"repository": url, "name": "nothing"}),
+        chart_env("norange", ops, app, {"repository": url, "name": "shop", "version": ">=5.0.0"}),
+        chart_env("template", ops, app, {"repository": url, "name": "shop", "version": "1.0.1"}),
+        chart_env(
+            "nofile",
+            ops,
+            app,
+            {"repository": url, "name": "shop", "version": "1.0.0"},
+            helm={"valuesFiles": ["values-nope.yaml"]},
+        ),
+        chart_env(
+            "nofrom",
+            ops,
+            app,
+            {"repository": url, "name": "shop", "version": "1.0.0"},
+            helm={"valuesFrom": [{"kind": "Secret", "name": "absent"}]},
+        ),
+    )
+    assert "nothing" in wait_reason(gitopsd_crd, ops, "noname", "ChartNotFound")["message"]
+    assert "1.0.1" in wait_reason(gitopsd_crd, ops, "norange", "ChartVersionNotFound")["message"]
+    message = wait_reason(gitopsd_crd, ops, "template", "HelmTemplateFailed")["message"]
+    assert "templates/bad.yaml:1:" in message, message
+    assert "values-nope.yaml" in wait_reason(gitopsd_crd, ops, "nofile", "ValuesFileNotFound")["message"]
+    assert "absent" in wait_reason(gitopsd_crd, ops, "nofrom", "ValuesFromNotFound")["message"]
+    assert get_json(gitopsd_crd, "configmaps", "-n", app, "-l", "gitopsd.dev/environment")["items"] == []
+
+
+def test_chart_repository_refusing_credentials(
+    gitopsd_crd: ClusterInfo,
+    namespaces: Callable[[str], str],
+    tmp_path: Path,
+    start_daemon: Callable[..., DaemonProcess],
+) -> None:
+    """A repository behind basic auth: the right Secret deploys, a wrong one is ChartAuthenticationFailed
+    and its password appears nowhere in the status."""
+    ops, app = namespaces("helm-auth"), namespaces("helm-auth-app")
+    repo = HelmRepo(tmp_path / "private", login="ci:letmein").start()
+    try:
+        repo.publish(shop_chart(tmp_path / "c", "1.0.0"))
+        apply_objects(
+            gitopsd_crd,
+            secret("good", ops, {"username": b"ci", "password": b"letmein"}),
+            secret("bad", ops, {"username": b"ci", "password": b"wrong-pass-123"}),
+        )
+        start_daemon(f"--namespace={ops}")
+        chart = {"repository": repo.url, "name": "shop", "version": "1.0.0"}
+        apply_objects(
+            gitopsd_crd,
+            chart_env("good", ops, app, {**chart, "secretRef": {"name": "good"}}),
+            chart_env("bad", ops, f"{app}", {**chart, "secretRef": {"name": "bad"}}, helm={"releaseName": "other"}),
+        )
+        wait_ready(gitopsd_crd, ops, "good", revision="shop@1.0.0")
+        ready = wait_reason(gitopsd_crd, ops, "bad", "ChartAuthenticationFailed")
+        assert "wrong-pass-123" not in str(ready)
+    finally:
+        repo.stop()
