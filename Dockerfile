@@ -20,10 +20,18 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:528257d48c1da0dcecc2e725d1ae34498d60c965f1241e39cd6a85a8859bdf84
 # DEBIAN_IMAGE: only fetches kubectl; nothing of it reaches the final image.
 ARG DEBIAN_IMAGE=debian:bookworm-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251
+# BUILD_IMAGE: the base of the stage that installs the distribution; only the virtualenv leaves
+# it. The same Python by default; one that also holds pip settings (an index mirror, a proxy's
+# CA) keeps them out of the image (`python -m e2e.image build` passes such a one).
+ARG BUILD_IMAGE=${PYTHON_IMAGE}
 # Kept equal to the Kubernetes version the e2e harness tests against (e2e/binaries.py).
 ARG KUBECTL_VERSION=v1.33.13
+# KUBECTL_IMAGE: where /kubectl comes from. The default is the download stage below; an image
+# holding /kubectl replaces it where dl.k8s.io is out of reach (`python -m e2e.image build`
+# passes one built from kubectl's Go module; the download stage is then skipped).
+ARG KUBECTL_IMAGE=kubectl-download
 
-FROM ${PYTHON_IMAGE} AS build
+FROM ${BUILD_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -37,7 +45,7 @@ RUN python -m venv /opt/gitopsd \
  && find /opt/gitopsd -name '__pycache__' -prune -exec rm -rf {} + \
  && /opt/gitopsd/bin/python -m compileall -q /opt/gitopsd/lib
 
-FROM ${DEBIAN_IMAGE} AS kubectl
+FROM ${DEBIAN_IMAGE} AS kubectl-download
 ARG KUBECTL_VERSION
 # Set by BuildKit and buildah for each platform of a multi-arch build. No default here: a default
 # would win over the platform's value, and an arm64 image would get an amd64 kubectl. Builders
@@ -51,6 +59,8 @@ RUN arch="${TARGETARCH:-$(dpkg --print-architecture)}" \
  && curl -fsSLo /kubectl.sha256 "https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${arch}/kubectl.sha256" \
  && echo "$(cat /kubectl.sha256)  /kubectl" | sha256sum --check --strict - \
  && chmod 0755 /kubectl
+
+FROM ${KUBECTL_IMAGE} AS kubectl
 
 FROM ${PYTHON_IMAGE}
 # git + openssh-client: fetching sources (https and ssh); tini: PID 1, forwards SIGTERM to the

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,6 +77,16 @@ MIRROR = "http://deb.debian.org/debian"
 # What the Dockerfile's Python stages expect of python:3.11-slim-bookworm: `python` on PATH,
 # `python -m venv` with pip, TLS roots. Debian bookworm's python3 is 3.11.
 BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificates")
+# Slim like the official bases: no manuals, docs (but copyrights) or translations, and apt
+# drops the packages it downloaded (these settings stay in the base, for the Dockerfile's apt too).
+BASE_OPTIONS = (
+    "--dpkgopt=path-exclude=/usr/share/man/*",
+    "--dpkgopt=path-exclude=/usr/share/doc/*",
+    "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+    "--dpkgopt=path-exclude=/usr/share/locale/*",
+    "--dpkgopt=path-exclude=/usr/share/info/*",
+    '--customize-hook=echo \'APT::Keep-Downloaded-Packages "false";\' > "$1/etc/apt/apt.conf.d/90gitopsd-clean"',
+)
 # Changing how the image is made (not what goes in) invalidates the cache too.
 RECIPE_VERSION = "1"
 # Lowered, not raised: the sandbox has no CAP_SYS_RESOURCE, and podman's defaults exceed it.
@@ -83,6 +95,10 @@ CONTEXT_FILES = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")
 CONTEXT_DIRS = ("gitopsd", "metrics_adapter")
 # tool -> the Debian package that provides it
 TOOLS = {"podman": "podman", "mmdebstrap": "mmdebstrap", "runc": "runc"}
+_STEP = re.compile(r"^(\[\d+/\d+\] )?STEP \d+/\d+: ")
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+# Where the build stage's pip finds the host's TLS roots (that stage only).
+BUILD_CA = "/etc/pip-build-ca.pem"
 
 
 class ImageBuildError(RuntimeError):
@@ -125,7 +141,7 @@ def _run(step: str, cmd: Sequence[str], log: Path | None = None, cwd: Path | Non
         log.write_text(proc.stdout)
     if proc.returncode != 0:
         lines = proc.stdout.splitlines()
-        where = next((ln for ln in reversed(lines) if ln.startswith("STEP ")), "")
+        where = next((ln for ln in reversed(lines) if _STEP.match(ln)), "")
         detail = f" at {where}" if where else ""
         tail = "\n".join(lines[-30:])
         saved = f" (full log: {log})" if log is not None else ""
@@ -143,7 +159,7 @@ def _source_files() -> list[Path]:
 
 
 def base_key() -> str:
-    text = f"{RECIPE_VERSION}|{SUITE}|{MIRROR}|{','.join(BASE_PACKAGES)}"
+    text = f"{RECIPE_VERSION}|{SUITE}|{MIRROR}|{','.join(BASE_PACKAGES)}|{' '.join(BASE_OPTIONS)}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -170,7 +186,8 @@ def ensure_base(*, fresh: bool = False) -> str:
     if fresh or not out.is_file():
         tmp = out.with_name(out.name + ".tmp")
         tmp.unlink(missing_ok=True)
-        cmd = ["mmdebstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", SUITE, str(tmp), MIRROR]
+        include = f"--include={','.join(BASE_PACKAGES)}"
+        cmd = ["mmdebstrap", "--variant=minbase", "--format=tar", include, *BASE_OPTIONS, SUITE, str(tmp), MIRROR]
         _run("mmdebstrap (Debian base root filesystem)", cmd, images_dir() / f"base-{key}.log")
         tmp.replace(out)
     changes = ["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "ENV LANG=C.UTF-8"]
@@ -194,6 +211,39 @@ def ensure_kubectl_image() -> str:
     return ref
 
 
+def ensure_build_base(base: str) -> str:
+    """The base of the Dockerfile's build stage: ``base`` plus the host's pip settings, if any.
+
+    Networks that inspect TLS (this sandbox's does) sign with a CA only the host trusts, so pip
+    in the build stage needs it. Only the virtualenv leaves that stage, so neither the CA nor
+    pip.conf reaches the image (a build ``--volume`` would leave empty mount points in it).
+    """
+    ca = Path(os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE") or HOST_CA)
+    conf = ["[global]"]
+    if ca.is_file():
+        conf.append(f"cert = {BUILD_CA}")
+    if index := os.environ.get("PIP_INDEX_URL"):
+        conf.append(f"index-url = {index}")
+    if len(conf) == 1:
+        return base
+    conf_text = "\n".join(conf) + "\n"
+    ca_bytes = ca.read_bytes() if ca.is_file() else b""
+    key = hashlib.sha256(base.encode() + conf_text.encode() + ca_bytes).hexdigest()[:12]
+    ref = f"{base}-pip-{key}"
+    if _image_exists(ref):
+        return ref
+    with tempfile.TemporaryDirectory(prefix="gitopsd-buildbase-") as scratch:
+        ctx = Path(scratch)
+        (ctx / "pip.conf").write_text(conf_text)
+        (ctx / "ca.pem").write_bytes(ca_bytes)
+        (ctx / "Containerfile").write_text(
+            f"FROM {base}\nCOPY pip.conf /etc/pip.conf\n" + (f"COPY ca.pem {BUILD_CA}\n" if ca_bytes else "")
+        )
+        cmd = ["podman", "build", "--runtime", "runc", *ULIMITS, "--pull=never", "--tag", ref, str(ctx)]
+        _run("podman build (build-stage base with pip settings)", cmd)
+    return ref
+
+
 def _context(into: Path) -> None:
     for f in CONTEXT_FILES:
         shutil.copy2(REPO / f, into / f)
@@ -202,8 +252,10 @@ def _context(into: Path) -> None:
 
 
 def _prune(keep: Path) -> None:
-    for old in images_dir().glob("gitopsd-dev-*.oci.tar"):
-        if old != keep:
+    """Drop archives and base root filesystems of other inputs (each is 150-250 MB)."""
+    keep_base = images_dir() / f"base-{SUITE}-{base_key()}.tar"
+    for old in [*images_dir().glob("gitopsd-dev-*.oci.tar"), *images_dir().glob(f"base-{SUITE}-*.tar")]:
+        if old not in (keep, keep_base):
             old.unlink(missing_ok=True)
 
 
@@ -225,6 +277,7 @@ def build(*, force: bool = False, no_cache: bool = False, fresh_base: bool = Fal
     if archive.is_file() and not (force or no_cache or fresh_base):
         return BuiltImage(IMAGE_REF, archive, cached=True, seconds=time.monotonic() - started)
     base = ensure_base(fresh=fresh_base)
+    build_base = ensure_build_base(base)
     kubectl = ensure_kubectl_image()
     with tempfile.TemporaryDirectory(prefix="gitopsd-image-") as scratch:
         ctx = Path(scratch) / "context"
@@ -241,6 +294,8 @@ def build(*, force: bool = False, no_cache: bool = False, fresh_base: bool = Fal
             "--pull=never",
             "--build-arg",
             f"PYTHON_IMAGE={base}",
+            "--build-arg",
+            f"BUILD_IMAGE={build_base}",
             "--build-arg",
             f"DEBIAN_IMAGE={base}",
             "--build-arg",

@@ -152,18 +152,27 @@ def test_wheel_metadata_requires_what_pyproject_declares(wheel: zipfile.ZipFile)
 
 
 def test_image_bases_are_pinned_by_digest() -> None:
-    """Every FROM is a stage or a build argument whose default is tag@sha256 of 64 hex digits."""
+    """Every FROM is a stage or a build argument whose default is tag@sha256 of 64 hex digits.
+
+    An argument's default may name another argument (BUILD_IMAGE=${PYTHON_IMAGE}) or a stage
+    (KUBECTL_IMAGE=kubectl-download): both are followed.
+    """
     text = (ROOT / "Dockerfile").read_text()
     args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.MULTILINE))
+
+    def default(ref: str) -> str:
+        while arg := re.fullmatch(r"\$\{(\w+)\}", ref):
+            ref = args[arg.group(1)]
+        return ref
+
     stages: set[str] = set()
     bases = []
     for ref, stage in re.findall(r"^FROM (\S+)(?: AS (\S+))?$", text, re.MULTILINE):
-        if ref not in stages:
+        if ref not in stages and default(ref) not in stages:
             bases.append(ref)
         if stage:
             stages.add(stage)
     assert len(bases) == 3
     for ref in bases:
-        arg = re.fullmatch(r"\$\{(\w+)\}", ref)
-        assert arg, f"FROM {ref}: name the base through a build argument, so it can be overridden"
-        assert re.fullmatch(r"[\w.-]+:[\w.-]+@sha256:[0-9a-f]{64}", args[arg.group(1)]), args[arg.group(1)]
+        assert re.fullmatch(r"\$\{(\w+)\}", ref), f"FROM {ref}: name the base through a build argument"
+        assert re.fullmatch(r"[\w.-]+:[\w.-]+@sha256:[0-9a-f]{64}", default(ref)), default(ref)
