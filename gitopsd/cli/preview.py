@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gitopsd.cli.common import cache_dir
 from gitopsd.desired import Desired, load_credentials
+from gitopsd.gitsource import chart_login
 from gitopsd.kube import Kube
 from gitopsd.model import Manifest, Revision
 from gitopsd.sources import GitSources
@@ -11,11 +12,18 @@ from gitopsd.spec import Environment
 
 
 async def render_environment(kube: Kube, env: Environment) -> tuple[Revision, list[Manifest]]:
-    creds = await load_credentials(kube, env)
     sources = GitSources(cache_dir() / "git")
+    desired = Desired(kube, sources)  # charts (spec.chart) are kept in cache_dir()/charts
     try:
-        revision = await sources.resolve(env.spec.source, creds)
-        manifests, _digest = await Desired(kube, sources).render(env, revision, creds)
+        if env.spec.chart is not None:
+            login = await chart_login(kube, env)
+            revision = await desired.charts.resolve(env.spec.chart, login, max_age=0)
+            manifests, _digest = await desired.render(env, revision, login)
+        else:
+            creds = await load_credentials(kube, env)
+            revision = await sources.resolve(env.spec.source, creds)
+            manifests, _digest = await desired.render(env, revision, creds)
     finally:
+        await desired.charts.close()
         await sources.close()
     return revision, manifests

@@ -4,7 +4,8 @@ With ``--path`` nothing but the directory is read: no cluster, no Git. Namespace
 comes from the built-in types and the CRDs in the render (``render.OfflineScopes``); a custom
 resource whose CRD is not in the render is taken as namespaced unless ``--cluster-scoped``
 names its kind. ``${NAME}`` is substituted only when ``--substitute`` gives a value, as an
-Environment substitutes only when its spec asks.
+Environment substitutes only when its spec asks. A directory holding ``Chart.yaml`` renders
+with ``helm template`` (``--values-file`` as ``spec.helm.valuesFiles``, ``--release-name``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from gitopsd.cli.common import CliError, add_kube_args, fetch_environment, kube_
 from gitopsd.cli.preview import render_environment
 from gitopsd.errors import SpecError
 from gitopsd.model import Manifest
-from gitopsd.render import OfflineScopes, RenderOptions, render
+from gitopsd.render import HelmOptions, OfflineScopes, RenderOptions, render
+from gitopsd.render.helmspec import parse_helm
 from gitopsd.sources import LocalTree
 from gitopsd.spec import check_variable_name
 
@@ -32,6 +34,8 @@ _PATH_ONLY = {
     "--substitute": "substitute",
     "--cluster-scoped": "cluster_scoped",
     "--environment": "environment",
+    "--values-file": "values_file",
+    "--release-name": "release_name",
 }
 _KIND = re.compile(r"[A-Z][A-Za-z0-9]*(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
@@ -60,6 +64,16 @@ def add_parser(sub: Any) -> None:
         help="with --path: a custom resource kind that is cluster-scoped (others are taken as namespaced)",
     )
     parser.add_argument("--environment", default="local", help="with --path: value of ${GITOPSD_ENVIRONMENT}")
+    parser.add_argument(
+        "--values-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="with --path of a chart: a values file relative to the chart (as spec.helm.valuesFiles), later wins",
+    )
+    parser.add_argument(
+        "--release-name", help="with --path of a chart: the release name (default: the --environment value)"
+    )
     add_kube_args(parser)
     parser.set_defaults(handler=run)
 
@@ -103,12 +117,19 @@ def _render_local(args: argparse.Namespace) -> list[Manifest]:
     for kind in args.cluster_scoped:
         if not _KIND.fullmatch(kind):
             raise CliError(f"--cluster-scoped {kind!r}: expected a kind such as Widget or Widget.example.com", code=2)
+    target = args.target_namespace or args.namespace
+    try:
+        helm = parse_helm({"releaseName": args.release_name, "valuesFiles": args.values_file})
+    except SpecError as exc:
+        flag = "--release-name" if "releaseName" in exc.field else "--values-file"
+        raise CliError(f"{flag}: {exc}", code=2) from None
     options = RenderOptions(
         path="",
         environment=args.environment,
         revision=None,
         substitute=substitute,
-        target_namespace=args.target_namespace or args.namespace,
+        target_namespace=target,
+        helm=HelmOptions(helm.release_name or args.environment, target, values_files=helm.values_files),
     )
     scopes = OfflineScopes(custom_kinds=True, cluster_scoped=frozenset(args.cluster_scoped))
     return render(LocalTree(root.resolve()), options, scopes)

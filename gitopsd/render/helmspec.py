@@ -91,7 +91,7 @@ def parse_helm(raw: Any) -> HelmSpec:
         raise SpecError("helm.releaseName", f"{release!r} is not a release name (a DNS label of at most 53 characters)")
     files = []
     for index, item in enumerate(FIELDS.items(helm.get("valuesFiles"), "helm.valuesFiles")):
-        path = FIELDS.relative_path(item, f"helm.valuesFiles[{index}]")
+        path = FIELDS.relative_path(item, f"helm.valuesFiles[{index}]", root="the chart")
         if not path:
             raise SpecError(f"helm.valuesFiles[{index}]", "names no file")
         files.append(path)

@@ -140,6 +140,31 @@ def test_chart_from_http_repository_upgrades_in_range_and_rolls_back_with_the_re
     wait_for("the 1.0.0 release restored", lambda: config(gitopsd_crd, app, "shop-config")["chart"] == "1.0.0")
 
 
+def test_render_a_local_chart_directory_offline(tmp_path: Path) -> None:
+    """gitopsd render --path of a chart: values files in order, release name; a missing file exits 1 naming it."""
+    chart = shop_chart(
+        tmp_path / "shop", "0.2.0", extra={"values-a.yaml": "greeting: a\n", "values-b.yaml": "replicas: 7\n"}
+    )
+    out = gitopsd_cli(
+        None,
+        "render",
+        "--path",
+        str(chart),
+        "-n",
+        "apps",
+        "--release-name",
+        "web",
+        "--values-file",
+        "values-a.yaml",
+        "--values-file",
+        "values-b.yaml",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "name: web-config" in out.stdout and "greeting: a" in out.stdout and "replicas: '7'" in out.stdout
+    out = gitopsd_cli(None, "render", "--path", str(chart), "-n", "apps", "--values-file", "values-c.yaml")
+    assert out.returncode == 1 and "values-c.yaml is not a file in the chart" in out.stderr
+
+
 def test_chart_from_oci_registry(
     gitopsd_crd: ClusterInfo,
     namespaces: Callable[[str], str],
@@ -157,6 +182,11 @@ def test_chart_from_oci_registry(
     )
     wait_ready(gitopsd_crd, ops, "shop", revision="shop@1.2.3")
     assert config(gitopsd_crd, app, "shop-config")["greeting"] == "oci"
+    out = gitopsd_cli(gitopsd_crd, "render", "shop", "-n", ops)
+    assert out.returncode == 0, out.stderr
+    assert f"# Environment {ops}/shop at shop@1.2.3" in out.stdout and "greeting: oci" in out.stdout
+    out = gitopsd_cli(gitopsd_crd, "diff", "shop", "-n", ops)
+    assert out.returncode == 0, out.stdout + out.stderr  # live matches the chart: no difference
 
 
 def test_chart_bad_input_names_what_is_wrong(
