@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from gitopsd.errors import GitopsdError, SpecError
 from gitopsd.helmoptions import Capabilities, helm_options, read_values
@@ -60,6 +61,16 @@ class Desired:
     def forget(self, uid: str) -> None:
         self._renders.pop(uid, None)
 
+    def _dependency_fetcher(self) -> Callable[[str, str, str], Path]:
+        """Fetches a chart's ``Chart.lock`` entry from the render's worker thread, on this loop's cache."""
+        loop = asyncio.get_running_loop()
+
+        def fetch(repository: str, name: str, version: str) -> Path:
+            future = asyncio.run_coroutine_threadsafe(self.charts.dependency(repository, name, version), loop)
+            return future.result(timeout=self.kustomize_timeout)
+
+        return fetch
+
     async def render(
         self, env: Environment, revision: Revision, creds: Credentials | Login | None
     ) -> tuple[list[Manifest], str]:
@@ -89,7 +100,10 @@ class Desired:
             substitute=values,
             target_namespace=env.spec.target_namespace,
             kustomize_timeout=self.kustomize_timeout,
-            helm=await helm_options(self.kube, env, self.capabilities, helm_values),
+            helm=replace(
+                await helm_options(self.kube, env, self.capabilities, helm_values),
+                fetch_dependency=self._dependency_fetcher(),
+            ),
         )
         try:
             manifests = await asyncio.to_thread(render, tree, options, self.kube.discovery.scopes())

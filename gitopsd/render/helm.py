@@ -8,9 +8,11 @@ What a render may reach is what a kustomize build may reach (``kustomize.offline
 every proxy variable points at a closed port, no Git transport), plus: Helm's home directories
 (cache, config, data, plugins, registry login) are a fresh empty directory per render, so no
 user repositories, plugins or stored credentials take part, and ``KUBECONFIG`` names nothing.
-Dependencies must already sit in the chart's ``charts/`` directory: ``helm template`` never
-downloads them (a chart from a repository carries them in its archive; ``sources.charts``
-fetches a Git chart's ``Chart.lock`` entries beforehand). The same deadline and output limit as
+Dependencies come from the chart's ``charts/`` directory: ``helm template`` never downloads
+them. A chart from a repository carries them in its archive; a chart from Git may instead
+commit a ``Chart.lock``, whose entries missing from ``charts/`` are fetched before helm starts
+(``fetch_dependency``: the daemon's shared chart cache, ``sources.charts``) into a copy of the
+chart, so helm itself still reads only local files. The same deadline and output limit as
 kustomize apply (``bounded``: the process group is killed at either).
 
 The cluster's version and API versions are passed (``--kube-version``, ``--api-versions``), so
@@ -29,9 +31,11 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from gitopsd.errors import truncate
 from gitopsd.render import bounded
@@ -58,6 +62,17 @@ class HelmOptions:
     values_files: tuple[str, ...] = ()  # relative to the chart's directory
     #: Values documents after the files, later winning: (where from, YAML text).
     values: tuple[tuple[str, str], ...] = ()
+    #: Fetches one ``Chart.lock`` entry (repository, name, version) as a packaged chart; None: offline only.
+    fetch_dependency: Callable[[str, str, str], Path] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """A ``Chart.lock`` entry not present in ``charts/``."""
+
+    repository: str
+    name: str
+    version: str
 
 
 def chart_file(files: Mapping[str, bytes], path: str) -> str | None:
@@ -85,8 +100,11 @@ def template(
     where = f"{path}/{CHART_FILE}" if path else CHART_FILE
     files = [_values_file(root, chart, path, index, name) for index, name in enumerate(options.values_files)]
     helm = helm_command()
+    missing = missing_dependencies(chart, where)
     with tempfile.TemporaryDirectory(prefix="gitopsd-helm-") as scratch:
         home = Path(scratch)
+        if missing:
+            chart = _with_dependencies(chart, home / "chart", missing, options, where)
         for number, (_origin, text) in enumerate(options.values):
             extra = home / f"values-{number}.yaml"
             extra.write_text(text)
@@ -104,6 +122,41 @@ def template(
             argv += ["--values", str(file)]
         output = _run(argv, root, _environment(home), where, timeout, limit)
     return list(_documents(output, path))
+
+
+def missing_dependencies(chart: Path, where: str) -> list[Dependency]:
+    """The ``Chart.lock`` entries from a repository that ``charts/`` does not hold (archive or directory)."""
+    lock = chart / "Chart.lock"
+    if not lock.is_file():
+        return []
+    try:
+        entries = (yaml.safe_load(lock.read_text()) or {}).get("dependencies") or []
+    except (yaml.YAMLError, AttributeError, UnicodeDecodeError) as exc:
+        raise HelmError(f"{where}: Chart.lock cannot be read: {str(exc)[:200]}") from None
+    missing = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        name, version, repository = (str(entry.get(k) or "") for k in ("name", "version", "repository"))
+        if not re.match(r"^(https?|oci)://", repository):
+            continue  # file:// and the like: helm reads them from charts/ (or says they are missing)
+        charts = chart / "charts"
+        if (charts / f"{name}-{version}.tgz").is_file() or (charts / name / CHART_FILE).is_file():
+            continue
+        missing.append(Dependency(repository.rstrip("/"), name, version))
+    return missing
+
+
+def _with_dependencies(chart: Path, copy: Path, missing: list[Dependency], options: HelmOptions, where: str) -> Path:
+    if options.fetch_dependency is None:
+        names = ", ".join(f"{d.name} {d.version}" for d in missing)
+        raise HelmError(f"{where}: Chart.lock dependencies are not in charts/ ({names}) and cannot be fetched here")
+    shutil.copytree(chart, copy, symlinks=True)
+    (copy / "charts").mkdir(exist_ok=True)
+    for dep in missing:
+        archive = options.fetch_dependency(dep.repository, dep.name, dep.version)
+        shutil.copyfile(archive, copy / "charts" / f"{dep.name}-{dep.version}.tgz")
+    return copy
 
 
 def _values_file(root: Path, chart: Path, path: str, index: int, name: str) -> Path:

@@ -110,12 +110,21 @@ class Charts:
         unpacked = self.cache_dir / "unpacked" / slot
         async with self._locks[("tree", key)]:
             if not unpacked.is_dir():
-                archive = await self._archive(chart, revision.commit, login, slot)
+                async with self._locks[("archive", key)]:
+                    archive = await self._archive(chart, revision.commit, login, slot)
                 await asyncio.to_thread(_unpack, archive, unpacked, f"{chart.name}@{revision.commit}")
         top = next((p.name for p in sorted(unpacked.iterdir()) if (p / "Chart.yaml").is_file()), None)
         if top is None:
             raise ChartError(f"{chart.name}@{revision.commit}: the archive holds no chart directory", transient=False)
         return LocalTree(unpacked), top
+
+    async def dependency(self, repository: str, name: str, version: str) -> Path:
+        """The packaged chart of a ``Chart.lock`` entry (exact version), downloaded once and kept."""
+        chart = ChartSpec(repository, name, version)
+        key = (repository, name, version)
+        slot = hashlib.sha256("\0".join(key).encode()).hexdigest()[:32]
+        async with self._locks[("archive", key)]:
+            return await self._archive(chart, version, None, slot)
 
     async def _versions(self, chart: ChartSpec, login: Login | None, max_age: float) -> list[str]:
         if not chart.oci:

@@ -11,7 +11,7 @@ import pytest
 from e2e.cluster import ClusterInfo
 from e2e.daemon import DaemonProcess
 from e2e.gitrepo import WorkRepo
-from e2e.helmrepo import HelmRepo, OciRegistry
+from e2e.helmrepo import HelmRepo, OciRegistry, write_chart
 from tests.gitopsd.conftest import (
     apply_objects,
     environment,
@@ -105,6 +105,45 @@ def test_chart_from_git_with_values_files_values_from_and_crds(
     assert data["kube"].startswith("v1.") and data["hasDeployments"] == "true"
     assert config(gitopsd_crd, app, "web-db")["size"] == "large"
     assert get_json(gitopsd_crd, f"widgets.{group}", "w1", "-n", app)["kind"] == "Widget"
+
+
+def test_chart_lock_dependencies_are_fetched_from_their_repository_once(
+    gitopsd_crd: ClusterInfo,
+    namespaces: Callable[[str], str],
+    repo: WorkRepo,
+    helm_repo: HelmRepo,
+    tmp_path: Path,
+    start_daemon: Callable[..., DaemonProcess],
+) -> None:
+    """A Git chart whose Chart.lock names a dependency not in charts/: fetched from the repository before the
+    (offline) render, once for both Environments that use it."""
+    ops, app = namespaces("helm-lock"), namespaces("helm-lock-app")
+    db = write_chart(
+        tmp_path / "db",
+        {
+            "Chart.yaml": "apiVersion: v2\nname: db\nversion: 0.3.0\n",
+            "templates/db.yaml": (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-db\n"
+                "data:\n  version: {{ .Chart.Version | quote }}\n"
+            ),
+        },
+    )
+    helm_repo.publish(db)
+    lock = f"dependencies:\n- name: db\n  repository: {helm_repo.url}\n  version: 0.3.0\ndigest: sha256:0\n"
+    chart = shop_chart(tmp_path / "chart", "0.1.0", extra={"Chart.lock": lock})
+    deps = f"dependencies:\n- name: db\n  repository: {helm_repo.url}\n  version: 0.3.0\n"
+    (chart / "Chart.yaml").write_text((chart / "Chart.yaml").read_text() + deps)
+    repo.commit({f"deploy/{p.relative_to(chart)}": p.read_text() for p in chart.rglob("*") if p.is_file()})
+    start_daemon(f"--namespace={ops}")
+    apply_objects(
+        gitopsd_crd,
+        environment("one", ops, repo.file_url, target=app, branch="main", helm={"releaseName": "one"}),
+        environment("two", ops, repo.file_url, target=app, branch="main", helm={"releaseName": "two"}),
+    )
+    wait_ready(gitopsd_crd, ops, "one")
+    wait_ready(gitopsd_crd, ops, "two")
+    assert config(gitopsd_crd, app, "one-db")["version"] == config(gitopsd_crd, app, "two-db")["version"] == "0.3.0"
+    assert helm_repo.counts["/db-0.3.0.tgz"] == 1
 
 
 def test_chart_from_http_repository_upgrades_in_range_and_rolls_back_with_the_repository_down(
