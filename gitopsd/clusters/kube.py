@@ -93,7 +93,7 @@ class TargetKube(Kube):
                     reason="ClusterCertificateInvalid",
                     transient=False,
                 ) from exc
-            raise ClusterUnreachable(self.cluster, f"unreachable: {exc}") from exc
+            raise ClusterUnreachable(self.cluster, f"unreachable: {_cause(exc)}") from exc
         except BaseException:
             breaker.abandon()
             raise
@@ -104,10 +104,9 @@ class TargetKube(Kube):
 
 def refused(cluster: str, breaker: Breaker) -> ClusterUnreachable:
     """The error of a call the open circuit of ``cluster`` refused (no request made)."""
+    # No counts or seconds in it: the condition (and its Warning Event) stays the same while the outage lasts.
     return ClusterUnreachable(
-        cluster,
-        f"unreachable ({breaker.failures} failed attempt(s) in a row, the last: {breaker.last_error or 'no answer'});"
-        f" next try in {breaker.retry_in():.0f}s",
+        cluster, f"unreachable: {breaker.last_error or 'no answer'} (circuit open: tried again with backoff)"
     )
 
 

@@ -28,9 +28,9 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -61,13 +61,20 @@ KEY_NAMESPACE = INSTALL_NAMESPACE
 NAMESPACES = "/api/v1/namespaces"
 
 
+async def _no_renewal() -> WatchCache | None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Built:
-    """A target's client and watch cache, and how to close them (``Registry.make`` returns it)."""
+    """A target's client and watch cache, how to close them, and how to start the watches over
+    (``renew``: after an outage, a watch stuck on a black-holed connection would stay silent for
+    minutes). ``Registry.make`` returns it."""
 
     kube: KubeAPI
     cache: WatchCache | None
     close: Callable[[], Awaitable[None]]
+    renew: Callable[[], Awaitable[WatchCache | None]] = _no_renewal
 
 
 #: Builds the client of cluster ``name`` (its breaker given) from a connection.
@@ -98,15 +105,27 @@ class NullMeter:
 def make_target_client(name: str, connection: Connection, breaker: Breaker, meter: ClusterMeter) -> Built:
     """The real client: a breaker-guarded ``TargetKube``, and a watch cache over its own pool."""
     kube = TargetKube(connection, cluster=name, breaker=breaker, observe=lambda s, ok: meter.request(name, s, ok))
-    watch_client = Kube(connection, max_connections=0, connect_timeout=kube.transport.connect_timeout)
-    cache = WatchCache(watch_client, label=ENVIRONMENT_LABEL, field_manager=FIELD_MANAGER)
 
-    async def close() -> None:
+    def watches() -> tuple[Kube, WatchCache]:
+        watch_client = Kube(connection, max_connections=0, connect_timeout=kube.transport.connect_timeout)
+        return watch_client, WatchCache(watch_client, label=ENVIRONMENT_LABEL, field_manager=FIELD_MANAGER)
+
+    current = [watches()]
+
+    async def stop(watch_client: Kube, cache: WatchCache) -> None:
         await cache.close()
         await watch_client.close()
+
+    async def renew() -> WatchCache:
+        old, current[0] = current[0], watches()
+        await stop(*old)
+        return current[0][1]
+
+    async def close() -> None:
+        await stop(*current[0])
         await kube.close()
 
-    return Built(kube, cache, close)
+    return Built(kube, current[0][1], close, renew)
 
 
 class Registry:
@@ -137,6 +156,7 @@ class Registry:
         self._targets: dict[str, Target] = {}
         self._retired: list[Target] = []
         self._closing: set[asyncio.Task[None]] = set()
+        self._built: dict[str, Built] = {}
 
     def targets(self) -> dict[str, Target]:
         """The live targets by cluster name."""
@@ -212,6 +232,7 @@ class Registry:
         if built.cache is not None:
             self.on_cache(built.cache)
         store = TargetStore(built.kube, keys=Keyring(built.kube, namespace=KEY_NAMESPACE))
+        self._built[name] = built
         target = Target(
             name=name,
             kube=built.kube,
@@ -232,7 +253,19 @@ class Registry:
             log.warning("cluster unreachable: circuit open", cluster=name, error=breaker.last_error if breaker else "")
         elif state == "closed":
             log.info("cluster reachable again", cluster=name)
+            self._background(self._renew(name), f"renew watches of {name}")
             self.on_recovered(name)
+
+    async def _renew(self, name: str) -> None:
+        """Start the target's watches over, and have its appliers read from the new cache."""
+        target, built = self._targets.get(name), self._built.get(name)
+        if target is None or built is None:
+            return
+        cache = await built.renew()
+        if cache is not None and self._targets.get(name) is target:
+            self.on_cache(cache)
+            target.applier.cache = cache
+            target.appliers.clear()  # impersonating views hold the old cache: made again on use
 
     async def _check_namespace(self, target: Target, namespace: str) -> None:
         """The records' namespace (and the signing key's) exist on the target; each checked once."""
@@ -274,7 +307,10 @@ class Registry:
             self._close_later(target)
 
     def _close_later(self, target: Target) -> None:
-        task = asyncio.get_running_loop().create_task(target.close(), name=f"close cluster {target.name}")
+        self._background(target.close(), f"close cluster {target.name}")
+
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(work, name=name)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -283,6 +319,7 @@ class Registry:
         for name, target in list(self._targets.items()):
             if target.users <= 0 and now - target.last_used >= self.idle:
                 del self._targets[name]
+                self._built.pop(name, None)
                 self.meter.forget(name)
                 self._close_later(target)
 
