@@ -4,9 +4,9 @@
 #   docker build -t registry.example.com/gitopsd:0.1.0 .
 #
 # Stages: `build` installs the distribution into a virtualenv (wheels only: no compiler is
-# needed, and none reaches the final image); `kubectl` fetches a checksum-verified kubectl
-# (which carries kustomize as `kubectl kustomize`); the final stage holds the virtualenv, git,
-# openssh-client, tini and kubectl, and runs as an unprivileged user.
+# needed, and none reaches the final image); `kubectl` and `helm` fetch checksum-verified
+# binaries (kubectl carries kustomize as `kubectl kustomize`); the final stage holds the
+# virtualenv, git, openssh-client, tini, kubectl and helm, and runs as an unprivileged user.
 
 # Base images, pinned by digest: the tag is there for readers, the digest is what gets pulled,
 # so a rebuild gets the same bases until someone moves the pin on purpose. The digests are the
@@ -30,6 +30,10 @@ ARG KUBECTL_VERSION=v1.33.13
 # holding /kubectl replaces it where dl.k8s.io is out of reach (`python -m e2e.image build`
 # passes one built from kubectl's Go module; the download stage is then skipped).
 ARG KUBECTL_IMAGE=kubectl-download
+# helm renders Environments that name a chart (docs/helm.md); e2e/binaries.py builds this version.
+ARG HELM_VERSION=v4.3.2
+# HELM_IMAGE: like KUBECTL_IMAGE, an image holding /helm instead of the get.helm.sh download.
+ARG HELM_IMAGE=helm-download
 
 FROM ${BUILD_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -45,22 +49,36 @@ RUN python -m venv /opt/gitopsd \
  && find /opt/gitopsd -name '__pycache__' -prune -exec rm -rf {} + \
  && /opt/gitopsd/bin/python -m compileall -q /opt/gitopsd/lib
 
-FROM ${DEBIAN_IMAGE} AS kubectl-download
+# Downloads only: nothing of these stages but the verified binaries reaches the image.
+FROM ${DEBIAN_IMAGE} AS fetch
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/*
+
+FROM fetch AS kubectl-download
 ARG KUBECTL_VERSION
 # Set by BuildKit and buildah for each platform of a multi-arch build. No default here: a default
 # would win over the platform's value, and an arm64 image would get an amd64 kubectl. Builders
 # that set nothing build for the machine they run on, which dpkg names the same way (amd64, arm64).
 ARG TARGETARCH
-RUN apt-get update \
- && apt-get install --yes --no-install-recommends ca-certificates curl \
- && rm -rf /var/lib/apt/lists/*
 RUN arch="${TARGETARCH:-$(dpkg --print-architecture)}" \
  && curl -fsSLo /kubectl "https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${arch}/kubectl" \
  && curl -fsSLo /kubectl.sha256 "https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${arch}/kubectl.sha256" \
  && echo "$(cat /kubectl.sha256)  /kubectl" | sha256sum --check --strict - \
  && chmod 0755 /kubectl
 
+FROM fetch AS helm-download
+ARG HELM_VERSION
+ARG TARGETARCH
+RUN arch="${TARGETARCH:-$(dpkg --print-architecture)}" \
+ && curl -fsSLo /helm.tgz "https://get.helm.sh/helm-${HELM_VERSION}-linux-${arch}.tar.gz" \
+ && curl -fsSLo /helm.tgz.sha256sum "https://get.helm.sh/helm-${HELM_VERSION}-linux-${arch}.tar.gz.sha256sum" \
+ && echo "$(cut -d' ' -f1 /helm.tgz.sha256sum)  /helm.tgz" | sha256sum --check --strict - \
+ && tar -xzf /helm.tgz -C / --strip-components=1 "linux-${arch}/helm" \
+ && chmod 0755 /helm
+
 FROM ${KUBECTL_IMAGE} AS kubectl
+FROM ${HELM_IMAGE} AS helm
 
 FROM ${PYTHON_IMAGE}
 # git + openssh-client: fetching sources (https and ssh); tini: PID 1, forwards SIGTERM to the
@@ -70,6 +88,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && python -m pip uninstall --yes pip setuptools wheel || true
 COPY --from=kubectl /kubectl /usr/local/bin/kubectl
+COPY --from=helm /helm /usr/local/bin/helm
 COPY --from=build /opt/gitopsd /opt/gitopsd
 # The uid/gid the manifests run as (runAsUser: 65532); no home, no shell, no password.
 RUN groupadd --system --gid 65532 gitopsd \

@@ -5,15 +5,16 @@ kubectl cannot be fetched from dl.k8s.io. ``python -m e2e.image build`` stands i
 
 1. ``mmdebstrap --variant=minbase`` makes a Debian bookworm root filesystem with Python 3.11
    (what python:3.11-slim-bookworm carries) and ``podman import`` turns it into a local base;
-2. kubectl, built from its Go module by e2e/binaries.py, becomes a one-file image
-   (``localhost/gitopsd-kubectl:<version>``) the Dockerfile takes through ``KUBECTL_IMAGE``;
+2. kubectl and helm, built from their Go modules by e2e/binaries.py, become one-file images
+   (``localhost/gitopsd-kubectl:<version>``, ``-helm:``) the Dockerfile takes through
+   ``KUBECTL_IMAGE`` and ``HELM_IMAGE`` instead of downloading them;
 3. ``podman build`` (runc, lowered rlimits, host network for apt and pip) builds the Dockerfile
    with those as build arguments and tags ``localhost/gitopsd:dev``;
 4. ``podman save --format oci-archive`` writes ``~/.cache/gitopsd/images/gitopsd-dev-<hash>.oci.tar``,
    named for podman and containerd alike (e2e/oci.py). Its path is the last line of stdout.
 
 The hash covers every input (Dockerfile, .dockerignore, pyproject.toml, README.md, the package
-sources, the base recipe, kubectl's version), so a second build with nothing changed returns
+sources, the base recipe, kubectl's and helm's versions), so a second build with nothing changed returns
 the archive at once; podman's layer cache makes a rebuild after a source edit quicker.
 
 For other harness parts (helper of issue 18's real node: the pause image) this module re-exports
@@ -43,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def check_tools() -> None:
         )
 
 
-def _run(step: str, cmd: Sequence[str], log: Path | None = None, cwd: Path | None = None) -> str:
+def run_step(step: str, cmd: Sequence[str], log: Path | None = None, cwd: Path | None = None) -> str:
     """Run one step; on failure raise ImageBuildError naming it, with the output's tail."""
     _log(f"{step}: {' '.join(cmd)}")
     proc = subprocess.run(list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -163,9 +164,10 @@ def base_key() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def input_key(kubectl_version: str) -> str:
+def input_key() -> str:
     """Hash of everything that goes into the image: a changed input means a new archive."""
-    h = hashlib.sha256(f"{RECIPE_VERSION}|base={base_key()}|kubectl={kubectl_version}\n".encode())
+    versions = f"kubectl={binaries.KUBERNETES_VERSION}|helm={binaries.HELM_VERSION}"
+    h = hashlib.sha256(f"{RECIPE_VERSION}|base={base_key()}|{versions}\n".encode())
     for path in _source_files():
         h.update(path.relative_to(REPO).as_posix().encode() + b"\0")
         h.update(hashlib.sha256(path.read_bytes()).digest())
@@ -188,26 +190,25 @@ def ensure_base(*, fresh: bool = False) -> str:
         tmp.unlink(missing_ok=True)
         include = f"--include={','.join(BASE_PACKAGES)}"
         cmd = ["mmdebstrap", "--variant=minbase", "--format=tar", include, *BASE_OPTIONS, SUITE, str(tmp), MIRROR]
-        _run("mmdebstrap (Debian base root filesystem)", cmd, images_dir() / f"base-{key}.log")
+        run_step("mmdebstrap (Debian base root filesystem)", cmd, images_dir() / f"base-{key}.log")
         tmp.replace(out)
     changes = ["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "ENV LANG=C.UTF-8"]
     cmd = ["podman", "import", *[a for c in changes for a in ("--change", c)], str(out), ref]
-    _run("podman import (base image)", cmd)
+    run_step("podman import (base image)", cmd)
     return ref
 
 
-def ensure_kubectl_image() -> str:
-    """A one-file image holding /kubectl, built from its Go module (no dl.k8s.io here)."""
-    version = binaries.KUBERNETES_VERSION
-    ref = f"localhost/gitopsd-kubectl:{version}"
+def ensure_binary_image(name: str, version: str, ensure: Callable[[], Path]) -> str:
+    """A one-file image holding /<name>, built from its Go module (no dl.k8s.io or get.helm.sh here)."""
+    ref = f"localhost/gitopsd-{name}:{version}"
     if _image_exists(ref):
         return ref
     try:
-        kubectl = binaries.ensure_kubectl()
+        binary = ensure()
     except binaries.BinariesUnavailable as exc:
-        raise ImageBuildError(f"image build step 'kubectl (Go build)' failed: {exc}") from exc
-    archive = archive_from_binary(kubectl, ref, images_dir() / f"kubectl-{version}.oci.tar", path="/kubectl")
-    _run("podman load (kubectl stage image)", ["podman", "load", "--input", str(archive)])
+        raise ImageBuildError(f"image build step '{name} (Go build)' failed: {exc}") from exc
+    archive = archive_from_binary(binary, ref, images_dir() / f"{name}-{version}.oci.tar", path=f"/{name}")
+    run_step(f"podman load ({name} stage image)", ["podman", "load", "--input", str(archive)])
     return ref
 
 
@@ -240,7 +241,7 @@ def ensure_build_base(base: str) -> str:
             f"FROM {base}\nCOPY pip.conf /etc/pip.conf\n" + (f"COPY ca.pem {BUILD_CA}\n" if ca_bytes else "")
         )
         cmd = ["podman", "build", "--runtime", "runc", *ULIMITS, "--pull=never", "--tag", ref, str(ctx)]
-        _run("podman build (build-stage base with pip settings)", cmd)
+        run_step("podman build (build-stage base with pip settings)", cmd)
     return ref
 
 
@@ -272,13 +273,14 @@ def build(*, force: bool = False, no_cache: bool = False, fresh_base: bool = Fal
     started = time.monotonic()
     check_tools()
     images_dir().mkdir(parents=True, exist_ok=True)
-    key = input_key(binaries.KUBERNETES_VERSION)
+    key = input_key()
     archive = images_dir() / f"gitopsd-dev-{key}.oci.tar"
     if archive.is_file() and not (force or no_cache or fresh_base):
         return BuiltImage(IMAGE_REF, archive, cached=True, seconds=time.monotonic() - started)
     base = ensure_base(fresh=fresh_base)
     build_base = ensure_build_base(base)
-    kubectl = ensure_kubectl_image()
+    kubectl = ensure_binary_image("kubectl", binaries.KUBERNETES_VERSION, binaries.ensure_kubectl)
+    helm = ensure_binary_image("helm", binaries.HELM_VERSION, binaries.ensure_helm)
     with tempfile.TemporaryDirectory(prefix="gitopsd-image-") as scratch:
         ctx = Path(scratch) / "context"
         ctx.mkdir()
@@ -300,15 +302,18 @@ def build(*, force: bool = False, no_cache: bool = False, fresh_base: bool = Fal
             f"DEBIAN_IMAGE={base}",
             "--build-arg",
             f"KUBECTL_IMAGE={kubectl}",
+            "--build-arg",
+            f"HELM_IMAGE={helm}",
             *(["--no-cache"] if no_cache else []),
             "--tag",
             IMAGE_REF,
             str(ctx),
         ]
-        _run("podman build (Dockerfile)", cmd, images_dir() / f"build-{key}.log")
+        run_step("podman build (Dockerfile)", cmd, images_dir() / f"build-{key}.log")
     tmp = archive.with_name(archive.name + ".tmp")
     tmp.unlink(missing_ok=True)
-    _run("podman save (OCI archive)", ["podman", "save", "--format", "oci-archive", "--output", str(tmp), IMAGE_REF])
+    save = ["podman", "save", "--format", "oci-archive", "--output", str(tmp), IMAGE_REF]
+    run_step("podman save (OCI archive)", save)
     name_images(tmp, IMAGE_REF)
     tmp.replace(archive)
     _prune(archive)
