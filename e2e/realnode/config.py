@@ -31,7 +31,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   address = "{lay.containerd_socket}"
 
 [ttrpc]
-  address = "{c / "containerd.ttrpc.sock"}"
+  address = "{lay.run_dir / "containerd.ttrpc.sock"}"
 
 [plugins."io.containerd.internal.v1.opt"]
   path = "{c / "opt"}"

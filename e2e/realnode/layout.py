@@ -9,7 +9,8 @@ SIGKILL) finds all of it again from the slot alone:
 - a veth pair ``grn<n>h`` (host) / ``grn<n>n`` (node) on a private link network, with a host
   route to the pod network; the node namespace has no default route, so nothing leaves the
   machine;
-- a cgroup ``/gitopsd-rn<n>`` in every cgroup-v1 hierarchy, the kubelet's cgroup root.
+- a cgroup ``/gitopsd-rn<n>`` in every cgroup-v1 hierarchy, the kubelet's cgroup root;
+- ``/run/gitopsd-realnode/<n>.json`` (who owns the slot) and ``n<n>/`` (containerd's sockets).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from pathlib import Path
 from typing import Literal
 
 IPFamily = Literal["ipv4", "ipv6"]
+# Slot records and the nodes' sockets (a unix socket path must stay under ~104 bytes, which a
+# cluster directory under pytest's tmp_path does not).
+RUN_ROOT = Path("/run/gitopsd-realnode")
 NODE_NAME = "real-node"
 NODE_LABEL = "e2e.gitopsd.dev/real-node"
 
@@ -88,8 +92,13 @@ class NodeLayout:
     # -- files ----------------------------------------------------------------------------
 
     @property
+    def run_dir(self) -> Path:
+        """Short-path directory of the node's sockets."""
+        return RUN_ROOT / f"n{self.slot}"
+
+    @property
     def containerd_socket(self) -> Path:
-        return self.root / "containerd" / "containerd.sock"
+        return self.run_dir / "containerd.sock"
 
     @property
     def cni_conf_dir(self) -> Path:

@@ -138,6 +138,7 @@ class RealNode:
         (lay.root / "snapshotter").write_text(self.snapshotter)
         toml = lay.root / "containerd" / "config.toml"
         toml.parent.mkdir(parents=True, exist_ok=True)
+        lay.run_dir.mkdir(parents=True, exist_ok=True)
         toml.write_text(config.containerd_toml(lay, self.snapshotter, cni_bin, runc))
         ctrd = self._launch(lay, "containerd", [containerd, f"--config={toml}", "--log-level=warn"])
         procs.wait_until(
@@ -239,6 +240,10 @@ class RealNode:
         """Import an OCI archive into the node's containerd; return the image names it carried."""
         return load_image(self._lay, archive)
 
+    def images(self) -> list[str]:
+        """Names of the images in the node's containerd (namespace k8s.io)."""
+        return self._ctr("images", "list", "--quiet").stdout.split()
+
     def stop(self) -> list[str]:
         """Stop every process and remove what the node made; return what could not be removed."""
         self._procs.stop()
@@ -325,6 +330,7 @@ def load_image(lay: NodeLayout, archive: Path) -> list[str]:
 
 def load_image_into(directory: Path, archive: Path) -> list[str]:
     """:func:`load_image` for the real node of the cluster in ``directory`` (another process's)."""
+    oci.image_names(archive)  # a wrong file is named as such, running node or not
     lay = system.record_for(directory.resolve())
     if lay is None:
         raise ImageLoadError(f"{directory} has no running real node (start it with `up --real-node`)")
@@ -337,5 +343,4 @@ def stop_directory(directory: Path) -> list[str] | None:
     lay = system.record_for(directory)
     if lay is None:
         return None
-    system.kill_mentioning(str(lay.root))
     return system.teardown(lay)

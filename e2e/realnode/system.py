@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -19,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from e2e import procs
-from e2e.realnode.layout import IPFamily, NodeLayout
+from e2e.realnode.layout import RUN_ROOT, IPFamily, NodeLayout
 
-RECORDS = Path("/run/gitopsd-realnode")
+RECORDS = RUN_ROOT
 CGROUP_V1 = Path("/sys/fs/cgroup")
 
 
@@ -220,11 +221,13 @@ def kill_mentioning(needle: str) -> None:
 
 def teardown(lay: NodeLayout) -> list[str]:
     """Remove everything the node made; return what could not be removed."""
-    kill_mentioning(str(lay.root))
-    remove_cgroups(lay)
-    kill_mentioning(str(lay.root))
+    for _ in range(2):  # again after the cgroups: a shim may have started a process meanwhile
+        kill_mentioning(str(lay.root) + "/")
+        kill_mentioning(str(lay.run_dir) + "/")  # containerd shims name the socket
+        remove_cgroups(lay)
     left = unmount_all(lay.root)
     delete_network(lay)
+    shutil.rmtree(lay.run_dir, ignore_errors=True)
     with _records_locked(), contextlib.suppress(FileNotFoundError):
         (RECORDS / f"{lay.slot}.json").unlink()
     problems = [f"still mounted: {p}" for p in left]

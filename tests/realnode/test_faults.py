@@ -1,0 +1,179 @@
+"""Faults of the real node: a missing or failing component fails the start naming it and leaves
+nothing running or mounted; a harness killed with SIGKILL leaves a node that the next start
+reaps; an image archive that is not an OCI archive is refused with a clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from e2e import procs
+from e2e.binaries import Binaries, NodeBinaries, ensure_node_binaries
+from e2e.cluster import LocalCluster
+from e2e.realnode import images, system
+from e2e.realnode.node import RealNode
+from tests.realnode.conftest import RealCluster
+
+pytestmark = pytest.mark.cluster
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _mentioning(needle: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if needle.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return [p for p in found if procs.pid_alive(p)]
+
+
+def _host_state() -> set[str]:
+    """Network namespaces, host links and cgroups that real nodes own right now."""
+    found = {p.name for p in Path("/run/netns").glob("gitopsd-rn*")} if Path("/run/netns").is_dir() else set()
+    found |= {f"link {p.name}" for p in Path("/sys/class/net").glob("grn*")}
+    found |= {str(p) for p in Path("/sys/fs/cgroup").glob("*/gitopsd-rn*")}
+    return found
+
+
+def _assert_nothing_left(directory: Path, before: set[str]) -> None:
+    assert _mentioning(str(directory)) == [], "processes of the node still run"
+    assert system.mounts_under(directory) == []
+    assert _host_state() <= before, f"left on the host: {sorted(_host_state() - before)}"
+    assert system.record_for(directory) is None
+
+
+@pytest.mark.parametrize("fault", ["kubelet missing", "containerd missing", "kubelet fails"])
+def test_a_component_that_cannot_start_is_named_and_nothing_is_left(
+    fault: str, binaries: Binaries, tmp_path: Path
+) -> None:
+    """Missing kubelet or containerd, or a kubelet that exits: StartupError naming it; nothing running or mounted."""
+    node_bins = ensure_node_binaries()
+    directory = tmp_path / "c"
+    cluster = LocalCluster(directory, "ipv4", binaries=binaries, nodes=1, real_node=True)
+    expected: tuple[str, ...]
+    if fault == "kubelet missing":
+        node = RealNode(directory, "ipv4", binaries=NodeBinaries(tmp_path / "no" / "kubelet", node_bins.kube_proxy))
+        expected = ("kubelet cannot start", str(tmp_path / "no" / "kubelet"))
+    elif fault == "containerd missing":
+        node = RealNode(directory, "ipv4", containerd=str(tmp_path / "no" / "containerd"))
+        expected = ("containerd cannot start", str(tmp_path / "no" / "containerd"))
+    else:
+        fake = tmp_path / "kubelet"
+        fake.write_text("#!/bin/sh\necho 'E0000 fake kubelet: unknown flag --nope' >&2\nexit 3\n")
+        fake.chmod(0o755)
+        node = RealNode(directory, "ipv4", binaries=NodeBinaries(fake, node_bins.kube_proxy))
+        expected = ("kubelet exited with code 3", "fake kubelet: unknown flag")
+    cluster.real_node = node
+    before = _host_state()
+    with pytest.raises(procs.StartupError) as err:
+        cluster.start(timeout=240)
+    for text in expected:
+        assert text in str(err.value), str(err.value)
+    _assert_nothing_left(directory, before)
+    cluster.stop(remove=True)
+
+
+def test_a_node_left_by_a_sigkilled_harness_is_reaped_by_the_next_start(tmp_path: Path, binaries: Binaries) -> None:
+    """SIGKILL the harness while a pod runs: its shim, mounts and netns outlive it; reap_stale removes them all."""
+    directory = tmp_path / "killed"
+    before = _host_state()
+    script = textwrap.dedent(
+        f"""
+        import sys, time, json, subprocess
+        from pathlib import Path
+        from e2e.cluster import LocalCluster
+        from e2e.realnode import images
+        from e2e.realnode.images import HTTPD_IMAGE
+        from e2e.realnode.node import pod_manifest
+        cluster = LocalCluster(Path({str(directory)!r}), "ipv4", nodes=1, real_node=True)
+        info = cluster.start()
+        cluster.real_node.load_image(images.httpd_archive())
+        pod = json.dumps(pod_manifest("left", HTTPD_IMAGE, readiness_path="/ready"))
+        kc = f"--kubeconfig={{info.kubeconfig}}"
+        subprocess.run(["kubectl", kc, "create", "-f", "-"], input=pod, text=True, check=True)
+        subprocess.run(["kubectl", kc, "wait", "--for=condition=Ready", "pod/left", "--timeout=90s"], check=True)
+        print("READY", flush=True)
+        time.sleep(3600)
+        """
+    )
+    harness = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert harness.stdout is not None
+        lines = []
+        for line in harness.stdout:
+            lines.append(line)
+            if line.strip() == "READY":
+                break
+        assert lines and lines[-1].strip() == "READY", "".join(lines[-40:])
+        harness.send_signal(signal.SIGKILL)
+        harness.wait(timeout=10)
+        left = system.record_for(directory)
+        assert left is not None
+        # What outlives a SIGKILL: the container's shim, the node's mounts and network namespace.
+        kubelet = f"--root-dir={left.kubelet_dir}"
+        procs.wait_until("the kubelet to die with its parent", lambda: not _mentioning(kubelet), timeout=15)
+        assert _mentioning(str(left.containerd_socket)), "expected the shim of pod 'left' to outlive the harness"
+        assert system.mounts_under(directory) and left.netns_path.exists()
+        assert left in system.stale_layouts()
+
+        reaped = system.reap_stale()
+        assert directory in reaped
+        _assert_nothing_left(directory, before)
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+        leftover = system.record_for(directory)
+        if leftover is not None:
+            system.teardown(leftover)
+
+
+def test_load_image_refuses_an_archive_that_is_not_oci(tmp_path: Path) -> None:
+    """A docker-save style tarball and a text file: exit 1 and a message naming the file and what is missing."""
+    docker_style = tmp_path / "docker.tar"
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps([{"Config": "c.json", "RepoTags": ["x:1"], "Layers": []}]))
+    with tarfile.open(docker_style, "w") as tar:
+        tar.add(manifest, arcname="manifest.json")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    cluster_dir = tmp_path / "c"
+    cluster_dir.mkdir()
+    for bad, why in ((docker_style, "no oci-layout and index.json"), (text, "is not an OCI image archive")):
+        out = subprocess.run(
+            [sys.executable, "-m", "e2e.cluster", "load-image", "--dir", str(cluster_dir), str(bad)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 1, out
+        assert str(bad) in out.stderr and why in out.stderr, out.stderr
+
+
+def test_load_image_imports_an_oci_archive_into_the_running_node(real_cluster_ipv4: RealCluster) -> None:
+    """`e2e.cluster load-image` names the image it loaded, and containerd lists it."""
+    directory = real_cluster_ipv4.info.directory
+    out = subprocess.run(
+        [sys.executable, "-m", "e2e.cluster", "load-image", "--dir", str(directory), str(images.pause_archive())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert images.PAUSE_IMAGE in out.stdout
+    listed = real_cluster_ipv4.node.images()
+    assert images.PAUSE_IMAGE in listed and images.HTTPD_IMAGE in listed
