@@ -2,7 +2,9 @@
 
 Exit codes follow ``kubectl diff``: 0 no differences, 1 differences, 2 any error at all (a
 bad flag, no cluster, the Environment not found, a render that fails), so a script can
-tell "would change something" from "could not tell".
+tell "would change something" from "could not tell". An Environment with ``spec.kubeConfig``
+is rendered here as the daemon renders it and compared with the live objects of its target
+cluster (an unreachable target: exit 2).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from gitopsd.apply import Applier, ApplyOptions, Inventory
 from gitopsd.cli.common import add_kube_args, env_name, fetch_environment, kube_from, namespace_of
 from gitopsd.cli.preview import render_environment
+from gitopsd.cli.target import target_of
 from gitopsd.usage import EXIT_USAGE
 
 
@@ -33,7 +36,8 @@ async def run(args: argparse.Namespace) -> int:
         spec = env.spec
         options = ApplyOptions(owner=env.key, prune=spec.prune, allow_empty=spec.allow_empty, force=spec.force)
         previous = Inventory.from_status((raw.get("status") or {}).get("inventory") or {})
-        result = await Applier(kube).diff(manifests, previous, options)
+        async with target_of(kube, env) as target:  # live objects of a remote Environment: on its target
+            result = await Applier(target).diff(manifests, previous, options)
     text = result.render()
     if text:
         print(f"# Environment {namespace}/{args.name}: live objects vs {revision}")

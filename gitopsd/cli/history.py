@@ -8,6 +8,9 @@ listed as invalid with the reason, never hidden (SIGNED ``no`` for a signature t
 Signatures are checked with the key in Secret ``gitopsd-release-signing`` of gitopsd's namespace
 (``--gitopsd-namespace``, else ``$GITOPSD_NAMESPACE``, else gitopsd-system). A user who may not
 read it still gets the history, SIGNED ``?``, and a warning saying why.
+
+An Environment with ``spec.kubeConfig`` keeps its records on its target cluster, signed with
+that cluster's key: they are read there, through the kubeconfig Secret (``cli.target``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from gitopsd.cli.common import (
     namespace_of,
     table,
 )
+from gitopsd.cli.target import remote_store, target_of
 from gitopsd.kube import KubeAPI
 from gitopsd.releases import Owner, Release, ReleaseError, ReleaseStore, current_number, signing
 
@@ -51,8 +55,13 @@ def add_key_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def store_for(kube: KubeAPI, args: argparse.Namespace) -> ReleaseStore:
-    """A store that checks signatures with the daemon's key, read only (never created by a user)."""
+def store_for(kube: KubeAPI, args: argparse.Namespace, target: KubeAPI | None = None) -> ReleaseStore:
+    """A store that checks signatures with the daemon's key, read only (never created by a user).
+
+    ``target``: the cluster a remote Environment deploys into (``cli.target``), which keeps its
+    records and their signing key; ``--gitopsd-namespace`` does not apply there."""
+    if target is not None and target is not kube:
+        return remote_store(target)
     namespace = signing.cli_namespace(getattr(args, "gitopsd_namespace", None))
     return ReleaseStore(kube, keys=signing.Keyring(kube, namespace, create=False, required=False))
 
@@ -61,7 +70,8 @@ async def run(args: argparse.Namespace) -> int:
     namespace = namespace_of(args)
     async with kube_from(args) as kube:
         _, env = await fetch_environment(kube, namespace, args.name)
-        found = await store_for(kube, args).read_all(Owner(env.namespace, env.name, env.uid))
+        async with target_of(kube, env) as target:
+            found = await store_for(kube, args, target).read_all(Owner(env.namespace, env.name, env.uid))
     releases, invalid, unchecked = found.releases, found.invalid, found.unchecked
     current = current_number(env.status)
     if unchecked:

@@ -34,6 +34,7 @@ from gitopsd.cli.common import (
 )
 from gitopsd.cli.history import add_key_arg, store_for
 from gitopsd.cli.identity import whoami
+from gitopsd.cli.target import target_of
 from gitopsd.fields import format_duration
 from gitopsd.kube import Kube
 from gitopsd.releases import Owner, ReleaseError, current_number, history
@@ -73,22 +74,23 @@ async def run(args: argparse.Namespace) -> int:
                 + (f", to release {pending.to}" if pending.to else "")
                 + f"); wait for it: 'gitopsd history {args.name}'"
             )
-        store = store_for(kube, args)
         owner = Owner(env.namespace, env.name, env.uid)
-        listing = await store.scan(owner)
-        invalid: dict[int, str] = {}
-        for name, exc in listing.invalid.items():
-            match = NAME_PATTERN.match(name)
-            if match is not None:
-                invalid[int(match["n"])] = exc.message
-        try:
-            target = history.target(
-                listing.records, current_number(env.status), args.to,
-                environment=where, limit=env.spec.history_limit, invalid=invalid,
-            )  # fmt: skip
-            await store.read(owner, target.number)  # the whole record, digest checked
-        except ReleaseError as exc:
-            raise CliError(f"cannot roll back {where}: {exc.message}") from None
+        async with target_of(kube, env) as cluster:  # a remote Environment's records are on its target
+            store = store_for(kube, args, cluster)
+            listing = await store.scan(owner)
+            invalid: dict[int, str] = {}
+            for name, exc in listing.invalid.items():
+                match = NAME_PATTERN.match(name)
+                if match is not None:
+                    invalid[int(match["n"])] = exc.message
+            try:
+                target = history.target(
+                    listing.records, current_number(env.status), args.to,
+                    environment=where, limit=env.spec.history_limit, invalid=invalid,
+                )  # fmt: skip
+                await store.read(owner, target.number)  # the whole record, digest checked
+            except ReleaseError as exc:
+                raise CliError(f"cannot roll back {where}: {exc.message}") from None
         if listing.unchecked:
             print(
                 f"warning: the signature of release {target.number} was not checked here ({listing.unchecked}); "
