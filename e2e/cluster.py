@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from e2e import bootstrap, components, pki, procs
+from e2e import bootstrap, components, oci, pki, procs
 from e2e.binaries import Binaries, BinariesUnavailable, ensure_binaries
 from e2e.realnode import node as realnode
-from e2e.realnode import oci
 from e2e.realnode.layout import NODE_NAME
 
 IPFamily = Literal["ipv4", "ipv6"]
@@ -336,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "load-image":
         try:
             names = realnode.load_image_into(directory, args.archive)
-        except (oci.NotAnOCIArchive, realnode.ImageLoadError) as exc:
+        except (oci.OCIArchiveError, realnode.ImageLoadError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"loaded {', '.join(names) or '(unnamed image)'} into the real node of {directory}")

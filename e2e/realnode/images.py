@@ -2,7 +2,7 @@
 
 Each is a static Go program from ``programs/`` (no cgo, no libc, nothing else in the image),
 compiled once per source hash and cached with the other harness binaries, then written as an
-OCI archive by :mod:`e2e.realnode.oci`.
+OCI archive by :mod:`e2e.oci`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from e2e import oci
 from e2e.binaries import BinariesUnavailable, cache_root, find_go
-from e2e.realnode import oci
 
 PROGRAMS = Path(__file__).with_name("programs")
 PAUSE_IMAGE = "localhost/pause:3.10"
@@ -60,9 +60,8 @@ def _archive(program: str, image: str, entrypoint: str, user: str) -> Path:
     binary = go_program(program)
     dest = binary.parent / f"{program}.oci.tar"
     if not dest.is_file():
-        oci.write_archive(
-            dest, image, [oci.ImageFile(entrypoint, binary.read_bytes())], entrypoint=[entrypoint], user=user
-        )
+        config = oci.ImageConfig(entrypoint=(entrypoint,), user=user)
+        oci.archive_from_binary(binary, image, dest, path=entrypoint, config=config)
     return dest
 
 

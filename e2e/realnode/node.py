@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from e2e import bootstrap, pki, procs
+from e2e import bootstrap, oci, pki, procs
 from e2e.binaries import NodeBinaries, ensure_node_binaries
-from e2e.realnode import config, images, oci, system
+from e2e.realnode import config, images, system
 from e2e.realnode.layout import NODE_LABEL, NODE_NAME, IPFamily, NodeLayout
 
 CONTAINERD = "/usr/bin/containerd"
@@ -315,9 +315,9 @@ class ImageLoadError(RuntimeError):
 
 def load_image(lay: NodeLayout, archive: Path) -> list[str]:
     """Import an OCI archive into the node's containerd (namespace k8s.io, where the kubelet
-    looks); return the image names it carried. Raises :class:`oci.NotAnOCIArchive` for any
-    other file, before containerd sees it."""
-    names = oci.image_names(archive)
+    looks); return the image names it carried. Raises :class:`e2e.oci.OCIArchiveError` for
+    any other file, before containerd sees it."""
+    names = [img.name for img in oci.read_archive(archive)]
     try:
         snapshotter = (lay.root / "snapshotter").read_text().strip()
     except FileNotFoundError:
@@ -330,7 +330,7 @@ def load_image(lay: NodeLayout, archive: Path) -> list[str]:
 
 def load_image_into(directory: Path, archive: Path) -> list[str]:
     """:func:`load_image` for the real node of the cluster in ``directory`` (another process's)."""
-    oci.image_names(archive)  # a wrong file is named as such, running node or not
+    oci.read_archive(archive)  # a wrong file is named as such, running node or not
     lay = system.record_for(directory.resolve())
     if lay is None:
         raise ImageLoadError(f"{directory} has no running real node (start it with `up --real-node`)")

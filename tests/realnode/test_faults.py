@@ -151,7 +151,7 @@ def test_load_image_refuses_an_archive_that_is_not_oci(tmp_path: Path) -> None:
     text.write_text("hello")
     cluster_dir = tmp_path / "c"
     cluster_dir.mkdir()
-    for bad, why in ((docker_style, "no oci-layout and index.json"), (text, "is not an OCI image archive")):
+    for bad, why in ((docker_style, "is not an OCI archive: it has no oci-layout"), (text, "is not an OCI archive")):
         out = subprocess.run(
             [sys.executable, "-m", "e2e.cluster", "load-image", "--dir", str(cluster_dir), str(bad)],
             cwd=ROOT,
