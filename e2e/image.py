@@ -36,6 +36,7 @@ e2e/oci.py, which needs no container engine:
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import re
@@ -269,14 +270,24 @@ def image_size(ref: str = IMAGE_REF) -> int:
 
 
 def build(*, force: bool = False, no_cache: bool = False, fresh_base: bool = False) -> BuiltImage:
-    """Build (or find in the cache) the OCI archive of ``localhost/gitopsd:dev``."""
+    """Build (or find in the cache) the OCI archive of ``localhost/gitopsd:dev``.
+
+    One build at a time per machine: a second caller waits, then finds the archive.
+    """
     started = time.monotonic()
     check_tools()
     images_dir().mkdir(parents=True, exist_ok=True)
     key = input_key()
     archive = images_dir() / f"gitopsd-dev-{key}.oci.tar"
-    if archive.is_file() and not (force or no_cache or fresh_base):
-        return BuiltImage(IMAGE_REF, archive, cached=True, seconds=time.monotonic() - started)
+    with open(images_dir() / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if archive.is_file() and not (force or no_cache or fresh_base):
+            return BuiltImage(IMAGE_REF, archive, cached=True, seconds=time.monotonic() - started)
+        _build(archive, key, no_cache=no_cache, fresh_base=fresh_base)
+    return BuiltImage(IMAGE_REF, archive, cached=False, seconds=time.monotonic() - started)
+
+
+def _build(archive: Path, key: str, *, no_cache: bool, fresh_base: bool) -> None:
     base = ensure_base(fresh=fresh_base)
     build_base = ensure_build_base(base)
     kubectl = ensure_binary_image("kubectl", binaries.KUBERNETES_VERSION, binaries.ensure_kubectl)
@@ -285,39 +296,24 @@ def build(*, force: bool = False, no_cache: bool = False, fresh_base: bool = Fal
         ctx = Path(scratch) / "context"
         ctx.mkdir()
         _context(ctx)
-        cmd = [
-            "podman",
-            "build",
-            "--runtime",
-            "runc",
-            "--network",
-            "host",
-            *ULIMITS,
-            "--pull=never",
-            "--build-arg",
-            f"PYTHON_IMAGE={base}",
-            "--build-arg",
-            f"BUILD_IMAGE={build_base}",
-            "--build-arg",
-            f"DEBIAN_IMAGE={base}",
-            "--build-arg",
-            f"KUBECTL_IMAGE={kubectl}",
-            "--build-arg",
-            f"HELM_IMAGE={helm}",
-            *(["--no-cache"] if no_cache else []),
-            "--tag",
-            IMAGE_REF,
-            str(ctx),
-        ]
+        args = {
+            "PYTHON_IMAGE": base,
+            "BUILD_IMAGE": build_base,
+            "DEBIAN_IMAGE": base,
+            "KUBECTL_IMAGE": kubectl,
+            "HELM_IMAGE": helm,
+        }
+        cmd = ["podman", "build", "--runtime", "runc", "--network", "host", *ULIMITS, "--pull=never"]
+        cmd += [a for name, value in args.items() for a in ("--build-arg", f"{name}={value}")]
+        cmd += [*(["--no-cache"] if no_cache else []), "--tag", IMAGE_REF, str(ctx)]
         run_step("podman build (Dockerfile)", cmd, images_dir() / f"build-{key}.log")
-    tmp = archive.with_name(archive.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    save = ["podman", "save", "--format", "oci-archive", "--output", str(tmp), IMAGE_REF]
-    run_step("podman save (OCI archive)", save)
-    name_images(tmp, IMAGE_REF)
-    tmp.replace(archive)
+        tmp = Path(scratch) / "image.oci.tar"
+        save = ["podman", "save", "--format", "oci-archive", "--output", str(tmp), IMAGE_REF]
+        run_step("podman save (OCI archive)", save)
+        name_images(tmp, IMAGE_REF)
+        shutil.move(tmp, archive.with_name(archive.name + ".tmp"))
+        archive.with_name(archive.name + ".tmp").replace(archive)
     _prune(archive)
-    return BuiltImage(IMAGE_REF, archive, cached=False, seconds=time.monotonic() - started)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
