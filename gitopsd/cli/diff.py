@@ -16,6 +16,7 @@ from gitopsd.apply import Applier, ApplyOptions, Inventory
 from gitopsd.cli.common import add_kube_args, env_name, fetch_environment, kube_from, namespace_of
 from gitopsd.cli.preview import render_environment
 from gitopsd.cli.target import target_of
+from gitopsd.phases.classify import synced_objects
 from gitopsd.usage import EXIT_USAGE
 
 
@@ -37,7 +38,8 @@ async def run(args: argparse.Namespace) -> int:
         options = ApplyOptions(owner=env.key, prune=spec.prune, allow_empty=spec.allow_empty, force=spec.force)
         previous = Inventory.from_status((raw.get("status") or {}).get("inventory") or {})
         async with target_of(kube, env) as target:  # live objects of a remote Environment: on its target
-            result = await Applier(target).diff(manifests, previous, options)
+            # Hooks are created anew on each deploy (gitopsd.phases), never compared with live objects.
+            result = await Applier(target).diff(synced_objects(manifests), previous, options)
     text = result.render()
     if text:
         print(f"# Environment {namespace}/{args.name}: live objects vs {revision}")

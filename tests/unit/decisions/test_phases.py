@@ -127,7 +127,7 @@ async def test_a_failed_presync_hook_applies_nothing_and_runs_syncfail(world: Wo
 
 async def test_a_failed_hook_rolls_back_with_rollback_auto(world: World) -> None:
     """Release 2's migration fails: rolled back to release 1 and revision B held, like a failed health gate."""
-    Cluster(world)
+    cluster = Cluster(world)
     world.source.push("A", release("1"))
     world.create("shop", rollback={"auto": True})
     await world.reconcile("shop")
@@ -138,6 +138,8 @@ async def test_a_failed_hook_rolls_back_with_rollback_auto(world: World) -> None
     assert st["held"]["revision"] == str(b)  # held as after a failed health gate (reason HealthCheckFailed)
     assert "HookFailed" in await world.reasons("shop")
     assert world.image() == "shop:1"
+    migrations = [n for n in cluster.order if n.startswith("migrate-")]
+    assert len(migrations) == 3  # release 1, release 2 (failed), release 3 (a sync of release 1: its hooks run)
 
 
 async def test_an_unhealthy_wave_stops_the_later_waves(world: World) -> None:
