@@ -81,3 +81,14 @@ class ApplyMemo:
 
     def clear(self) -> None:
         self._entries.clear()
+
+    def partial(self) -> ApplyMemo:
+        """The same entries for a sync of part of the bundle (one wave of several, see
+        ``gitopsd.phases``): what it applies is remembered, what it leaves out is not forgotten."""
+        return _PartialMemo(self._entries, self.identity)
+
+
+@dataclass(slots=True)
+class _PartialMemo(ApplyMemo):
+    def keep_only(self, refs: Iterable[ObjectRef]) -> None:
+        pass  # the other waves' objects are still in the bundle

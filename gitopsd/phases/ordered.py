@@ -110,7 +110,7 @@ async def apply(ctx: RunContext, order: Order, previous: Inventory, options: App
             result: SyncResult | None = None
             if applied or final:
                 wave_options = options if final else dataclasses.replace(options, prune=False)
-                result = await applier.sync(applied, previous, wave_options, memo)
+                result = await applier.sync(applied, previous, wave_options, memo if final else memo.partial())
                 done.append(_only(result, wave, final))
             if hooks and wave.hooks:
                 failed = await _run_hooks(ctx, runner, wave.hooks)

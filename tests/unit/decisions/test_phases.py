@@ -99,8 +99,11 @@ async def test_the_steady_state_runs_no_hook_and_a_new_release_replaces_them(wor
     world.create("shop")
     await world.reconcile("shop")
     first = [j["metadata"]["name"] for j in await cluster.jobs()]
+    world.kube.stats.reset()
     again = await world.reconcile("shop")
     assert again.result == "unchanged" and [j["metadata"]["name"] for j in await cluster.jobs()] == first
+    dry_runs = {k: n for k, n in world.kube.stats.snapshot().items() if k.startswith("DRYRUN")}
+    assert dry_runs == {} and world.kube.stats.writes == 0  # every wave's objects remembered, none sent
     world.source.push("B", release("2"))
     await world.reconcile("shop")
     now = [j["metadata"]["name"] for j in await cluster.jobs()]
