@@ -75,30 +75,29 @@ class Login:
 
 
 class Http:
-    """One session for every chart request of the daemon; counts requests (for the bench)."""
+    """Chart requests of the daemon; counts them (for the bench).
+
+    A session per request: a repository is asked about once per interval, so a kept connection
+    saves little, and nothing is left open for the daemon to close at shutdown."""
 
     def __init__(self, timeout: float = 60.0) -> None:
         self.timeout = timeout
         self.requests = 0
-        self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        return None
 
     async def get(
         self, url: str, limit: int, *, login: Login | None = None, headers: dict[str, str] | None = None
     ) -> tuple[int, bytes, Any]:
         """(status, body, response headers) of a GET; raises ``ChartRepositoryUnreachable`` or ``ChartTooLarge``."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         auth = aiohttp.BasicAuth(login.username, login.password) if login else None
         self.requests += 1
         try:
-            async with self._session.get(
-                url, auth=auth, headers=headers or {}, max_redirects=MAX_REDIRECTS
-            ) as response:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session,
+                session.get(url, auth=auth, headers=headers or {}, max_redirects=MAX_REDIRECTS) as response,
+            ):
                 if response.content_length is not None and response.content_length > limit:
                     raise ChartTooLarge(f"{redact_url(url)} is {response.content_length} bytes (limit {limit})")
                 body = bytearray()
