@@ -236,7 +236,7 @@ class ClusterMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.reachable_ = Gauge(
             "gitopsd_cluster_reachable",
-            "1 while the target cluster answers (its circuit breaker is closed), else 0.",
+            "1 while the target cluster answers (its last request reached it), else 0.",
             ["cluster"],
             registry=registry,
         )
@@ -256,6 +256,7 @@ class ClusterMetrics:
 
     def request(self, cluster: str, seconds: float, reached: bool) -> None:
         self.request_duration.labels(cluster).observe(seconds)
+        self.reachable_.labels(cluster).set(1 if reached else 0)  # as Ready says: from the first failure
         if not reached:
             self.errors.labels(cluster).inc()
 
