@@ -6,16 +6,21 @@ written by ``helm repo index``, from a small threaded HTTP server that counts re
 the port, so a test can make the repository unreachable and bring it back.
 
 ``OciRegistry`` runs go-containerregistry's ``registry`` (in memory) and pushes charts with
-``helm push --plain-http``.
+``helm push --plain-http``. That registry has no authentication, so ``OciTokenProxy`` stands in
+front of it the way Docker Hub or GHCR do: 401 with a ``Bearer`` challenge, a token realm that
+takes HTTP basic credentials, then every request forwarded with the token checked.
 """
 
 from __future__ import annotations
 
 import base64
+import secrets
 import shutil
 import subprocess
 import tempfile
 import threading
+import urllib.error
+import urllib.request
 from collections import Counter
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -142,6 +147,63 @@ class OciRegistry:
         if self.proc is not None:
             procs.kill_group(self.proc.pid)
             self.proc = None
+
+
+class OciTokenProxy:
+    """A registry front that wants a token (from ``/token`` with ``login``) before forwarding to ``backend``."""
+
+    def __init__(self, backend: OciRegistry, login: str) -> None:
+        self.backend, self.login = backend, login
+        self.port = procs.free_port("127.0.0.1")
+        self.url = f"oci://localhost:{self.port}/charts"
+        self.token = secrets.token_hex(16)
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> OciTokenProxy:
+        proxy = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.startswith("/token"):
+                    expected = "Basic " + base64.b64encode(proxy.login.encode()).decode()
+                    if self.headers.get("Authorization") != expected:
+                        self._answer(401, b'{"errors": [{"code": "UNAUTHORIZED"}]}', {})
+                    else:
+                        self._answer(200, f'{{"token": "{proxy.token}"}}'.encode(), {})
+                    return
+                if self.headers.get("Authorization") != f"Bearer {proxy.token}":
+                    realm = f'Bearer realm="http://localhost:{proxy.port}/token",service="test-registry"'
+                    self._answer(401, b'{"errors": [{"code": "UNAUTHORIZED"}]}', {"WWW-Authenticate": realm})
+                    return
+                request = urllib.request.Request(f"http://{proxy.backend.host}{self.path}")
+                if self.headers.get("Accept"):
+                    request.add_header("Accept", self.headers["Accept"])
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback only
+                        self._answer(answer.status, answer.read(), {"Content-Type": answer.headers["Content-Type"]})
+                except urllib.error.HTTPError as exc:
+                    self._answer(exc.code, exc.read(), {})
+
+            def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True, name=f"ociproxy-{self.port}").start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
 
 
 def copy_chart(source: Path, dest: Path) -> Path:

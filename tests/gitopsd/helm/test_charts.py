@@ -11,7 +11,7 @@ import pytest
 from e2e.cluster import ClusterInfo
 from e2e.daemon import DaemonProcess
 from e2e.gitrepo import WorkRepo
-from e2e.helmrepo import HelmRepo, OciRegistry, write_chart
+from e2e.helmrepo import HelmRepo, OciRegistry, OciTokenProxy, write_chart
 from tests.gitopsd.conftest import (
     apply_objects,
     environment,
@@ -303,3 +303,36 @@ def test_chart_repository_refusing_credentials(
         assert "wrong-pass-123" not in str(ready)
     finally:
         repo.stop()
+
+
+def test_oci_registry_with_token_authentication(
+    gitopsd_crd: ClusterInfo,
+    namespaces: Callable[[str], str],
+    oci_registry: OciRegistry,
+    tmp_path: Path,
+    start_daemon: Callable[..., DaemonProcess],
+) -> None:
+    """A registry answering with a Bearer challenge: the Secret's login gets a token and the chart deploys;
+    a wrong password is ChartAuthenticationFailed, named, and the password is in no status."""
+    ops, app = namespaces("helm-ocitoken"), namespaces("helm-ocitoken-app")
+    oci_registry.push(shop_chart(tmp_path / "v1", "2.0.0", greeting="behind-token"), tmp_path / "pkg")
+    proxy = OciTokenProxy(oci_registry, "robot:s3cret-token").start()
+    try:
+        apply_objects(
+            gitopsd_crd,
+            secret("good", ops, {"username": b"robot", "password": b"s3cret-token"}),
+            secret("bad", ops, {"username": b"robot", "password": b"not-the-password"}),
+        )
+        start_daemon(f"--namespace={ops}")
+        chart = {"repository": proxy.url, "name": "shop", "version": "2.0.0"}
+        apply_objects(
+            gitopsd_crd,
+            chart_env("good", ops, app, {**chart, "secretRef": {"name": "good"}}),
+            chart_env("bad", ops, app, {**chart, "secretRef": {"name": "bad"}}, helm={"releaseName": "other"}),
+        )
+        wait_ready(gitopsd_crd, ops, "good", revision="shop@2.0.0")
+        assert config(gitopsd_crd, app, "good-config")["greeting"] == "behind-token"
+        ready = wait_reason(gitopsd_crd, ops, "bad", "ChartAuthenticationFailed")
+        assert "chart.secretRef" in ready["message"] and "not-the-password" not in str(ready)
+    finally:
+        proxy.stop()
