@@ -28,6 +28,7 @@ from gitopsd.errors import truncate
 from gitopsd.health.status import Status
 from gitopsd.kube import ApiError, KubeAPI, NotFound, Resource, UnknownKind
 from gitopsd.model import ENVIRONMENT_LABEL, ObjectRef
+from gitopsd.outcome import Aside, stay
 from gitopsd.phases.classify import HOOK_LABEL, Hook, Policy
 
 #: Log lines quoted in a failed hook's message.
@@ -64,11 +65,14 @@ class HookRunner:
         timeout: float,
         *,
         interval: float = 0.5,
+        aside: Aside = stay,
     ) -> None:
+        """``aside`` wraps the wait for a hook to finish (the daemon frees the worker meanwhile)."""
         self.kube = kube
         self.owner = owner
         self.timeout = timeout
         self.interval = interval
+        self.aside = aside
 
     async def run(self, hook: Hook) -> HookRun:
         """Create one hook, wait for it to finish, delete it if its policy says so."""
@@ -88,7 +92,8 @@ class HookRunner:
             return HookRun(hook, None, False, f"not created: {exc}")
         ref = ObjectRef.of(created)
         path = resource.object_path(created)
-        done, message = await self._await(path)
+        async with self.aside():
+            done, message = await self._await(path)
         if not done:
             message = await self._why(resource, created, message)
         if (Policy.HOOK_SUCCEEDED if done else Policy.HOOK_FAILED) in hook.policies:

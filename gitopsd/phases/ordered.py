@@ -165,7 +165,7 @@ async def run_sync_fail(ctx: RunContext, phases: Phases) -> None:
 
 def _runner(ctx: RunContext) -> HookRunner:
     timeout = ctx.env.spec.wait_timeout or DEFAULT_HOOK_TIMEOUT
-    return HookRunner(ctx.applier.kube, ctx.env.key, timeout)
+    return HookRunner(ctx.applier.kube, ctx.env.key, timeout, aside=ctx.aside)
 
 
 async def _run_hooks(ctx: RunContext, runner: HookRunner, hooks: Sequence[Hook]) -> HookRun | None:

@@ -8,6 +8,7 @@ their ``e2e.gitopsd.dev/exit-code`` annotation says (e2e/kwok/stages.yaml).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -155,7 +156,12 @@ def test_a_failing_or_endless_hook_fails_the_release_and_rolls_back(
     assert any(name.startswith("cleanup-") for name in _jobs(cluster, target))  # SyncFail ran
 
     endless = repo.commit(files("3", migrate_exit="never"))
-    ready = wait_reason(cluster, ops, "shop", "HookFailed", timeout=180)
+
+    def endless_failed() -> dict[str, Any] | None:
+        ready = condition(env_object(cluster, ops, "shop"), "Ready")
+        return ready if ready.get("reason") == "HookFailed" and endless in ready.get("message", "") else None
+
+    ready = wait_for("the endless hook timed out", endless_failed, timeout=180)
     assert "did not finish within 20s" in ready["message"] and "migrate-" in ready["message"], ready
     wait_for("the endless release rolled back",
              lambda: ((env_object(cluster, ops, "shop").get("status") or {}).get("held") or {}).get("revision")

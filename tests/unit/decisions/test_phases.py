@@ -187,3 +187,17 @@ async def test_a_rejected_object_refuses_the_release_before_any_hook(world: Worl
 def _refuse_after(kind: Kind, obj: Mapping[str, Any]) -> list[tuple[str, str]]:
     refused = kind.kind == "ConfigMap" and obj["metadata"].get("name") == "after"
     return [("data.version", "refused by a test")] if refused else []
+
+
+async def test_hook_failed_policy_deletes_a_failed_hook_after_reading_why(world: World) -> None:
+    """HookFailed: the failed migration is gone, and the message still has the Job's failure reason."""
+    cluster = Cluster(world)
+    objects = release("1", migrate="fail")
+    objects[3]["metadata"]["annotations"][ARGO + "hook-delete-policy"] = "HookFailed"
+    world.source.push("A", objects)
+    world.create("shop")
+    await world.reconcile("shop")
+    ready = await world.condition("shop", "Ready")
+    assert ready is not None and "BackoffLimitExceeded" in ready["message"]
+    names = [j["metadata"]["name"] for j in await cluster.jobs()]
+    assert not any(n.startswith("migrate-") for n in names) and any(n.startswith("cleanup-") for n in names)
