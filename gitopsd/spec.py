@@ -156,7 +156,7 @@ def parse_spec(raw: Any, *, name: str | None = None) -> EnvironmentSpec:
         raise SpecError(unknown[0].removeprefix("."), f"unknown field ({unknown[1]})")
     chart = parse_chart(spec.get("chart"))
     if chart is not None and spec.get("source") is not None:
-        raise SpecError("", "give exactly one of source, chart (got both)")
+        raise SpecError("source", "give exactly one of source, chart (got both)")
     source = (
         _parse_source(FIELDS.mapping(spec.get("source"), "source", required=True))
         if chart is None
