@@ -4,8 +4,10 @@
 #   scripts/kind-e2e.sh ipv4|ipv6|dual [--keep] [pytest args...]
 #
 # Creates the kind cluster of e2e/kind/<family>.yaml, builds the image from the Dockerfile and
-# loads it into the nodes, installs e2e/kind/kwok-equivalent.yaml, then runs scripts/test.sh
-# with GITOPSD_E2E_KUBECONFIG and GITOPSD_E2E_IMAGE set. The cluster is deleted on exit
+# loads it into the nodes (where podman and mmdebstrap are installed: the OCI archive of
+# `python -m e2e.image build`, by `kind load image-archive`), installs
+# e2e/kind/kwok-equivalent.yaml, then runs scripts/test.sh with GITOPSD_E2E_KUBECONFIG and
+# GITOPSD_E2E_IMAGE set. The cluster is deleted on exit
 # (also on failure or Ctrl-C) unless --keep is given. Needs kind and a running container
 # engine (docker, podman or nerdctl; KIND_EXPERIMENTAL_PROVIDER picks one as kind does).
 #
@@ -105,8 +107,16 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The image: the one GITOPSD_E2E_IMAGE names; else the OCI archive `python -m e2e.image build`
+# makes (localhost/gitopsd:dev, from Debian's packages, no registry needed) where podman and
+# mmdebstrap are installed; else a build of the Dockerfile with the engine (public bases).
 image=${GITOPSD_E2E_IMAGE:-}
-if [ -z "$image" ]; then
+archive=""
+if [ -z "$image" ] && command -v podman >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1; then
+  echo "[kind-e2e] building the image archive: python -m e2e.image build" >&2
+  archive=$("${PYTHON:-.venv/bin/python}" -m e2e.image build | tail -n 1)
+  image=localhost/gitopsd:dev
+elif [ -z "$image" ]; then
   image="gitopsd:e2e-$(git rev-parse --short HEAD 2>/dev/null || echo local)"
   echo "[kind-e2e] building $image with $engine" >&2
   "$engine" build -t "$image" .
@@ -120,7 +130,10 @@ fi
 created=1
 kind create cluster --config "$config" --kubeconfig "$kubeconfig" --wait 180s "${node_image[@]}"
 
-if "$engine" image inspect "$image" >/dev/null 2>&1; then
+if [ -n "$archive" ]; then
+  echo "[kind-e2e] loading $archive ($image) into the nodes" >&2
+  kind load image-archive "$archive" --name "$name"
+elif "$engine" image inspect "$image" >/dev/null 2>&1; then
   echo "[kind-e2e] loading $image into the nodes" >&2
   if [ "$engine" = docker ]; then
     kind load docker-image "$image" --name "$name"

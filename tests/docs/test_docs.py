@@ -168,6 +168,16 @@ RUN_ELSEWHERE = [
         ("tests/e2e/test_lifecycle.py", '"-m", "e2e.cluster"'),
     ),
     Elsewhere(
+        r"\.venv/bin/python -m e2e\.image (build|inspect \S+)",
+        "tests/image/test_image.py (build prints the archive's path last, inspect names the image)",
+        ("tests/image/test_image.py", '"-m", "e2e.image", "inspect"'),
+    ),
+    Elsewhere(
+        r"podman (load --input|run --rm --runtime runc --ulimit \S+ --ulimit) \S+( .*)?",
+        "tests/image/conftest.py (loads the archive, runs the image with runc and lowered rlimits)",
+        ("tests/image/conftest.py", '"podman", "load", "--input"'),
+    ),
+    Elsewhere(
         r"GITOPSD_E2E_KUBECONFIG=\S+ GITOPSD_E2E_HARNESS=0 \.venv/bin/python -m pytest tests/e2e -q -rs",
         "tests/e2e/test_existing_cluster_mode.py",
         ("tests/e2e/test_existing_cluster_mode.py", "GITOPSD_E2E_HARNESS"),

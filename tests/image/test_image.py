@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
+from e2e.binaries import HELM_VERSION, KUBERNETES_VERSION
 from e2e.oci import read_archive
 from tests.image.conftest import Image
 
@@ -86,8 +89,6 @@ def test_tini_is_pid_1_and_reaps_gits_orphans(gitopsd_image: Image) -> None:
 
 def test_git_kubectl_kustomize_and_helm_inside(gitopsd_image: Image) -> None:
     """git, kubectl (with kustomize) and helm run, at the versions the harness builds."""
-    from e2e.binaries import HELM_VERSION, KUBERNETES_VERSION
-
     proc = gitopsd_image.run("sh", "-c", "git --version; kubectl version --client; helm version --short")
     assert proc.returncode == 0, proc.stderr
     assert "git version 2." in proc.stdout
@@ -102,3 +103,20 @@ def test_no_compilers(gitopsd_image: Image) -> None:
     proc = gitopsd_image.run("sh", "-c", script)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_cli_prints_the_archive_path_last(gitopsd_image: Image) -> None:
+    """`python -m e2e.image build` ends its stdout with the archive's path; `inspect` names the image in it."""
+    build = subprocess.run(
+        [sys.executable, "-m", "e2e.image", "build"], capture_output=True, text=True, timeout=1200, check=False
+    )
+    assert build.returncode == 0, build.stderr
+    assert build.stdout.splitlines()[-1] == str(gitopsd_image.archive)
+    inspect = subprocess.run(
+        [sys.executable, "-m", "e2e.image", "inspect", str(gitopsd_image.archive)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert inspect.returncode == 0, inspect.stderr
+    assert inspect.stdout.startswith("localhost/gitopsd:dev\tsha256:")
