@@ -118,6 +118,9 @@ class LocalCluster:
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / MARKER_FILE).touch()
         try:
+            node_args = self.real_node.prepare() if self.real_node else []
+            if self.real_node:
+                service_cidr, service_ip = self.real_node.service_range
             tls = pki.generate(self.directory / "pki", service_ip)
             etcd_port, peer_port, api_port = (procs.free_port(host) for _ in range(3))
             lay = components.Layout(
@@ -132,7 +135,6 @@ class LocalCluster:
                 hpa_downscale_stabilization=self.hpa_downscale_stabilization,
             )
             bootstrap.write_kubeconfig(lay.kubeconfig, lay.api_url, tls)
-            node_args = self.real_node.prepare() if self.real_node else []
 
             etcd = self._launch("etcd", components.etcd(bins, lay))
             procs.wait_until(

@@ -8,7 +8,7 @@ SIGKILL) finds all of it again from the slot alone:
   and kube-proxy's iptables rules (so they never touch the host's tables);
 - a veth pair ``grn<n>h`` (host) / ``grn<n>n`` (node) on a private link network, with a host
   route to the pod network; the node namespace has no default route, so nothing leaves the
-  machine;
+  machine; host routes send the pod and Service ranges to the node (kube-proxy's rules apply);
 - a cgroup ``/gitopsd-rn<n>`` in every cgroup-v1 hierarchy, the kubelet's cgroup root;
 - ``/run/gitopsd-realnode/<n>.json`` (who owns the slot) and ``n<n>/`` (containerd's sockets).
 """
@@ -83,6 +83,17 @@ class NodeLayout:
     @property
     def pod_gateway(self) -> str:
         return f"10.248.{self.slot}.1" if self.ip_family == "ipv4" else f"fd00:10:248:{self.slot:x}::1"
+
+    @property
+    def service_cidr(self) -> str:
+        """The cluster's Service range: one per slot, so the host can route each cluster's
+        ClusterIPs to its own node (the API server reaches aggregated APIs through them)."""
+        return f"10.97.{self.slot}.0/24" if self.ip_family == "ipv4" else f"fd00:10:97:{self.slot:x}::/112"
+
+    @property
+    def service_ip(self) -> str:
+        """The first Service IP (the ``kubernetes`` Service)."""
+        return f"10.97.{self.slot}.1" if self.ip_family == "ipv4" else f"fd00:10:97:{self.slot:x}::1"
 
     @property
     def wildcard(self) -> str:

@@ -97,6 +97,11 @@ class RealNode:
             "--kubelet-preferred-address-types=InternalIP",
         ]
 
+    @property
+    def service_range(self) -> tuple[str, str]:
+        """The Service CIDR and first Service IP the cluster must use (after ``prepare``)."""
+        return self._lay.service_cidr, self._lay.service_ip
+
     def start(self, api_port: int, tls: pki.ClusterPKI, api: bootstrap.Api, timeout: float = 180.0) -> None:
         """Start containerd, kubelet and kube-proxy; return once a pod runs on the node."""
         lay = self._lay

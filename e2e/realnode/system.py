@@ -116,8 +116,9 @@ def create_network(lay: NodeLayout) -> None:
     run(*ns, "link", "set", "lo", "up")
     run(*ns, "addr", "add", f"{lay.node_ip}/{lay.prefix_len}", "dev", lay.node_veth, *nodad)
     run(*ns, "link", "set", lay.node_veth, "up")
-    # The host reaches the pods through the node; the node has no default route (no way out).
-    run("ip", *(["-6"] if v6 else []), "route", "add", lay.pod_subnet, "via", lay.node_ip, "dev", lay.host_veth)
+    # The host reaches pods and Services through the node; the node has no default route (no way out).
+    for dest in (lay.pod_subnet, lay.service_cidr):
+        run("ip", *(["-6"] if v6 else []), "route", "add", dest, "via", lay.node_ip, "dev", lay.host_veth)
     _sysctl(lay, "net.ipv4.ip_forward", "1")
     if v6:
         _sysctl(lay, "net.ipv6.conf.all.forwarding", "1")
