@@ -60,7 +60,7 @@ async def helm_options(
     helm = env.spec.helm
     await kube.discovery.ensure()
     served = kube.discovery.scopes().namespaced
-    api_versions = sorted({api for api, _ in served} | {f"{api}/{kind}" for api, kind in served if "/" in api})
+    api_versions = sorted({api for api, _ in served} | {f"{api}/{kind}" for api, kind in served})
     return HelmOptions(
         release_name=helm.release_name or env.name,
         namespace=env.spec.target_namespace,

@@ -156,6 +156,8 @@ def _check_sources(path: Path | None, envs: list[dict[str, Any]], tenancy: Tenan
     """An Environment of ``--config`` this daemon would refuse to read is refused before any is written (exit 2)."""
     for doc in envs:
         url = ((doc.get("spec") or {}).get("source") or {}).get("url")
+        if url is None and (doc.get("spec") or {}).get("chart"):
+            continue  # a chart from a Helm repository: no Git source to allow or refuse
         try:
             check_source_allowed(str(url), tenancy)
         except GitopsdError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -336,3 +337,20 @@ def test_oci_registry_with_token_authentication(
         assert "chart.secretRef" in ready["message"] and "not-the-password" not in str(ready)
     finally:
         proxy.stop()
+
+
+def test_a_chart_environment_in_run_config_is_accepted(
+    gitopsd_crd: ClusterInfo,
+    namespaces: Callable[[str], str],
+    helm_repo: HelmRepo,
+    tmp_path: Path,
+    start_daemon: Callable[..., DaemonProcess],
+) -> None:
+    """gitopsd run --config with a spec.chart Environment (no Git source to check) starts and deploys it."""
+    ops, app = namespaces("helm-config"), namespaces("helm-config-app")
+    helm_repo.publish(shop_chart(tmp_path / "c", "3.1.4", greeting="configured"))
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(json.dumps(chart_env("shop", ops, app, {"repository": helm_repo.url, "name": "shop"})))
+    start_daemon(f"--namespace={ops}", f"--config={config_file}")
+    wait_ready(gitopsd_crd, ops, "shop", revision="shop@3.1.4")
+    assert config(gitopsd_crd, app, "shop-config")["greeting"] == "configured"
