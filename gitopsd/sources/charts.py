@@ -5,7 +5,9 @@ the newest version in its range (``semver``, the tag-range rules) among what the
 lists: ``index.yaml`` of an HTTP repository, or the tags of an OCI repository. The listing of one
 repository is fetched at most once per ``max_age`` (the Environment's interval; 0 when the run is
 ``fresh``) and shared: fifty Environments on one repository cost one index fetch per interval,
-and concurrent resolves wait for the one fetch in flight.
+and concurrent resolves wait for the one fetch in flight. Listings and archives are kept per
+credentials (``login_key``): Environments share them only when they present the same login, so
+the cache never hands a private chart to an Environment the repository would refuse.
 
 ``Charts.tree`` returns the chart at that version as a ``model.Tree``: the archive is downloaded
 once per (repository, name, version), its sha256 checked against the digest the index (or the
@@ -84,7 +86,7 @@ class Charts:
         self.cache_dir = Path(cache_dir)
         self.http = Http(timeout)
         self.stats = ChartStats()
-        self._listings: dict[tuple[str, str], _Listing] = {}
+        self._listings: dict[tuple[str, str, str], _Listing] = {}
         self._locks: defaultdict[object, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def close(self) -> None:
@@ -105,7 +107,7 @@ class Charts:
 
     async def tree(self, chart: ChartSpec, revision: Revision, login: Login | None) -> tuple[LocalTree, str]:
         """The unpacked chart at ``revision`` and the path of its directory in that tree."""
-        key = (chart.repository, chart.name, revision.commit)
+        key = (chart.repository, chart.name, revision.commit, login_key(login))
         slot = hashlib.sha256("\0".join(key).encode()).hexdigest()[:32]
         unpacked = self.cache_dir / "unpacked" / slot
         async with self._locks[("tree", key)]:
@@ -121,7 +123,7 @@ class Charts:
     async def dependency(self, repository: str, name: str, version: str) -> Path:
         """The packaged chart of a ``Chart.lock`` entry (exact version), downloaded once and kept."""
         chart = ChartSpec(repository, name, version)
-        key = (repository, name, version)
+        key = (repository, name, version, login_key(None))
         slot = hashlib.sha256("\0".join(key).encode()).hexdigest()[:32]
         async with self._locks[("archive", key)]:
             return await self._archive(chart, version, None, slot)
@@ -133,7 +135,7 @@ class Charts:
             if not found:
                 raise ChartNotFound(f"{redact_url(chart.repository)}: the index lists no chart {chart.name!r}")
             return list(found)
-        key = (chart.repository, chart.name)
+        key = (chart.repository, chart.name, login_key(login))
         async with self._locks[("listing", key)]:
             cached = self._listings.get(key)
             if cached is None or time.monotonic() - cached.fetched_at >= max_age:
@@ -143,7 +145,7 @@ class Charts:
         return list(cached.charts.get(chart.name) or {})
 
     async def _listing(self, repository: str, login: Login | None, max_age: float) -> _Listing:
-        key = (repository, "")
+        key = (repository, "", login_key(login))
         async with self._locks[("listing", key)]:
             cached = self._listings.get(key)
             if cached is not None and time.monotonic() - cached.fetched_at < max_age:
@@ -185,6 +187,14 @@ class Charts:
         partial.write_bytes(body)
         partial.rename(archive)
         return archive
+
+
+def login_key(login: Login | None) -> str:
+    """What of the credentials a cached listing or archive is kept under: one Environment's valid login
+    never lets another Environment, with no or wrong credentials, read a private chart from the cache."""
+    if login is None:
+        return ""
+    return hashlib.sha256(f"{login.username}\0{login.password}".encode()).hexdigest()[:32]
 
 
 def _parse_index(url: str, body: bytes) -> dict[str, dict[str, Listed]]:

@@ -91,12 +91,14 @@ class Http:
         self, url: str, limit: int, *, login: Login | None = None, headers: dict[str, str] | None = None
     ) -> tuple[int, bytes, Any]:
         """(status, body, response headers) of a GET; raises ``ChartRepositoryUnreachable`` or ``ChartTooLarge``."""
-        auth = aiohttp.BasicAuth(login.username, login.password) if login else None
+        headers = dict(headers or {})
+        if login:  # aiohttp drops it on a redirect to another origin
+            headers["Authorization"] = aiohttp.encode_basic_auth(login.username, login.password)
         self.requests += 1
         try:
             async with (
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session,
-                session.get(url, auth=auth, headers=headers or {}, max_redirects=MAX_REDIRECTS) as response,
+                session.get(url, headers=headers, max_redirects=MAX_REDIRECTS) as response,
             ):
                 if response.content_length is not None and response.content_length > limit:
                     raise ChartTooLarge(f"{redact_url(url)} is {response.content_length} bytes (limit {limit})")

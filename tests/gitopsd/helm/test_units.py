@@ -18,7 +18,13 @@ from gitopsd.render.helmspec import parse_chart, parse_helm
 from gitopsd.render.scopes import OfflineScopes
 from gitopsd.sources import LocalTree
 from gitopsd.sources.charts import Charts
-from gitopsd.sources.charts_http import ChartDigestMismatch, ChartRepositoryUnreachable, ChartVersionNotFound
+from gitopsd.sources.charts_http import (
+    ChartAuthenticationFailed,
+    ChartDigestMismatch,
+    ChartRepositoryUnreachable,
+    ChartVersionNotFound,
+    Login,
+)
 from gitopsd.spec import parse_spec
 from tests.gitopsd.helm.conftest import shop_chart
 
@@ -172,3 +178,27 @@ def test_oci_tags_choose_the_version_and_the_layer_is_fetched(tmp_path: Path) ->
         asyncio.run(scenario())
     finally:
         registry.stop()
+
+
+def test_the_cache_never_serves_a_private_chart_to_other_credentials(tmp_path: Path) -> None:
+    """A listing and archive fetched with a valid login are not reused for a wrong or missing login."""
+    repo = HelmRepo(tmp_path / "repo", login="ci:letmein").start()
+    try:
+        repo.publish(shop_chart(tmp_path / "c", "1.0.0"))
+        chart = parse_chart({"repository": repo.url, "name": "shop", "version": "1.0.0"})
+        assert chart is not None
+
+        async def scenario() -> None:
+            charts = Charts(tmp_path / "cache")
+            good, bad = Login("ci", "letmein"), Login("ci", "guess")
+            revision = await charts.resolve(chart, good, max_age=3600)
+            await charts.tree(chart, revision, good)
+            for login in (bad, None):
+                with pytest.raises(ChartAuthenticationFailed, match=r"chart\.secretRef"):
+                    await charts.resolve(chart, login, max_age=3600)
+                with pytest.raises(ChartAuthenticationFailed):
+                    await charts.tree(chart, revision, login)
+
+        asyncio.run(scenario())
+    finally:
+        repo.stop()
