@@ -83,15 +83,13 @@ def test_chart_from_git_with_values_files_values_from_and_crds(
         },
     )
     repo.commit({f"deploy/{p.relative_to(chart)}": p.read_text() for p in chart.rglob("*") if p.is_file()})
-    apply_objects(
-        gitopsd_crd,
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "overrides", "namespace": ops},
-            "data": {"values.yaml": "replicas: 5\ndb: {size: large}\n"},
-        },
-    )
+    overrides: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "overrides", "namespace": ops},
+        "data": {"values.yaml": "replicas: 5\ndb: {size: large}\n"},
+    }
+    apply_objects(gitopsd_crd, overrides)
     start_daemon(f"--namespace={ops}")
     helm = {
         "releaseName": "web",
@@ -106,6 +104,9 @@ def test_chart_from_git_with_values_files_values_from_and_crds(
     assert data["kube"].startswith("v1.") and data["hasDeployments"] == "true"
     assert config(gitopsd_crd, app, "web-db")["size"] == "large"
     assert get_json(gitopsd_crd, f"widgets.{group}", "w1", "-n", app)["kind"] == "Widget"
+    overrides["data"] = {"values.yaml": "replicas: 6\n"}  # a changed valuesFrom re-renders, no new commit
+    apply_objects(gitopsd_crd, overrides)
+    wait_for("the new valuesFrom rendered", lambda: config(gitopsd_crd, app, "web-config")["replicas"] == "6")
 
 
 def test_chart_lock_dependencies_are_fetched_from_their_repository_once(
