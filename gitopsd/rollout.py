@@ -73,7 +73,7 @@ async def run(ctx: RunContext, step: Step) -> Outcome:
     was_ready = status.is_true(ctx.status, status.READY)
     revision = parse_revision(step.revision)
     previous = Inventory.from_status(ctx.status.get("inventory") or {})
-    memo = services.memo(env.uid, services.identity(env))
+    memo = ctx.memo()  # the target cluster's memory of this Environment's last apply
     options = ApplyOptions(owner=env.key, prune=spec.prune, allow_empty=spec.allow_empty, force=spec.force)
     release = step.release
     order = ordered.Order.of(step.manifests, step.fresh, release)  # waves and hooks (gitopsd.phases)
