@@ -1,0 +1,182 @@
+"""The project's image installed as the README tells a user, running as Pods on the real node.
+
+The image (``python -m e2e.image build``) is loaded into the node's containerd, and
+manifests/gitopsd and manifests/metrics-adapter are applied with ``kubectl apply -k`` through an
+overlay that sets the image and pins the Deployments to the real node (kwok nodes would only
+pretend to run them). Their namespaces enforce Pod Security "restricted"; every Pod must become
+Running and Ready, the adapter's APIServices Available through its Service, gitopsd's two
+replicas elect a leader that syncs an Environment from a Git server on the pod network, and
+deleting the leader hands over to the other replica.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e import image
+from e2e.gitrepo import WorkRepo
+from e2e.realnode.layout import NODE_LABEL, NODE_NAME
+from tests.e2e.kube import kubectl
+from tests.gitopsd.conftest import apply_objects, condition, environment, get_json, wait_for, wait_ready
+from tests.realnode.conftest import RealCluster
+
+pytestmark = pytest.mark.cluster
+ROOT = Path(__file__).resolve().parents[2]
+NAMESPACES = ("gitopsd-system", "metrics-adapter")
+
+
+def _overlay(directory: Path, base: str) -> Path:
+    directory.mkdir(parents=True)
+    rel = os.path.relpath(ROOT / "manifests" / base, directory)
+    (directory / "kustomization.yaml").write_text(
+        f"""apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [{rel}]
+images: [{{name: ghcr.io/gitopsd/gitopsd, newName: localhost/gitopsd, newTag: dev}}]
+patches:
+  - target: {{kind: Deployment}}
+    patch: |
+      - op: add
+        path: /spec/template/spec/nodeSelector
+        value: {{{NODE_LABEL}: "true"}}
+"""
+    )
+    return directory
+
+
+class _DumbGitServer:
+    """Bare repositories over Git's "dumb" HTTP protocol, on the host's end of the node's link
+    (where pods reach the host), so the in-cluster gitopsd can fetch from it."""
+
+    def __init__(self, root: Path, host: str) -> None:
+        self.root = root
+        handler = functools.partial(_QuietHandler, directory=str(root))
+        self.server = http.server.ThreadingHTTPServer((host, 0), handler)
+        self.host = f"[{host}]" if ":" in host else host
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def repo(self, name: str, work: Path) -> tuple[WorkRepo, str]:
+        bare = self.root / f"{name}.git"
+        repo = WorkRepo.create(bare, work)
+        hook = bare / "hooks" / "post-update"
+        hook.write_text("#!/bin/sh\nexec git update-server-info\n")
+        hook.chmod(0o755)
+        subprocess.run(["git", "update-server-info"], cwd=bare, check=True)
+        return repo, f"http://{self.host}:{self.server.server_address[1]}/{name}.git"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def installed(real_cluster_ipv4: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+    """gitopsd and metrics-adapter installed from manifests/ on the real node, every Pod Ready."""
+    rc = real_cluster_ipv4
+    built = image.build()
+    rc.node.load_image(built.archive)
+    work = tmp_path_factory.mktemp("install")
+    for base in ("gitopsd", "metrics-adapter"):
+        out = kubectl(rc.info, "apply", "--server-side", "-k", str(_overlay(work / base, base)), timeout=120)
+        assert out.returncode == 0, out.stderr
+    try:
+        for ns in NAMESPACES:
+            wait_for(f"every Pod of {ns} Running and Ready", lambda ns=ns: _all_ready(rc, ns), timeout=180)
+        yield rc
+    finally:
+        for base in ("metrics-adapter", "gitopsd"):
+            kubectl(rc.info, "delete", "-k", str(work / base), "--wait=false", "--ignore-not-found", timeout=120)
+
+
+def _pods(rc: RealCluster, ns: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = get_json(rc.info, "pods", "-n", ns)["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def _all_ready(rc: RealCluster, ns: str) -> bool:
+    pods = _pods(rc, ns)
+    return len(pods) == 2 and all(
+        p["status"].get("phase") == "Running" and condition(p, "Ready").get("status") == "True" for p in pods
+    )
+
+
+def _configmap(value: str) -> str:
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: hello}}\ndata: {{v: {value}}}\n"
+
+
+def _holder(rc: RealCluster) -> str:
+    lease = get_json(rc.info, "lease", "gitopsd", "-n", "gitopsd-system")
+    return str(lease["spec"].get("holderIdentity") or "")
+
+
+def test_the_installed_stack_runs_ready_on_the_real_node_under_restricted_pod_security(installed: RealCluster) -> None:
+    """Both namespaces enforce "restricted"; 2+2 Pods Running and Ready on the real node; APIServices Available."""
+    rc = installed
+    for ns in NAMESPACES:
+        labels = get_json(rc.info, "namespace", ns)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        pods = _pods(rc, ns)
+        assert {p["spec"]["nodeName"] for p in pods} == {NODE_NAME}
+        assert all(p["spec"]["containers"][0]["image"] == "localhost/gitopsd:dev" for p in pods)
+    out = kubectl(rc.info, "get", "pods", "-A", "-o", "wide")
+    print(out.stdout)
+
+    def available() -> bool:
+        items = get_json(rc.info, "apiservices")["items"]
+        mine = [a for a in items if a["spec"].get("service", {}).get("namespace") == "metrics-adapter"]
+        return len(mine) >= 2 and all(condition(a, "Available").get("status") == "True" for a in mine)
+
+    wait_for("the adapter's APIServices Available", available, timeout=90)
+    out = kubectl(rc.info, "get", "--raw", "/apis/external.metrics.k8s.io/v1beta1")
+    assert out.returncode == 0 and "APIResourceList" in out.stdout, out.stderr
+
+
+def test_the_leader_syncs_from_git_on_the_pod_network_and_hands_over_when_deleted(
+    installed: RealCluster, tmp_path: Path
+) -> None:
+    """One replica holds the Lease and syncs an Environment over HTTP from the host; deleting it elects the other."""
+    rc = installed
+    lay = rc.node.layout
+    assert lay is not None
+    server = _DumbGitServer(tmp_path / "srv", lay.host_ip)
+    target = f"rn-app-{hex(time.monotonic_ns())[-6:]}"
+    try:
+        assert kubectl(rc.info, "create", "namespace", target).returncode == 0
+        repo, url = server.repo("app", tmp_path / "work")
+        first = repo.commit({"deploy/cm.yaml": _configmap("one")})
+        leader = wait_for("a gitopsd leader", lambda: _holder(rc), timeout=60)
+        pods = {p["metadata"]["name"] for p in _pods(rc, "gitopsd-system")}
+        assert leader in pods
+
+        apply_objects(rc.info, environment("app", "gitopsd-system", url, target=target, branch="main"))
+        wait_ready(rc.info, "gitopsd-system", "app", revision=f"main@sha1:{first}")
+        assert get_json(rc.info, "configmap", "hello", "-n", target)["data"] == {"v": "one"}
+
+        out = kubectl(rc.info, "delete", "pod", leader, "-n", "gitopsd-system", "--wait=false")
+        assert out.returncode == 0, out.stderr
+        new = wait_for("another replica to take the Lease", lambda: (h := _holder(rc)) != leader and h, timeout=90)
+        assert new.startswith("gitopsd-")
+        second = repo.commit({"deploy/cm.yaml": _configmap("two")})
+        wait_ready(rc.info, "gitopsd-system", "app", revision=f"main@sha1:{second}")
+        assert get_json(rc.info, "configmap", "hello", "-n", target)["data"] == {"v": "two"}
+        wait_for("both gitopsd replicas Ready again", lambda: _all_ready(rc, "gitopsd-system"), timeout=180)
+    finally:
+        kubectl(rc.info, "delete", "environments.gitopsd.dev", "app", "-n", "gitopsd-system", "--ignore-not-found")
+        kubectl(rc.info, "delete", "namespace", target, "--wait=false")
+        server.stop()
