@@ -309,7 +309,7 @@ def test_kubectl_apply_of_a_bad_environment_is_refused_and_creates_nothing(
 
 
 def test_kubectl_get_env_shows_the_designed_columns(crd: ClusterInfo, api: client.ApiClient, namespace: str) -> None:
-    """NAME READY VERIFIED REVISION RELEASE HELD AGE STATUS, filled from the status subresource."""
+    """NAME READY VERIFIED REVISION RELEASE HELD CLUSTER AGE STATUS, filled from the status subresource."""
     objects = client.CustomObjectsApi(api)
     spec = {"source": {"url": URL, "semver": ">=1.0.0 <2.0.0", "path": "deploy/prod"}, "targetNamespace": "shop"}
     created = objects.create_namespaced_custom_object(
@@ -320,6 +320,7 @@ def test_kubectl_get_env_shows_the_designed_columns(crd: ClusterInfo, api: clien
         "lastAppliedRevision": "v1.2.0@sha1:3f2c9a1b",
         "lastAttemptedRevision": "v1.3.0@sha1:9ab1c2d3",
         "release": 7,
+        "cluster": "prod-cluster",
         "held": {"revision": "sha1:9ab1c2d3", "reason": "HealthCheckFailed"},
         "history": [{"release": 7, "revision": "v1.2.0@sha1:3f2c9a1b", "result": "Healthy"}],
         "inventory": {"entries": [{"id": "shop_web_apps_Deployment", "v": "v1"}]},
@@ -360,9 +361,9 @@ def test_kubectl_get_env_shows_the_designed_columns(crd: ClusterInfo, api: clien
     out = kubectl(crd, "get", "env", "-n", namespace)
     assert out.returncode == 0, out.stderr
     header, row = out.stdout.splitlines()
-    assert header.split() == ["NAME", "READY", "VERIFIED", "REVISION", "RELEASE", "HELD", "AGE", "STATUS"]
+    assert header.split() == ["NAME", "READY", "VERIFIED", "REVISION", "RELEASE", "HELD", "CLUSTER", "AGE", "STATUS"]
     cells = row.split()
-    assert cells[:6] == ["prod", "False", "True", "v1.2.0@sha1:3f2c9a1b", "7", "sha1:9ab1c2d3"]
+    assert cells[:7] == ["prod", "False", "True", "v1.2.0@sha1:3f2c9a1b", "7", "sha1:9ab1c2d3", "prod-cluster"]
     assert row.endswith("Deployment shop/web: 0 of 2 replicas ready")
 
     stored = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "prod")
