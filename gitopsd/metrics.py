@@ -223,7 +223,7 @@ class Series:
 
 #: Every value of ``gitopsd_reconcile_total{result}`` and ``gitopsd_rollbacks_total{reason}``.
 RECONCILE_RESULTS = ("applied", "unchanged", "failed", "suspended", "preempted")
-ROLLBACK_REASONS = ("HealthCheckFailed", "VerificationFailed", "Manual")
+ROLLBACK_REASONS = ("HealthCheckFailed", "HookFailed", "VerificationFailed", "Manual")
 
 
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20)
@@ -330,7 +330,7 @@ class Metrics:
         self.rollbacks = PerEnvironment(
             "counter",
             "gitopsd_rollbacks_total",
-            "Rollbacks carried out, by reason (HealthCheckFailed for automatic ones, Manual).",
+            "Rollbacks carried out, by reason (HealthCheckFailed, HookFailed, VerificationFailed: automatic; Manual).",
             ["environment", "reason"],
             registry=r,
         )

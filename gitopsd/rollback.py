@@ -35,6 +35,9 @@ from gitopsd.releases import ReleaseError, ReleaseInfo, Result, current_number, 
 from gitopsd.releases.requests import Request
 from gitopsd.rollout import Step, run, superset
 
+#: A failed release's reasons an automatic rollback (and its hold) names as they are; any other is a failed gate.
+AUTO_REASONS = ("HealthCheckFailed", "HookFailed")
+
 
 async def requested(ctx: RunContext, request: Request) -> Outcome:
     """Carry out (or refuse) the rollback request ``request``."""
@@ -65,9 +68,11 @@ async def requested(ctx: RunContext, request: Request) -> Outcome:
 
 
 async def automatic(ctx: RunContext, failed: ReleaseInfo) -> Outcome:
-    """``spec.rollback.auto``: ``failed`` did not pass its health gate; restore the last Healthy release."""
+    """``spec.rollback.auto``: ``failed`` did not pass its health gate (or a hook failed); restore the last
+    Healthy release. The hold and the rollback's trigger carry the release's own reason (``HookFailed``
+    for a failed hook), so they say what Ready and the Event said."""
     ledger = await ctx.ledger()
-    reason = "HealthCheckFailed"
+    reason = failed.reason if failed.reason in AUTO_REASONS else "HealthCheckFailed"
     target = history.last_healthy(ledger.records, before=failed.number)
     # Records that fail their checks (unsigned, over a bound) are never targets: say so once.
     skipped = sorted(n for n in ledger.invalid if n < failed.number and (target is None or n > target.number))
@@ -82,7 +87,8 @@ async def automatic(ctx: RunContext, failed: ReleaseInfo) -> Outcome:
             target = None
     if target is None:
         # Nothing healthy to go back to: hold the failed revision so it is not retried in a loop.
-        message = f"release {failed.number} ({failed.revision}) failed its health gate and no Healthy release is kept"
+        what = "a hook failed" if reason == "HookFailed" else "failed its health gate"
+        message = f"release {failed.number} ({failed.revision}) {what} and no Healthy release is kept"
         ctx.stage(status.held(ctx.status, _hold(failed, reason, "gitopsd")))
         await ctx.event("Warning", "RevisionHeld", f"{message}: holding {failed.revision}")
         ctx.announce("revision.held", None, reason, message)

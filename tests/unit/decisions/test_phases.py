@@ -138,11 +138,26 @@ async def test_a_failed_hook_rolls_back_with_rollback_auto(world: World) -> None
     outcome = await world.reconcile("shop")
     assert await world.results("shop") == {1: "Healthy", 2: "RolledBack", 3: "Healthy"}, outcome.message
     st = await world.status("shop")
-    assert st["held"]["revision"] == str(b)  # held as after a failed health gate (reason HealthCheckFailed)
+    assert (st["held"]["revision"], st["held"]["reason"], st["held"]["release"]) == (str(b), "HookFailed", 2)
+    records = await world.records("shop")
+    assert records[3].trigger == "auto:HookFailed"
     assert "HookFailed" in await world.reasons("shop")
     assert world.image() == "shop:1"
     migrations = [n for n in cluster.order if n.startswith("migrate-")]
     assert len(migrations) == 3  # release 1, release 2 (failed), release 3 (a sync of release 1: its hooks run)
+
+
+async def test_a_first_release_whose_hook_fails_is_held_as_hookfailed(world: World) -> None:
+    """Nothing Healthy to go back to: revision A is held with reason HookFailed; the Event says a hook failed."""
+    Cluster(world)
+    a = world.source.push("A", release("1", migrate="fail"))
+    world.create("shop", rollback={"auto": True})
+    outcome = await world.reconcile("shop")
+    assert (outcome.result, outcome.release) == ("failed", 1)
+    st = await world.status("shop")
+    assert (st["held"]["revision"], st["held"]["reason"]) == (str(a), "HookFailed")
+    held = [e for e in await world.events("shop") if e[1] == "RevisionHeld"]
+    assert len(held) == 1 and "a hook failed and no Healthy release is kept" in held[0][2], held
 
 
 async def test_an_unhealthy_wave_stops_the_later_waves(world: World) -> None:
