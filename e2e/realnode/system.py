@@ -220,12 +220,27 @@ def kill_mentioning(needle: str) -> None:
                 os.kill(int(entry.name), signal.SIGKILL)
 
 
+def _shim_sockets(lay: NodeLayout) -> list[Path]:
+    """The sockets of the node's containerd shims: outside the node's directories (containerd
+    1.6 puts them in /run/containerd/s), named in each task's ``address`` file."""
+    tasks = lay.root / "containerd" / "state" / "io.containerd.runtime.v2.task"
+    found = []
+    for address in tasks.glob("*/*/address"):
+        with contextlib.suppress(OSError):
+            found.append(Path(address.read_text().strip().removeprefix("unix://")))
+    return found
+
+
 def teardown(lay: NodeLayout) -> list[str]:
     """Remove everything the node made; return what could not be removed."""
+    sockets = _shim_sockets(lay)
     for _ in range(2):  # again after the cgroups: a shim may have started a process meanwhile
         kill_mentioning(str(lay.root) + "/")
         kill_mentioning(str(lay.run_dir) + "/")  # containerd shims name the socket
         remove_cgroups(lay)
+    for sock in sockets:  # a SIGKILLed shim leaves its socket behind
+        with contextlib.suppress(OSError):
+            sock.unlink()
     left = unmount_all(lay.root)
     delete_network(lay)
     shutil.rmtree(lay.run_dir, ignore_errors=True)

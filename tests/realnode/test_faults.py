@@ -39,10 +39,11 @@ def _mentioning(needle: str) -> list[int]:
 
 
 def _host_state() -> set[str]:
-    """Network namespaces, host links and cgroups that real nodes own right now."""
+    """Network namespaces, host links, cgroups and shim sockets that real nodes own right now."""
     found = {p.name for p in Path("/run/netns").glob("gitopsd-rn*")} if Path("/run/netns").is_dir() else set()
     found |= {f"link {p.name}" for p in Path("/sys/class/net").glob("grn*")}
     found |= {str(p) for p in Path("/sys/fs/cgroup").glob("*/gitopsd-rn*")}
+    found |= {str(p) for p in Path("/run/containerd/s").glob("*")}  # containerd shims' sockets
     return found
 
 
@@ -127,7 +128,8 @@ def test_a_node_left_by_a_sigkilled_harness_is_reaped_by_the_next_start(tmp_path
         procs.wait_until("the kubelet to die with its parent", lambda: not _mentioning(kubelet), timeout=15)
         assert _mentioning(str(left.containerd_socket)), "expected the shim of pod 'left' to outlive the harness"
         assert system.mounts_under(directory) and left.netns_path.exists()
-        assert left in system.stale_layouts()
+        # Stale once the harness and every node process it started are gone (PR_SET_PDEATHSIG).
+        procs.wait_until("the node to look stale", lambda: left in system.stale_layouts(), timeout=15)
 
         reaped = system.reap_stale()
         assert directory in reaped
