@@ -26,15 +26,15 @@ CTR = "/usr/bin/ctr"
 KUBELET_PORT = 10250
 
 
-def _require(component: str, path: str | Path) -> str:
+_DEBIAN = "install the Debian packages of scripts/setup.sh (containerd, runc, containernetworking-plugins, iptables)"
+_BUILT = "python -m e2e.binaries builds it (or set KUBEBUILDER_ASSETS to a directory holding it)"
+
+
+def _require(component: str, path: str | Path, hint: str = _DEBIAN) -> str:
     """The executable ``path``, or a StartupError naming the component that cannot start."""
     found = shutil.which(str(path))
     if not found:
-        raise procs.StartupError(
-            f"{component} cannot start: {path} is not an executable file "
-            "(install the Debian packages of scripts/setup.sh: containerd, runc, containernetworking-plugins, "
-            "iptables, conntrack)"
-        )
+        raise procs.StartupError(f"{component} cannot start: {path} is not an executable file ({hint})")
     return found
 
 
@@ -154,7 +154,7 @@ class RealNode:
         except ImageLoadError as exc:
             raise procs.StartupError(f"containerd: {exc}\n{procs.log_tail(ctrd.log)}") from exc
 
-        kubelet = _require("kubelet", bins.kubelet)
+        kubelet = _require("kubelet", bins.kubelet, _BUILT)
         kcfg = config.write_yaml(lay.root / "kubelet.yaml", config.kubelet_config(lay, KUBELET_PORT))
         system.create_cgroups(lay)
         klet = self._launch(lay, "kubelet", config.kubelet_argv(Path(kubelet), lay, kcfg, kubelet_kc))
@@ -165,7 +165,7 @@ class RealNode:
             watch=[ctrd, klet],
         )
 
-        proxy_bin = _require("kube-proxy", bins.kube_proxy)
+        proxy_bin = _require("kube-proxy", bins.kube_proxy, _BUILT)
         pcfg = config.write_yaml(lay.root / "kube-proxy.yaml", config.kube_proxy_config(lay, proxy_kc))
         proxy = self._launch(lay, "kube-proxy", [proxy_bin, f"--config={pcfg}", "--v=1"])
         procs.wait_until(

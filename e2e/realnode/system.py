@@ -62,9 +62,48 @@ def read_records() -> dict[int, dict[str, Any]]:
     return out
 
 
+# The kubelet sets these host-wide (its "kernel tunables"); they are put back when the last real
+# node on the machine goes.
+KUBELET_SYSCTLS = (
+    "vm.overcommit_memory",
+    "vm.panic_on_oom",
+    "kernel.panic",
+    "kernel.panic_on_oops",
+    "kernel.keys.root_maxkeys",
+    "kernel.keys.root_maxbytes",
+)
+_SAVED_SYSCTLS = RECORDS / "sysctls.saved"
+
+
+def _sysctl_path(key: str) -> Path:
+    return Path("/proc/sys") / key.replace(".", "/")
+
+
+def _save_sysctls() -> None:
+    if _SAVED_SYSCTLS.exists():
+        return
+    saved = {}
+    for key in KUBELET_SYSCTLS:
+        with contextlib.suppress(OSError):
+            saved[key] = _sysctl_path(key).read_text().strip()
+    _SAVED_SYSCTLS.write_text(json.dumps(saved))
+
+
+def _restore_sysctls() -> None:
+    try:
+        saved = json.loads(_SAVED_SYSCTLS.read_text())
+    except (OSError, ValueError):
+        return
+    for key, value in saved.items():
+        with contextlib.suppress(OSError):
+            _sysctl_path(key).write_text(value)
+    _SAVED_SYSCTLS.unlink()
+
+
 def claim_slot(directory: Path, ip_family: IPFamily) -> NodeLayout:
     """Take the lowest free slot for a node in ``directory`` and record it."""
     with _records_locked():
+        _save_sysctls()
         taken = set(read_records())
         taken |= {int(p.name.removeprefix("gitopsd-rn")) for p in Path("/run/netns").glob("gitopsd-rn*")}
         slot = next((n for n in range(256) if n not in taken), None)
@@ -244,8 +283,11 @@ def teardown(lay: NodeLayout) -> list[str]:
     left = unmount_all(lay.root)
     delete_network(lay)
     shutil.rmtree(lay.run_dir, ignore_errors=True)
-    with _records_locked(), contextlib.suppress(FileNotFoundError):
-        (RECORDS / f"{lay.slot}.json").unlink()
+    with _records_locked():
+        with contextlib.suppress(FileNotFoundError):
+            (RECORDS / f"{lay.slot}.json").unlink()
+        if not read_records():
+            _restore_sysctls()
     problems = [f"still mounted: {p}" for p in left]
     if lay.netns_path.exists():
         problems.append(f"network namespace {lay.netns} still there")
