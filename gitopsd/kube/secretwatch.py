@@ -10,7 +10,8 @@ Secrets actually asked for (a daemon may read only a few Secrets of a namespace 
   metadata.name=<name>`` in its namespace) and waits for its first list (``first_list_timeout``;
   slower than that, it answers with a GET meanwhile);
 - later reads answer from memory: no request. A change or a deletion arrives by the watch, so
-  rotated credentials are used at the next reconcile, without a restart;
+  rotated credentials are used at the next reconcile, without a restart; ``subscribe`` tells
+  who must act at once (the daemon queues the Environments of a rotated kubeconfig Secret);
 - a name not read for ``idle`` seconds has its watch stopped and its values forgotten: the
   watches (and the Secret data in memory) are bounded by the names in use;
 - a watch the API server refuses (RBAC without ``list``/``watch`` on secrets) is no failure:
@@ -26,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
@@ -62,10 +63,12 @@ class _Watched:
     reflector: Reflector
     task: asyncio.Task[None]
     last_read: float
+    #: A read found its first list in: later changes are news (the first list's ADDED is not).
+    primed: bool = field(default=False)
 
 
-def _ignore(_change: Change) -> None:
-    """Readers look the Secret up when they need it; nobody is told of a change."""
+#: Told ``(namespace, name)`` of a watched Secret whose data changed, or that appeared or went.
+OnChange = Callable[[str, str], None]
 
 
 class SecretWatch:
@@ -100,6 +103,13 @@ class SecretWatch:
         self._warned = False
         self._janitor: asyncio.Task[None] | None = None
         self._closed = False
+        self._subscribers: list[OnChange] = []
+
+    def subscribe(self, on_change: OnChange) -> None:
+        """Call ``on_change(namespace, name)`` when a watched Secret's data changes, or it is
+        created or deleted, as the watch sees it (not for its first list; not for an edit of its
+        labels or annotations alone). Secrets read by GET (a refused watch) tell nobody."""
+        self._subscribers.append(on_change)
 
     def watching(self) -> list[Key]:
         """The (namespace, name) of every Secret watched now."""
@@ -122,6 +132,7 @@ class SecretWatch:
             return await self.plain.read(namespace, name, where=where)
         if not reflector.synced:  # the first list is slow: answer now, the watch serves later reads
             return await self.plain.read(namespace, name, where=where)
+        watched.primed = True
         obj = reflector.get(namespace, name)
         if obj is None:
             raise SecretNotFound(f"{SecretData(namespace, name, {}, where).label} not found")
@@ -141,11 +152,24 @@ class SecretWatch:
     # -- watches ---------------------------------------------------------------------------
 
     def _start(self, namespace: str, name: str, now: float) -> _Watched:
+        def changed(change: Change) -> None:
+            watched = self._watched.get((namespace, name))
+            if watched is None or not watched.primed or watched.reflector is not reflector:
+                return
+            old, new = change.old, change.new
+            if old is not None and new is not None and old.get("data") == new.get("data"):
+                return
+            for subscriber in list(self._subscribers):
+                try:
+                    subscriber(namespace, name)
+                except Exception:  # one subscriber's bug must not stop the watch
+                    log.exception("secret change subscriber failed", secret=f"{namespace}/{name}")
+
         reflector = Reflector(
             self.watch_client,
             SECRETS,
             namespace,
-            _ignore,
+            changed,
             field_selector=f"metadata.name={name}",
             retry_failed=self.retry_refused,
             watch_timeout=self.watch_timeout,

@@ -34,6 +34,10 @@ Environment) feeds the applier's live state and health waits, and drift (``drift
 someone else edits a field we applied or deletes a managed object, the owning Environment is
 queued at once, so the edit is reverted in seconds, not at the next interval. Each kind is
 watched from the first reconcile that needs it.
+
+Parts: ``settings`` (flags and figures), ``clusters`` (when remote-cluster Environments run
+again: backoff, recovery, a rotated kubeconfig Secret), ``finalizing`` (deleted Environments),
+``invalid`` (refused specs).
 """
 
 from __future__ import annotations
@@ -41,25 +45,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from gitopsd import environments, finalizer, probes, status
-from gitopsd.clusters import ClusterUnreachable, cluster_key
+from gitopsd import environments, finalizer, probes
+from gitopsd.clusters import cluster_key
 from gitopsd.clusters.registry import Registry
 from gitopsd.clusters.share import Shares
+from gitopsd.daemon.clusters import RemoteClusters
+from gitopsd.daemon.finalizing import Finalizing
+from gitopsd.daemon.invalid import interval_of, report_invalid
+from gitopsd.daemon.settings import INVALID_RETRY, RUNS_PER_WORKER, Service, Settings
 from gitopsd.dependencies import check as dependencies
 from gitopsd.drift import DriftTrigger
-from gitopsd.errors import GitopsdError, SpecError
+from gitopsd.errors import SpecError
 from gitopsd.events import EventRecorder
-from gitopsd.fields import SPEC
-from gitopsd.informer import Informer, Wake, key_of
-from gitopsd.kube import Kube, KubeAPI, KubeError
+from gitopsd.informer import Informer, Wake
+from gitopsd.kube import Kube
 from gitopsd.kube.secretwatch import SecretWatch
 from gitopsd.kube.watchcache import WatchCache
 from gitopsd.leader import Elector, LeadershipLost, NoElection
@@ -70,41 +75,9 @@ from gitopsd.notify.subscriptions import Subscription
 from gitopsd.reconcile import Reconciler
 from gitopsd.sources import GitSources
 from gitopsd.spec import parse_environment
-from gitopsd.tenancy import Tenancy
 from gitopsd.workqueue import Slot, Slots, WorkQueue
 
 log = structlog.get_logger("gitopsd.daemon")
-
-_INVALID_RETRY = 60.0
-#: Runs per worker: the one working and those waiting on a health gate. Measured with 64
-#: workers and 400 new Environments (bench.sync_environments shape): a worker held through the
-#: health wait left the 2 cores 60 % used, the pool being the limit.
-RUNS_PER_WORKER = 4
-_FINALIZE_RETRY_MAX = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    namespace: str | None = None  # None: every namespace
-    label_selector: str | None = None  # a shard: only Environments with this label
-    workers: int = 8
-    cache_dir: Path = Path("/tmp/gitopsd")
-    probes_host: str = "0.0.0.0"  # noqa: S104 (probes must be reachable by the kubelet)
-    probes_port: int = 8080
-    jitter: float = 0.1
-    shutdown_grace: float = 30.0
-    git_timeout: float = 60.0
-    webhook_host: str = "0.0.0.0"  # noqa: S104 (Git hosts must reach it)
-    webhook_port: int | None = None  # None: no webhook receiver
-    # A webhook connection that has not sent a whole request within this is closed (slow or
-    # idle clients hold no socket for long; aiohttp's own default is an hour).
-    webhook_idle_timeout: float = 15.0
-    tenancy: Tenancy = field(default_factory=Tenancy)
-    #: Working runs one remote cluster's Environments may hold at once (0: half the workers).
-    cluster_share: int = 0
-
-
-Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 class Daemon:
@@ -143,17 +116,19 @@ class Daemon:
         self.metrics.watch_cache(self.cache.figures)
         # Git credentials (spec.source.secretRef) watched by name: an idle resolve reads memory.
         self.secrets = SecretWatch(kube, watch_client=self._watch_client)
-        # Remote targets (spec.kubeConfig): kubeconfig Secrets read through the same watch by name.
+        # Remote targets (spec.kubeConfig): kubeconfig Secrets read through the same watch by name;
+        # a changed one, or a cluster answering again, queues its Environments (daemon.clusters).
+        self.remote = RemoteClusters(lambda: self.informer.items(), lambda key: self._work.add(key))
+        self.secrets.subscribe(self.remote.secret_changed)
         self.clusters = Registry(
             self.secrets,
             meter=self.metrics.clusters,
             on_cache=lambda target_cache: target_cache.subscribe(
                 DriftTrigger(lambda key: self.trigger(key, fresh=False), self.metrics)
             ),
-            on_recovered=self._cluster_recovered,
+            on_recovered=self.remote.recovered,
         )
         self._shares = Shares(settings.cluster_share or max(1, settings.workers // 2))
-        self._unreachable: dict[str, int] = {}  # Environments whose cluster did not answer, and how often
         self.reconciler = Reconciler(
             kube,
             self.sources,
@@ -163,6 +138,13 @@ class Daemon:
             secrets=self.secrets,
             tenancy=settings.tenancy,
             clusters=self.clusters,
+        )
+        self.finalizing = Finalizing(
+            kube,
+            self.reconciler.recorder,
+            self.clusters,
+            concurrency=self.reconciler.applier.concurrency,
+            tenancy=settings.tenancy,
         )
         self.metrics.watch_statuses(self._statuses)
         if announcer is not None:
@@ -179,7 +161,6 @@ class Daemon:
         # Waiting for a worker: queued, or taken from the queue and waiting for a slot.
         self.metrics.queue_depth.set_function(lambda: self._work.depth + self._slots.waiting)
         self._fresh: set[str] = set()
-        self._finalize_failures: dict[str, int] = {}  # Terminating Environments whose cleanup failed, and how often
         self._busy: set[asyncio.Task[Any]] = set()  # workers in the middle of a reconcile
         self.bound_port: int | None = None
 
@@ -332,7 +313,8 @@ class Daemon:
     def _forgotten(self, key: str, obj: dict[str, Any] | None) -> None:
         """The Environment ``key`` is gone: drop its work and what is remembered of it."""
         self._work.cancel(key)
-        self._finalize_failures.pop(key, None)
+        self.finalizing.forget(key)
+        self.remote.forget(key)
         if obj is not None:
             with contextlib.suppress(SpecError):
                 self.reconciler.forget(parse_environment(obj))
@@ -359,7 +341,7 @@ class Daemon:
                     raise
                 except Exception:  # a bug must not kill the worker or the daemon
                     log.exception("reconcile crashed", environment=key)
-                    delay = _INVALID_RETRY
+                    delay = INVALID_RETRY
                 finally:
                     self._busy.discard(task)
             if not self._work.done(key) and key in self.informer and delay is not None:
@@ -368,12 +350,12 @@ class Daemon:
     async def _reconcile(self, key: str, obj: dict[str, Any], slot: Slot) -> float | None:
         """Reconcile one Environment; return the delay until its next regular reconcile (None: none)."""
         if finalizer.terminating(obj):
-            return await self._finalize(key, obj)
+            return await self.finalizing.run(key, obj)
         try:
             env = parse_environment(obj)
         except SpecError as exc:
-            await self._report_invalid(obj, exc)
-            return _interval_of(obj)
+            await report_invalid(self.kube, self.reconciler.recorder, obj, exc)
+            return interval_of(obj)
         annotations = dict(env.annotations)
         requested = annotations.get(environments.REQUESTED_AT)
         if requested == env.status.get("lastHandledReconcileAt"):
@@ -387,81 +369,12 @@ class Daemon:
         if current is not None and current.get("metadata", {}).get("uid") == env.uid:
             current["status"] = outcome.status  # until the watch brings our own write back
         jitter = 1 + random.uniform(-self.settings.jitter, self.settings.jitter)  # noqa: S311
-        if isinstance(outcome.error, ClusterUnreachable) and outcome.error.transient:
-            # Back off (2s, 4s, ... up to the interval); its breaker's recovery queues it at once.
-            failures = self._unreachable[key] = self._unreachable.get(key, 0) + 1
-            return min(env.spec.interval, 2.0**failures) * jitter
-        self._unreachable.pop(key, None)
+        backoff = self.remote.backoff(key, env, outcome.error)  # its cluster did not answer
+        if backoff is not None:
+            return backoff * jitter
         if outcome.requeue_after is not None:  # a verification sample is due sooner
             return min(env.spec.interval * jitter, outcome.requeue_after)
         return env.spec.interval * jitter
-
-    def _cluster_recovered(self, cluster: str) -> None:
-        """``cluster`` answers again: its Environments converge now, not at their next backoff."""
-        for key, obj in self.informer.items():
-            try:
-                env = parse_environment(obj)
-            except SpecError:
-                continue
-            if cluster_key(env) == cluster:
-                self._unreachable.pop(key, None)
-                self._work.add(key)
-
-    @contextlib.asynccontextmanager
-    async def _target_of(self, obj: dict[str, Any]) -> AsyncIterator[KubeAPI | None]:
-        """The client of the remote cluster ``obj`` deploys into (None: this one)."""
-        try:
-            env = parse_environment(obj)
-        except SpecError:
-            env = None
-        if env is None or env.spec.kube_config is None:
-            yield None
-            return
-        target = await self.clusters.acquire(env)
-        try:
-            yield target.kube
-        finally:
-            self.clusters.release(target)
-
-    async def _finalize(self, key: str, obj: dict[str, Any]) -> float | None:
-        """Finish a deleted Environment (see ``finalizer``); the delay until the next try while it fails."""
-        if not finalizer.holds(obj):
-            return None  # not ours to finish: it goes by itself
-        meta = obj.get("metadata") or {}
-        try:
-            async with self._target_of(obj) as target:  # its objects are where it deployed them
-                done = await finalizer.finalize(
-                    self.kube,
-                    self.reconciler.recorder,
-                    str(meta.get("namespace")),
-                    str(meta.get("name")),
-                    concurrency=self.reconciler.applier.concurrency,
-                    tenancy=self.settings.tenancy,
-                    target=target,
-                )
-        except GitopsdError as exc:
-            log.warning("finalize failed", environment=key, error=exc.message)
-            done = finalizer.Finalized(False)
-        if done.done:
-            self._finalize_failures.pop(key, None)
-            return None
-        failures = self._finalize_failures.get(key, 0) + 1
-        self._finalize_failures[key] = failures
-        return min(2.0**failures, _FINALIZE_RETRY_MAX)
-
-    async def _report_invalid(self, obj: dict[str, Any], exc: SpecError) -> None:
-        meta = obj.get("metadata") or {}
-        old = dict(obj.get("status") or {})
-        new = status.failed(
-            old, int(meta.get("generation") or 0), exc.reason, exc.message, environments.now_rfc3339(), stalled=True
-        )
-        log.warning("invalid Environment", environment=key_of(obj), error=exc.message)
-        if new != old:
-            try:
-                await environments.write_status(self.kube, meta["namespace"], meta["name"], new)
-                await self.reconciler.recorder.record(obj, "Warning", exc.reason, exc.message)
-            except KubeError as write_error:
-                log.warning("status not written", environment=key_of(obj), error=str(write_error))
 
 
 async def _serve(app: web.Application, host: str, port: int, **options: Any) -> tuple[web.AppRunner, int | None]:
@@ -474,13 +387,4 @@ async def _serve(app: web.Application, host: str, port: int, **options: Any) -> 
     return runner, bound
 
 
-def _interval_of(obj: dict[str, Any]) -> float:
-    """When to look again at an Environment whose spec was refused: its interval if that one reads, else a minute.
-
-    An interval under 1s counts as unreadable, as the CRD refuses it.
-    """
-    spec = obj.get("spec")
-    try:
-        return SPEC.duration((spec if isinstance(spec, dict) else {}).get("interval", "1m"), "interval", at_least=1)
-    except SpecError:
-        return _INVALID_RETRY
+__all__ = ["RUNS_PER_WORKER", "Daemon", "Service", "Settings"]
