@@ -74,8 +74,12 @@ class Source(Protocol):
         """The revision the Environment's source points at now (``fresh``: ask the remote, no cache)."""
         ...
 
-    async def render(self, env: Environment, resolved: Resolved) -> tuple[Sequence[Manifest], str]:
-        """The objects at ``resolved`` and their digest (the release identity)."""
+    async def render(
+        self, env: Environment, resolved: Resolved, *, cluster: KubeAPI | None = None
+    ) -> tuple[Sequence[Manifest], str]:
+        """The objects at ``resolved`` and their digest (the release identity). What the render asks
+        of a cluster (which kinds are namespaced, Helm's version and API versions) it asks of
+        ``cluster``, the one the objects go to (None: the management cluster)."""
         ...
 
     def forget(self, uid: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -55,7 +56,9 @@ class Desired:
         self.kustomize_timeout = kustomize_timeout
         #: Charts of ``spec.chart`` (kept beside the Git mirrors, shared by every Environment).
         self.charts = charts or Charts(sources.cache_dir.parent / "charts")
-        self.capabilities = Capabilities()
+        self.capabilities = Capabilities()  # the management cluster's (``kube``)
+        #: Each remote target's (a target rebuilt from a rotated kubeconfig starts afresh).
+        self._target_capabilities: weakref.WeakKeyDictionary[KubeAPI, Capabilities] = weakref.WeakKeyDictionary()
         self._renders: dict[str, _Cached] = {}
 
     def forget(self, uid: str) -> None:
@@ -71,10 +74,30 @@ class Desired:
 
         return fetch
 
+    def _capabilities_of(self, cluster: KubeAPI) -> Capabilities:
+        if cluster is self.kube:
+            return self.capabilities
+        found = self._target_capabilities.get(cluster)
+        if found is None:
+            found = self._target_capabilities[cluster] = Capabilities()
+        return found
+
     async def render(
-        self, env: Environment, revision: Revision, creds: Credentials | Login | None
+        self,
+        env: Environment,
+        revision: Revision,
+        creds: Credentials | Login | None,
+        *,
+        cluster: KubeAPI | None = None,
     ) -> tuple[list[Manifest], str]:
-        """The objects ``env`` renders to at ``revision``, and their digest."""
+        """The objects ``env`` renders to at ``revision``, and their digest.
+
+        ``cluster``: where the objects go (default: ``kube``). Its discovery says which kinds are
+        namespaced and which API versions Helm sees, its ``/version`` Helm's kube version: a CRD
+        served only by the target renders as it is there. Substitution and ``valuesFrom`` objects
+        are read beside the Environment, on ``kube``.
+        """
+        cluster = cluster if cluster is not None else self.kube
         values = await substitution_values(self.kube, env)
         helm_values = await read_values(self.kube, env)
         key = (
@@ -92,7 +115,7 @@ class Desired:
         else:
             git_creds = creds if isinstance(creds, Credentials) else None
             tree, path = await self.sources.tree(env.spec.source, git_creds, revision), env.spec.source.path
-        await self.kube.discovery.ensure()
+        await cluster.discovery.ensure()
         options = RenderOptions(
             path=path,
             environment=env.name,
@@ -101,16 +124,16 @@ class Desired:
             target_namespace=env.spec.target_namespace,
             kustomize_timeout=self.kustomize_timeout,
             helm=replace(
-                await helm_options(self.kube, env, self.capabilities, helm_values),
+                await helm_options(cluster, env, self._capabilities_of(cluster), helm_values),
                 fetch_dependency=self._dependency_fetcher(),
             ),
         )
         try:
-            manifests = await asyncio.to_thread(render, tree, options, self.kube.discovery.scopes())
+            manifests = await asyncio.to_thread(render, tree, options, cluster.discovery.scopes())
         except UnknownKind:
             # Maybe a CRD established since discovery was cached: look once more, then believe it.
-            await self.kube.discovery.refresh(force=False)
-            manifests = await asyncio.to_thread(render, tree, options, self.kube.discovery.scopes())
+            await cluster.discovery.refresh(force=False)
+            manifests = await asyncio.to_thread(render, tree, options, cluster.discovery.scopes())
         manifests, digest = await asyncio.to_thread(_kept, manifests)
         self._renders[env.uid] = _Cached(key, manifests, digest)
         return manifests, digest

@@ -58,8 +58,10 @@ class GitSource:
         max_age = 0.0 if fresh else max(self.ls_remote_max_age, env.spec.interval * INTERVAL_SHARE)
         return Resolved(await self.sources.resolve(env.spec.source, creds, max_age=max_age), creds)
 
-    async def render(self, env: Environment, resolved: Resolved) -> tuple[Sequence[Manifest], str]:
-        return await self.desired.render(env, resolved.revision, resolved.access)
+    async def render(
+        self, env: Environment, resolved: Resolved, *, cluster: KubeAPI | None = None
+    ) -> tuple[Sequence[Manifest], str]:
+        return await self.desired.render(env, resolved.revision, resolved.access, cluster=cluster)
 
     def forget(self, uid: str) -> None:
         self.desired.forget(uid)

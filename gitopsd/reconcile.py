@@ -291,7 +291,7 @@ async def _sync(ctx: RunContext, fresh: bool) -> Outcome:
         ctx.stage(status.unheld(ctx.status))
         ctx.announce("resumed", revision, "SourceMoved", message)
     try:
-        manifests, digest = await services.source.render(env, resolved)
+        manifests, digest = await services.source.render(env, resolved, cluster=ctx.target.kube)
     except GitopsdError:
         ctx.stage({**ctx.status, "lastAttemptedRevision": str(revision)})  # _fail writes it
         raise

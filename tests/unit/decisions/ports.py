@@ -76,6 +76,8 @@ class FakeSource:
         self.error: BaseException | None = None
         self.resolves = 0
         self.renders = 0
+        #: The cluster each render was asked to render for (the run's target's client).
+        self.rendered_for: list[object] = []
 
     def push(
         self, label: str, objects: Objects, *, branch: str = "main", url: str = "https://git.example.com/shop.git"
@@ -95,8 +97,11 @@ class FakeSource:
         assert commit is not None, f"nothing pushed to {source.url} {source.ref}"
         return Resolved(Revision(source.ref, commit))
 
-    async def render(self, env: Environment, resolved: Resolved) -> tuple[Sequence[Manifest], str]:
+    async def render(
+        self, env: Environment, resolved: Resolved, *, cluster: object = None
+    ) -> tuple[Sequence[Manifest], str]:
         self.renders += 1
+        self.rendered_for.append(cluster)
         manifests = tuple(_placed(m, env.spec.target_namespace) for m in self.trees[resolved.revision.commit])
         return manifests, digest_of(manifests)
 

@@ -105,6 +105,7 @@ async def test_a_remote_environment_deploys_and_records_on_its_target_only(world
     assert head is not None and "ownerReferences" not in head["metadata"]  # no owner on the target
     st = await world.status("shop")
     assert st["cluster"] == "prod-kubeconfig" and st["release"] == 1
+    assert world.source.rendered_for == [prod]  # rendered with the target's discovery
 
 
 async def test_in_cluster_environments_say_so_and_stay_local(world: World, clusters: Clusters) -> None:
@@ -115,6 +116,7 @@ async def test_in_cluster_environments_say_so_and_stay_local(world: World, clust
     assert (await world.status("shop"))["cluster"] == "in-cluster"
     assert world.live("Deployment", "web") is not None
     assert clusters.built == []
+    assert world.source.rendered_for == [world.kube]
 
 
 async def test_two_environments_two_targets_each_gets_its_own(world: World, clusters: Clusters) -> None:
