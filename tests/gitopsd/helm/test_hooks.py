@@ -45,7 +45,7 @@ spec:
 """
 
 
-def hooked_chart(directory: Path, version: str, *, second_exit: str = "0") -> Path:
+def hooked_chart(directory: Path, version: str, *, backfill_exit: str = "0") -> Path:
     """Two pre-install/pre-upgrade Jobs (weights 5 and -5, hook-succeeded), a Deployment and a ConfigMap,
     a post-install/post-upgrade Job, and a ``test`` hook."""
     pre = "pre-install,pre-upgrade"
@@ -54,11 +54,11 @@ def hooked_chart(directory: Path, version: str, *, second_exit: str = "0") -> Pa
         {
             "Chart.yaml": f"apiVersion: v2\nname: shop\nversion: {version}\n",
             "values.yaml": "replicas: 2\n",
-            # written first in the chart, run second: hook-weight decides
-            "templates/a-second.yaml": hook_job(
-                "second", pre, weight="5", policy="hook-succeeded", exit_code=second_exit
+            # backfill sorts before migrate by name and file: only hook-weight runs migrate first
+            "templates/a-backfill.yaml": hook_job(
+                "backfill", pre, weight="5", policy="hook-succeeded", exit_code=backfill_exit
             ),
-            "templates/b-first.yaml": hook_job("first", pre, weight="-5", policy="hook-succeeded"),
+            "templates/b-migrate.yaml": hook_job("migrate", pre, weight="-5", policy="hook-succeeded"),
             "templates/post.yaml": hook_job("post", "post-install,post-upgrade"),
             "templates/test.yaml": hook_job("smoke-test", "test"),
             "templates/config.yaml": (
@@ -96,10 +96,10 @@ def test_a_chart_with_helm_hooks_converges_in_order_and_a_failed_upgrade_hook_ro
     tmp_path: Path,
     start_daemon: Callable[..., DaemonProcess],
 ) -> None:
-    """Install: pre hooks by weight (-5 then 5), each Complete before the next, deleted once they succeed;
-    then the chart's objects, the health gate, the post-install Job; the test hook never runs. Upgrade to
-    a version whose weight-5 pre-upgrade Job fails: HookFailed naming the Job, nothing of it applied,
-    rolled back (rollback.auto), the version held with reason HookFailed."""
+    """Install: pre hooks by weight (migrate -5, then backfill 5), each Complete before the next and
+    deleted once it succeeded; then the chart's objects, the health gate, the post-install Job; the test
+    hook never runs. Upgrade to a version whose backfill pre-upgrade Job fails: HookFailed naming the
+    Job, nothing of it applied, rolled back (rollback.auto), the version held with reason HookFailed."""
     cluster = gitopsd_crd
     ops, app = namespaces("helm-hooks"), namespaces("helm-hooks-app")
     helm_repo.publish(hooked_chart(tmp_path / "v100", "1.0.0"))
@@ -117,23 +117,24 @@ def test_a_chart_with_helm_hooks_converges_in_order_and_a_failed_upgrade_hook_ro
         wait_for("shop@1.0.0 Ready", lambda: _ready_at(cluster, ops, "shop@1.0.0"), timeout=180)
         wait_for("the post-install Job complete", lambda: any(n.startswith("post-") for n in _jobs(cluster, app)))
         wait_for(
-            "the pre hooks deleted", lambda: not any(n.startswith(("first-", "second-")) for n in _jobs(cluster, app))
+            "the pre hooks deleted",
+            lambda: not any(n.startswith(("migrate-", "backfill-")) for n in _jobs(cluster, app)),
         )
-    first_done = jobs.first("the weight -5 Job Complete", lambda o: named("first-")(o) and is_true(o, "Complete"))
-    second_created = jobs.first("the weight 5 Job", named("second-"))
-    second_done = jobs.first("the weight 5 Job Complete", lambda o: named("second-")(o) and is_true(o, "Complete"))
+    migrate_done = jobs.first("the weight -5 Job Complete", lambda o: named("migrate-")(o) and is_true(o, "Complete"))
+    backfill_created = jobs.first("the weight 5 Job", named("backfill-"))
+    backfill_done = jobs.first("the weight 5 Job Complete", lambda o: named("backfill-")(o) and is_true(o, "Complete"))
     config_created = cms.first("the chart's ConfigMap", named("shop-config"))
     web_created = deps.first("the Deployment", named("web"))
     web_ready = deps.first("the Deployment available", lambda o: (o.get("status") or {}).get("availableReplicas") == 2)
     post_created = jobs.first("the post-install Job", named("post-"))
-    assert first_done < second_created < second_done < min(config_created, web_created)
+    assert migrate_done < backfill_created < backfill_done < min(config_created, web_created)
     assert web_created < web_ready < post_created
-    assert _deleted(jobs, "first-") and _deleted(jobs, "second-")  # hook-succeeded
+    assert _deleted(jobs, "migrate-") and _deleted(jobs, "backfill-")  # hook-succeeded
     assert not any(named("smoke-test")(obj) for _, obj in jobs.events)  # the test hook never runs
     st = env_object(cluster, ops, "shop")["status"]
     assert "Job" not in {e["id"].rsplit("_", 1)[-1] for e in st["inventory"]["entries"]}
 
-    helm_repo.publish(hooked_chart(tmp_path / "v110", "1.1.0", second_exit="1"))
+    helm_repo.publish(hooked_chart(tmp_path / "v110", "1.1.0", backfill_exit="1"))
 
     def rolled_back() -> dict[str, Any] | None:
         status = env_object(cluster, ops, "shop").get("status") or {}
@@ -145,7 +146,7 @@ def test_a_chart_with_helm_hooks_converges_in_order_and_a_failed_upgrade_hook_ro
     wait_for("release 3 (1.0.0 restored) Ready", lambda: _ready_at(cluster, ops, "shop@1.0.0"), timeout=180)
     events = get_json(cluster, "events", "-n", ops, "--field-selector", "involvedObject.name=shop")["items"]
     failed = [e["message"] for e in events if e["reason"] == "HookFailed"]
-    assert failed and "shop@1.1.0" in failed[-1] and f"Job.batch/{app}/second-" in failed[-1], failed
+    assert failed and "shop@1.1.0" in failed[-1] and f"Job.batch/{app}/backfill-" in failed[-1], failed
     assert "PreSync hook" in failed[-1], failed[-1]
     assert config(cluster, app, "shop-config")["chart"] == "1.0.0"  # the failed upgrade applied nothing
     image = get_json(cluster, "deployment", "web", "-n", app)["spec"]["template"]["spec"]["containers"][0]["image"]
