@@ -7,24 +7,29 @@ Secrets; each target fake gets what the Environment deploys and its release reco
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
 
+from gitopsd import environments
 from gitopsd.clusters import ClusterUnreachable
 from gitopsd.clusters.breaker import Breaker
 from gitopsd.clusters.records import TargetStore
 from gitopsd.clusters.registry import Built, Registry
 from gitopsd.events import EventRecorder
+from gitopsd.gates.runner import VERIFY
 from gitopsd.kube.config import Connection
 from gitopsd.kube.secretwatch import PlainSecretReader
 from gitopsd.reconcile import Reconciler
 from gitopsd.releases import Owner
+from gitopsd.releases import requests as asks
 from gitopsd.releases.info import LABEL_ENVIRONMENT
 from gitopsd.releases.store import SECRETS
 from tests.fakes import FakeKube
 from tests.unit.decisions.conftest import NAMESPACE, TARGET, World, deployment_controller
 from tests.unit.decisions.ports import app
+from tests.unit.decisions.test_verification import INTERVAL, START_DELAY, verification
 
 TOKEN = "s3cr3t-token-value"
 
@@ -51,6 +56,7 @@ class Clusters:
         world.reconciler = Reconciler(
             world.kube, None, EventRecorder(world.kube), source=world.source, clock=world.clock, clusters=self.registry
         )
+        world.reconciler.services.prometheus = world.prometheus.open
 
     def cluster(self, server: str, *, namespaces: tuple[str, ...] = (NAMESPACE, TARGET)) -> FakeKube:
         fake = FakeKube(namespaces=("default", *namespaces), server=server)
@@ -227,3 +233,38 @@ async def test_records_on_a_target_survive_a_new_environment_object(world: World
     listing = await TargetStore(prod).scan(Owner(NAMESPACE, "shop", "another-uid"))
     assert sorted(listing.records) == [1] and not listing.invalid, listing.invalid
     assert env.uid != "another-uid"
+
+
+async def test_gitopsd_verify_of_a_remote_environment_judges_and_rolls_back_on_its_target(
+    world: World, clusters: Clusters
+) -> None:
+    """``gitopsd verify`` (its annotations) on a remote Environment: the gate runs again for the current
+    release read from the target's records; the Failed verdict is written there and rolls back there."""
+    prod = clusters.cluster("https://prod.example")
+    clusters.secret("prod", kubeconfig("https://prod.example"))
+    world.source.push("A", app("1"))
+    world.create("shop", kubeConfig={"secretRef": {"name": "prod"}}, verification=verification())
+    for step in (0, START_DELAY + 1, INTERVAL + 1):  # release 1 deployed and verified
+        world.clock.advance(step)
+        await world.reconcile("shop")
+    world.source.push("B", app("2"))
+    for step in (0, START_DELAY + 1, INTERVAL + 1):  # release 2 deployed and verified
+        world.clock.advance(step)
+        await world.reconcile("shop")
+    target_records = await TargetStore(prod).scan(Owner(NAMESPACE, "shop", "any"))
+    assert {n: r.verification for n, r in target_records.records.items()} == {1: "Passed", 2: "Passed"}
+    world.prometheus.value = 0.5  # errors now: `gitopsd verify` should catch it
+    token = asks.new_token()
+    body = json.dumps({"token": token, "by": "alice", "dryRun": False})
+    await world.annotate("shop", {VERIFY: body, environments.REQUESTED_AT: token})
+    await world.reconcile("shop")
+    assert (await world.status("shop"))["verification"]["request"] == token
+    world.clock.advance(START_DELAY + 1)
+    for _ in range(2):
+        await world.reconcile("shop")
+    listing = await TargetStore(prod).scan(Owner(NAMESPACE, "shop", "any"))
+    assert listing.records[2].verification == "Failed"
+    assert max(listing.records) == 3 and listing.records[3].revision == listing.records[1].revision  # rolled back
+    web = prod.stored(world.kube_ref("Deployment", "web"))
+    assert web is not None and web["spec"]["template"]["spec"]["containers"][0]["image"] == "shop:1"
+    assert await _records(world.kube, "shop") == []  # nothing of it on the management cluster
