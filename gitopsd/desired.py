@@ -63,6 +63,7 @@ class Desired:
 
     def forget(self, uid: str) -> None:
         self._renders.pop(uid, None)
+        self.charts.forget(uid)
 
     def _dependency_fetcher(self) -> Callable[[str, str, str], Path]:
         """Fetches a chart's ``Chart.lock`` entry from the render's worker thread, on this loop's cache."""
@@ -111,7 +112,8 @@ class Desired:
             return cached.manifests, cached.digest
         tree: Tree
         if env.spec.chart is not None:
-            tree, path = await self.charts.tree(env.spec.chart, revision, creds if isinstance(creds, Login) else None)
+            login = creds if isinstance(creds, Login) else None
+            tree, path = await self.charts.tree(env.spec.chart, revision, login, owner=env.uid)  # kept while deployed
         else:
             git_creds = creds if isinstance(creds, Credentials) else None
             tree, path = await self.sources.tree(env.spec.source, git_creds, revision), env.spec.source.path

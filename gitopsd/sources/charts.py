@@ -13,6 +13,9 @@ the cache never hands a private chart to an Environment the repository would ref
 once per (repository, name, version), its sha256 checked against the digest the index (or the
 OCI manifest) announced, kept on disk under ``cache_dir`` and unpacked once (``tarfile``'s
 ``data`` filter: no links out, no devices, no absolute paths; size and entry count bounded).
+``Charts.checkout`` does the same and keeps the chart from being pruned while the block runs (a
+render in flight) and, with an ``owner``, for as long as that Environment deploys it: the cache
+is bounded by age and size (``charts_cache``).
 
 The release record keeps the rendered objects, not the chart, so a rollback never needs the
 repository (``releases``).
@@ -28,6 +31,8 @@ import tarfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +41,7 @@ import yaml
 from gitopsd import semver
 from gitopsd.model import Revision
 from gitopsd.render.helmspec import ChartSpec
+from gitopsd.sources.charts_cache import CacheLimits, ChartCache
 from gitopsd.sources.charts_http import (
     MAX_CHART_BYTES,
     MAX_INDEX_BYTES,
@@ -82,8 +88,16 @@ class ChartStats:
 class Charts:
     """Chart listings and archives of every repository the daemon's Environments use."""
 
-    def __init__(self, cache_dir: Path, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        timeout: float = 60.0,
+        limits: CacheLimits | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.cache_dir = Path(cache_dir)
+        self.cache = ChartCache(self.cache_dir, limits, clock=clock)
         self.http = Http(timeout)
         self.stats = ChartStats()
         self._listings: dict[tuple[str, str, str], _Listing] = {}
@@ -94,6 +108,8 @@ class Charts:
 
     async def resolve(self, chart: ChartSpec, login: Login | None, *, max_age: float) -> Revision:
         """``name@version`` of the newest version of ``chart`` in its range."""
+        if self.cache.due():
+            await self.cache.prune()
         versions = await self._versions(chart, login, max_age)
         constraint = semver.parse_constraint(chart.version)
         chosen = semver.newest(versions, constraint)
@@ -105,28 +121,54 @@ class Charts:
             )
         return Revision(chart.name, chosen, chart=True)
 
-    async def tree(self, chart: ChartSpec, revision: Revision, login: Login | None) -> tuple[LocalTree, str]:
-        """The unpacked chart at ``revision`` and the path of its directory in that tree."""
-        key = (chart.repository, chart.name, revision.commit, login_key(login))
-        slot = hashlib.sha256("\0".join(key).encode()).hexdigest()[:32]
-        unpacked = self.cache_dir / "unpacked" / slot
-        async with self._locks[("tree", key)]:
-            if not unpacked.is_dir():
-                async with self._locks[("archive", key)]:
-                    archive = await self._archive(chart, revision.commit, login, slot)
-                await asyncio.to_thread(_unpack, archive, unpacked, f"{chart.name}@{revision.commit}")
-        top = next((p.name for p in sorted(unpacked.iterdir()) if (p / "Chart.yaml").is_file()), None)
-        if top is None:
-            raise ChartError(f"{chart.name}@{revision.commit}: the archive holds no chart directory", transient=False)
-        return LocalTree(unpacked), top
+    async def tree(
+        self, chart: ChartSpec, revision: Revision, login: Login | None, *, owner: str | None = None
+    ) -> tuple[LocalTree, str]:
+        """The unpacked chart at ``revision`` and the path of its directory in that tree. Kept while
+        ``owner`` (an Environment's uid: one render at a time) deploys it; else for ``grace`` after
+        this call, or pinned for a block with ``checkout``."""
+        async with self.checkout(chart, revision, login, owner=owner) as found:
+            return found
+
+    @asynccontextmanager
+    async def checkout(
+        self, chart: ChartSpec, revision: Revision, login: Login | None, *, owner: str | None = None
+    ) -> AsyncIterator[tuple[LocalTree, str]]:
+        """``tree``, kept on disk while the block runs; ``owner`` (an Environment's uid) deploys it now."""
+        slot = _slot(chart.repository, chart.name, revision.commit, login)
+        with self.cache.pinned(slot):
+            unpacked, made = self.cache.unpacked(slot), False
+            async with self.cache.lock("unpacked", slot):
+                if not unpacked.is_dir():
+                    async with self.cache.lock("archive", slot):
+                        archive = await self._archive(chart, revision.commit, login, slot)
+                    await asyncio.to_thread(_unpack, archive, unpacked, f"{chart.name}@{revision.commit}")
+                    made = True
+                self.cache.touch(slot)
+            if owner is not None:
+                self.cache.own(owner, slot)
+            if made:
+                await self.cache.prune()
+            top = next((p.name for p in sorted(unpacked.iterdir()) if (p / "Chart.yaml").is_file()), None)
+            if top is None:
+                what = f"{chart.name}@{revision.commit}"
+                raise ChartError(f"{what}: the archive holds no chart directory", transient=False)
+            yield LocalTree(unpacked), top
+
+    def forget(self, owner: str) -> None:
+        """``owner`` is gone: what it deployed may be pruned once idle."""
+        self.cache.forget(owner)
 
     async def dependency(self, repository: str, name: str, version: str) -> Path:
-        """The packaged chart of a ``Chart.lock`` entry (exact version), downloaded once and kept."""
+        """The packaged chart of a ``Chart.lock`` entry (exact version), downloaded once and kept
+        (not pruned within ``CacheLimits.grace`` of this call: the render copies it at once)."""
         chart = ChartSpec(repository, name, version)
-        key = (repository, name, version, login_key(None))
-        slot = hashlib.sha256("\0".join(key).encode()).hexdigest()[:32]
-        async with self._locks[("archive", key)]:
-            return await self._archive(chart, version, None, slot)
+        slot = _slot(repository, name, version, None)
+        with self.cache.pinned(slot):
+            async with self.cache.lock("archive", slot):
+                archive = await self._archive(chart, version, None, slot)
+                self.cache.touch(slot)
+            return archive
 
     async def _versions(self, chart: ChartSpec, login: Login | None, max_age: float) -> list[str]:
         if not chart.oci:
@@ -163,7 +205,7 @@ class Charts:
         self.stats.by_repository[repository] = self.stats.by_repository.get(repository, 0) + 1
 
     async def _archive(self, chart: ChartSpec, version: str, login: Login | None, slot: str) -> Path:
-        archive = self.cache_dir / "archives" / f"{slot}.tgz"
+        archive = self.cache.archive(slot)
         if archive.is_file():
             return archive
         if chart.oci:
@@ -187,6 +229,11 @@ class Charts:
         partial.write_bytes(body)
         partial.rename(archive)
         return archive
+
+
+def _slot(repository: str, name: str, version: str, login: Login | None) -> str:
+    """The cache entry of one (repository, name, version, login)."""
+    return hashlib.sha256("\0".join((repository, name, version, login_key(login))).encode()).hexdigest()[:32]
 
 
 def login_key(login: Login | None) -> str:
