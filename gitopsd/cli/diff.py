@@ -33,11 +33,11 @@ async def run(args: argparse.Namespace) -> int:
     namespace = namespace_of(args)
     async with kube_from(args) as kube:
         raw, env = await fetch_environment(kube, namespace, args.name)
-        revision, manifests = await render_environment(kube, env)
         spec = env.spec
         options = ApplyOptions(owner=env.key, prune=spec.prune, allow_empty=spec.allow_empty, force=spec.force)
         previous = Inventory.from_status((raw.get("status") or {}).get("inventory") or {})
         async with target_of(kube, env) as target:  # live objects of a remote Environment: on its target
+            revision, manifests = await render_environment(kube, env, target)  # with the target's discovery
             # Hooks are created anew on each deploy (gitopsd.phases), never compared with live objects.
             result = await Applier(target).diff(synced_objects(manifests), previous, options)
     text = result.render()

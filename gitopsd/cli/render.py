@@ -22,6 +22,7 @@ import yaml
 
 from gitopsd.cli.common import CliError, add_kube_args, fetch_environment, kube_from, namespace_name, namespace_of
 from gitopsd.cli.preview import render_environment
+from gitopsd.cli.target import target_of
 from gitopsd.errors import SpecError
 from gitopsd.model import Manifest
 from gitopsd.render import HelmOptions, OfflineScopes, RenderOptions, render
@@ -92,7 +93,8 @@ async def run(args: argparse.Namespace) -> int:
         namespace = namespace_of(args)
         async with kube_from(args) as kube:
             _, env = await fetch_environment(kube, namespace, args.name)
-            revision, manifests = await render_environment(kube, env)
+            async with target_of(kube, env) as target:  # a remote Environment renders with its target's discovery
+                revision, manifests = await render_environment(kube, env, target)
         header = f"# Environment {namespace}/{args.name} at {revision}"
     if not manifests:
         print(f"warning: {args.path or args.name}: rendered no objects", file=sys.stderr)
