@@ -7,13 +7,14 @@ IPv4 and IPv6 LocalClusters), each reached through a TCP proxy the bench can bla
 - ``latency``: push → applied on a healthy target. Environment ``fast`` (target a) and five
   Environments on target b (interval 2s, so they keep trying). Each push is a commit followed by
   a sync request to all six (what a webhook does); the time is from the push until ``fast``'s
-  ConfigMap on target a holds the new value (read straight from target a every 10 ms). Phases:
+  ConfigMap on target a holds the new value (read straight from target a every 10 ms); one push
+  every ``--gap`` seconds, so a phase outlasts the 20 s request timeout. Phases:
   all healthy, target b black-holed, all healthy again (the two healthy phases are the baseline).
   The issue wants p50 and p99 with one other target black-holed within 1.2 x the baseline.
 - ``fleet``: Environments on 10 targets, one black-holed. Ten LocalClusters are too heavy for two
   cores, so the ten targets are ten kubeconfig Secrets through ten proxies onto the two clusters
   (five each): for gitopsd they are ten clusters (ten breakers, pools, watch caches, shares).
-  ``--per-target`` Environments each (interval 2s); reconciles per minute of the nine healthy
+  ``--per-target`` Environments each (interval 2s, a push every 4 s); reconciles per minute of the nine healthy
   targets' Environments (``gitopsd_reconcile_total``) over ``--window`` seconds with every target
   healthy, then with target 9 black-holed; within 10% is the goal. Then the time for target 9's
   Environments to be Ready again once it is back.
@@ -122,7 +123,7 @@ async def wait_ready(kube: Kube, ns: str, names: Sequence[str], timeout: float) 
 
 
 def reconciles(daemon: DaemonProcess, names: set[str]) -> float:
-    """The sum of ``gitopsd_reconcile_total`` over the Environments in ``names`` (``namespace/name``)."""
+    """The sum of ``gitopsd_reconcile_total`` over the Environments in ``names`` (``namespace.name``)."""
     total = 0.0
     for line in daemon.metrics().splitlines():
         if not line.startswith("gitopsd_reconcile_total{"):
@@ -146,22 +147,23 @@ def target_kube(target: Target) -> Kube:
 
 
 async def latency(
-    mgmt: Kube, kubeconfig: Path, targets: Targets, work: Path, pushes: int, workers: int
+    mgmt: Kube, kubeconfig: Path, targets: Targets, work: Path, pushes: int, workers: int, gap: float
 ) -> dict[str, Any]:
-    ops, web = f"mc-lat-{uuid.uuid4().hex[:5]}", "mc-web"
+    ops = f"mc-lat-{uuid.uuid4().hex[:5]}"
+    web = "mc-web-fast"  # each Environment its own target namespace (one owner per object)
     a, b = targets["a"], targets["b"]
     await ensure_namespaces(mgmt, ops)
     kube_a, kube_b = target_kube(a), target_kube(b)
     try:
-        for kube in (kube_a, kube_b):
-            await ensure_namespaces(kube, ops, web)
+        await ensure_namespaces(kube_a, ops, web)
+        await ensure_namespaces(kube_b, ops, *(f"mc-web-other-{i}" for i in range(OTHERS)))
         healthy, other = targets.route(a), targets.route(b)
         repo = WorkRepo.create(work / "lat" / "remote.git", work / "lat" / "work")
         repo.commit({"deploy/app.yaml": configmap(0)})
         await create(mgmt, [secret_for(healthy, "healthy", ops), secret_for(other, "other", ops)])
         names = ["fast", *(f"other-{i}" for i in range(OTHERS))]
         envs = [environment("fast", ops, repo.file_url, web, "healthy", "1h")]
-        envs += [environment(n, ops, repo.file_url, web, "other", "2s") for n in names[1:]]
+        envs += [environment(n, ops, repo.file_url, f"mc-web-{n}", "other", "2s") for n in names[1:]]
         daemon = DaemonProcess(kubeconfig, work / "lat" / "daemon", f"--namespace={ops}", f"--workers={workers}")
         daemon.start(timeout=120)
         try:
@@ -191,7 +193,14 @@ async def latency(
                     await asyncio.sleep(0.01)
 
             async def phase(n: int) -> list[float]:
-                return [await push() for _ in range(n)]
+                """``n`` pushes, one every ``gap`` seconds: a phase outlasts the target's request
+                timeout, so a black hole's hung requests, open circuit and probes are all in it."""
+                samples = []
+                for _ in range(n):
+                    started = time.monotonic()
+                    samples.append(await push())
+                    await asyncio.sleep(max(0.0, gap - (time.monotonic() - started)))
+                return samples
 
             before = await phase(pushes)
             other.blackhole()
@@ -206,6 +215,7 @@ async def latency(
         base, hole = summary(baseline), summary(during)
         return {
             "pushes_per_phase": pushes,
+            "seconds_between_pushes": gap,
             "healthy": base,
             "healthy_first": summary(before),
             "healthy_again": summary(after),
@@ -228,24 +238,25 @@ async def latency(
 async def fleet(
     mgmt: Kube, kubeconfig: Path, targets: Targets, work: Path, per_target: int, window: float, workers: int
 ) -> dict[str, Any]:
-    ops, web = f"mc-fleet-{uuid.uuid4().hex[:5]}", "mc-fleet-web"
+    ops = f"mc-fleet-{uuid.uuid4().hex[:5]}"
     clusters = [targets["a"], targets["b"]]
     await ensure_namespaces(mgmt, ops)
     kubes = [target_kube(t) for t in clusters]
+    by_target = {i: [f"t{i}-env-{j}" for j in range(per_target)] for i in range(TARGETS)}
     try:
-        for kube in kubes:
-            await ensure_namespaces(kube, ops, web)
+        for c, kube in enumerate(kubes):  # target i is cluster i % 2; each Environment its own namespace
+            mine = [n for i, names in by_target.items() if i % 2 == c for n in names]
+            await ensure_namespaces(kube, ops, *(f"mc-{n}" for n in mine))
         routes = [targets.route(clusters[i % 2]) for i in range(TARGETS)]
         repo = WorkRepo.create(work / "fleet" / "remote.git", work / "fleet" / "work")
         repo.commit({"deploy/app.yaml": configmap(0)})
         await create(mgmt, [secret_for(r, f"target-{i}", ops) for i, r in enumerate(routes)])
-        by_target = {i: [f"t{i}-env-{j}" for j in range(per_target)] for i in range(TARGETS)}
         envs = [
-            environment(name, ops, repo.file_url, web, f"target-{i}", "2s")
+            environment(name, ops, repo.file_url, f"mc-{name}", f"target-{i}", "2s")
             for i, names in by_target.items()
             for name in names
         ]
-        healthy = {f"{ops}/{n}" for i, names in by_target.items() if i != TARGETS - 1 for n in names}
+        healthy = {f"{ops}.{n}" for i, names in by_target.items() if i != TARGETS - 1 for n in names}
         daemon = DaemonProcess(kubeconfig, work / "fleet" / "daemon", f"--namespace={ops}", f"--workers={workers}")
         daemon.start(timeout=120)
         try:
@@ -253,9 +264,17 @@ async def fleet(
             first_ready = await wait_ready(mgmt, ops, [n for names in by_target.values() for n in names], timeout=300)
             await asyncio.sleep(10)  # past the first round of syncs
 
+            seq = 0
+
             async def per_minute() -> float:
+                """Healthy nine's reconciles per minute over ``window``, with a push every 4 s (so every
+                Environment, the black-holed ones too, has something to apply)."""
+                nonlocal seq
                 start, t0 = reconciles(daemon, healthy), time.monotonic()
-                await asyncio.sleep(window)
+                while time.monotonic() - t0 < window:
+                    seq += 1
+                    await asyncio.to_thread(repo.commit, {"deploy/app.yaml": configmap(seq)})
+                    await asyncio.sleep(4)
                 return round((reconciles(daemon, healthy) - start) / (time.monotonic() - t0) * 60, 1)
 
             all_healthy = await per_minute()
@@ -305,7 +324,7 @@ async def _measure(args: argparse.Namespace, kubeconfig: Path, targets: Targets)
         with tempfile.TemporaryDirectory(prefix="bench-mc-") as tmp:
             work = Path(tmp)
             if not args.skip_latency:
-                report["latency"] = await latency(mgmt, kubeconfig, targets, work, args.pushes, args.workers)
+                report["latency"] = await latency(mgmt, kubeconfig, targets, work, args.pushes, args.workers, args.gap)
                 targets.close_routes()
             if not args.skip_fleet:
                 report["fleet"] = await fleet(
@@ -325,7 +344,7 @@ async def _established(kube: Kube, timeout: float = 60) -> None:
         crd = await kube.get(path)
         if any(
             c.get("type") == "Established" and c.get("status") == "True"
-            for c in crd.get("status", {}).get("conditions", [])
+            for c in (crd.get("status") or {}).get("conditions") or []
         ):
             await kube.discovery.refresh()
             return
@@ -337,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.multicluster", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cluster-dir", type=Path, help="management cluster from 'python -m e2e.cluster up'")
     parser.add_argument("--pushes", type=int, default=30, help="pushes per latency phase (default 30)")
+    parser.add_argument("--gap", type=float, default=2.0, help="seconds between pushes (default 2)")
     parser.add_argument("--window", type=float, default=60.0, help="seconds per fleet phase (default 60)")
     parser.add_argument("--per-target", type=int, default=3, help="Environments per target in the fleet (default 3)")
     parser.add_argument("--workers", type=int, default=8, help="gitopsd run --workers (default 8)")
