@@ -95,6 +95,8 @@ RECIPE_VERSION = "1"
 ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
 CONTEXT_FILES = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")
 CONTEXT_DIRS = ("gitopsd", "metrics_adapter")
+# Archives kept (each ~200 MB): the sources change under running test sessions on a shared tree.
+KEEP_ARCHIVES = 3
 # tool -> the Debian package that provides it
 TOOLS = {"podman": "podman", "mmdebstrap": "mmdebstrap", "runc": "runc"}
 _STEP = re.compile(r"^(\[\d+/\d+\] )?STEP \d+/\d+: ")
@@ -151,11 +153,11 @@ def run_step(step: str, cmd: Sequence[str], log: Path | None = None, cwd: Path |
     return proc.stdout
 
 
-def _source_files() -> list[Path]:
-    files = [REPO / f for f in CONTEXT_FILES]
+def _source_files(repo: Path) -> list[Path]:
+    files = [repo / f for f in CONTEXT_FILES]
     for d in CONTEXT_DIRS:
         files += sorted(
-            p for p in (REPO / d).rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+            p for p in (repo / d).rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
         )
     return files
 
@@ -165,12 +167,12 @@ def base_key() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def input_key() -> str:
+def input_key(repo: Path = REPO) -> str:
     """Hash of everything that goes into the image: a changed input means a new archive."""
     versions = f"kubectl={binaries.KUBERNETES_VERSION}|helm={binaries.HELM_VERSION}"
     h = hashlib.sha256(f"{RECIPE_VERSION}|base={base_key()}|{versions}\n".encode())
-    for path in _source_files():
-        h.update(path.relative_to(REPO).as_posix().encode() + b"\0")
+    for path in _source_files(repo):
+        h.update(path.relative_to(repo).as_posix().encode() + b"\0")
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()[:16]
 
@@ -246,17 +248,19 @@ def ensure_build_base(base: str) -> str:
     return ref
 
 
-def _context(into: Path) -> None:
+def copy_context(into: Path, repo: Path = REPO) -> None:
+    """Copy what the Dockerfile's build context holds (and nothing else) from ``repo`` into ``into``."""
     for f in CONTEXT_FILES:
-        shutil.copy2(REPO / f, into / f)
+        shutil.copy2(repo / f, into / f)
     for d in CONTEXT_DIRS:
-        shutil.copytree(REPO / d, into / d, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(repo / d, into / d, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
 def _prune(keep: Path) -> None:
-    """Drop archives and base root filesystems of other inputs (each is 150-250 MB)."""
+    """Drop all but the newest archives (others' test sessions may still read those) and old bases."""
     keep_base = images_dir() / f"base-{SUITE}-{base_key()}.tar"
-    for old in [*images_dir().glob("gitopsd-dev-*.oci.tar"), *images_dir().glob(f"base-{SUITE}-*.tar")]:
+    archives = sorted(images_dir().glob("gitopsd-dev-*.oci.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in [*archives[KEEP_ARCHIVES:], *images_dir().glob(f"base-{SUITE}-*.tar")]:
         if old not in (keep, keep_base):
             old.unlink(missing_ok=True)
 
@@ -269,25 +273,25 @@ def image_size(ref: str = IMAGE_REF) -> int:
     return int(out.stdout.strip())
 
 
-def build(*, force: bool = False, no_cache: bool = False, fresh_base: bool = False) -> BuiltImage:
-    """Build (or find in the cache) the OCI archive of ``localhost/gitopsd:dev``.
+def build(*, force: bool = False, no_cache: bool = False, fresh_base: bool = False, repo: Path = REPO) -> BuiltImage:
+    """Build (or find in the cache) the OCI archive of ``localhost/gitopsd:dev`` from ``repo``'s sources.
 
     One build at a time per machine: a second caller waits, then finds the archive.
     """
     started = time.monotonic()
     check_tools()
     images_dir().mkdir(parents=True, exist_ok=True)
-    key = input_key()
+    key = input_key(repo)
     archive = images_dir() / f"gitopsd-dev-{key}.oci.tar"
     with open(images_dir() / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if archive.is_file() and not (force or no_cache or fresh_base):
             return BuiltImage(IMAGE_REF, archive, cached=True, seconds=time.monotonic() - started)
-        _build(archive, key, no_cache=no_cache, fresh_base=fresh_base)
+        _build(archive, key, repo, no_cache=no_cache, fresh_base=fresh_base)
     return BuiltImage(IMAGE_REF, archive, cached=False, seconds=time.monotonic() - started)
 
 
-def _build(archive: Path, key: str, *, no_cache: bool, fresh_base: bool) -> None:
+def _build(archive: Path, key: str, repo: Path, *, no_cache: bool, fresh_base: bool) -> None:
     base = ensure_base(fresh=fresh_base)
     build_base = ensure_build_base(base)
     kubectl = ensure_binary_image("kubectl", binaries.KUBERNETES_VERSION, binaries.ensure_kubectl)
@@ -295,7 +299,7 @@ def _build(archive: Path, key: str, *, no_cache: bool, fresh_base: bool) -> None
     with tempfile.TemporaryDirectory(prefix="gitopsd-image-") as scratch:
         ctx = Path(scratch) / "context"
         ctx.mkdir()
-        _context(ctx)
+        copy_context(ctx, repo)
         args = {
             "PYTHON_IMAGE": base,
             "BUILD_IMAGE": build_base,
