@@ -48,6 +48,8 @@ CHART_FILE = "Chart.yaml"
 HELM_VARIABLE = "GITOPSD_HELM"
 _SOURCE = re.compile(r"^# Source: (\S.*?)\s*$", re.MULTILINE)
 _SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
+#: Entries a ``Chart.lock`` may hold (Helm charts have a handful of dependencies).
+MAX_LOCKED = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +135,14 @@ def missing_dependencies(chart: Path, where: str) -> list[Dependency]:
         entries = (yaml.safe_load(lock.read_text()) or {}).get("dependencies") or []
     except (yaml.YAMLError, AttributeError, UnicodeDecodeError) as exc:
         raise HelmError(f"{where}: Chart.lock cannot be read: {str(exc)[:200]}") from None
+    if not isinstance(entries, list) or len(entries) > MAX_LOCKED:
+        raise HelmError(f"{where}: Chart.lock dependencies must be a list of at most {MAX_LOCKED} entries")
     missing = []
-    for entry in entries if isinstance(entries, list) else []:
+    for entry in entries:
         if not isinstance(entry, dict):
             continue
-        name, version, repository = (str(entry.get(k) or "") for k in ("name", "version", "repository"))
+        # scalars only: str() of an aliased structure (a YAML bomb) would not end
+        name, version, repository = (_scalar(entry.get(k)) for k in ("name", "version", "repository"))
         if not re.match(r"^(https?|oci)://", repository):
             continue  # file:// and the like: helm reads them from charts/ (or says they are missing)
         charts = chart / "charts"
@@ -145,6 +150,10 @@ def missing_dependencies(chart: Path, where: str) -> list[Dependency]:
             continue
         missing.append(Dependency(repository.rstrip("/"), name, version))
     return missing
+
+
+def _scalar(value: object) -> str:
+    return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
 
 
 def _with_dependencies(chart: Path, copy: Path, missing: list[Dependency], options: HelmOptions, where: str) -> Path:

@@ -21,6 +21,8 @@ ValuesKind = Literal["ConfigMap", "Secret"]
 VALUES_KINDS: tuple[ValuesKind, ...] = ("ConfigMap", "Secret")
 #: Chart names as Helm accepts them (lowercase letters, digits, '-', '_' and '.').
 _CHART_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
+#: A ConfigMap or Secret data key, as the API server allows them.
+_DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 #: A Helm release name: a DNS label of at most 53 characters (Helm's own limit).
 _RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
 
@@ -79,7 +81,10 @@ def parse_chart(raw: Any) -> ChartSpec | None:
     except ValueError as exc:
         raise SpecError("chart.version", f"{version!r} is neither a version nor a version range: {exc}") from None
     secret = FIELDS.mapping(chart.get("secretRef"), "chart.secretRef")
-    secret_name = FIELDS.string(secret.get("name"), "chart.secretRef.name") if "secretRef" in chart else None
+    where = "chart.secretRef.name"
+    secret_name = (
+        FIELDS.dns_subdomain(secret.get("name"), where, what="a Secret name") if "secretRef" in chart else None
+    )
     return ChartSpec(repository.rstrip("/"), name, version, secret_name)
 
 
@@ -111,8 +116,10 @@ def _values_from(raw: Any) -> tuple[ValuesFrom, ...]:
         where = f"helm.valuesFrom[{index}]"
         entry = FIELDS.mapping(item, where, required=True)
         kind = cast(ValuesKind, FIELDS.choice(entry.get("kind"), f"{where}.kind", VALUES_KINDS))
-        name = FIELDS.text(entry.get("name"), f"{where}.name")
+        name = FIELDS.dns_subdomain(entry.get("name"), f"{where}.name", what=f"a {kind} name")
         key = FIELDS.text(entry.get("key", "values.yaml"), f"{where}.key")
+        if not _DATA_KEY.match(key) or key in (".", ".."):
+            raise SpecError(f"{where}.key", f"{key!r} is not a {kind} key (letters, digits, '-', '_', '.')")
         optional = FIELDS.boolean(entry.get("optional", False), f"{where}.optional")
         entries.append(ValuesFrom(kind, name, key, optional))
     return tuple(entries)

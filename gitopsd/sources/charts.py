@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import shutil
 import tarfile
 import time
 import uuid
+import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -45,7 +45,8 @@ from gitopsd.sources.charts_cache import CacheLimits, ChartCache
 from gitopsd.sources.charts_http import (
     MAX_CHART_BYTES,
     MAX_INDEX_BYTES,
-    ChartError,
+    MAX_LISTED_VERSIONS,
+    ChartInvalid,
     ChartNotFound,
     ChartTooLarge,
     ChartVersionNotFound,
@@ -54,6 +55,7 @@ from gitopsd.sources.charts_http import (
     Registry,
     check_digest,
     check_status,
+    same_origin,
 )
 from gitopsd.sources.tree import LocalTree
 from gitopsd.sources.urls import redact_url
@@ -152,7 +154,7 @@ class Charts:
             top = next((p.name for p in sorted(unpacked.iterdir()) if (p / "Chart.yaml").is_file()), None)
             if top is None:
                 what = f"{chart.name}@{revision.commit}"
-                raise ChartError(f"{what}: the archive holds no chart directory", transient=False)
+                raise ChartInvalid(f"{what}: the archive holds no chart directory")
             yield LocalTree(unpacked), top
 
     def forget(self, owner: str) -> None:
@@ -220,6 +222,7 @@ class Charts:
             url = listed.urls[0]
             if "://" not in url:
                 url = f"{chart.repository}/{url.lstrip('/')}"
+            login = login if same_origin(url, chart.repository) else None  # never to a host the index names
             status, body, _ = await self.http.get(url, MAX_CHART_BYTES, login=login)
             check_status(url, status, f"chart {chart.name} version {version}")
             check_digest(url, body, listed.digest)
@@ -245,40 +248,63 @@ def login_key(login: Login | None) -> str:
 
 
 def _parse_index(url: str, body: bytes) -> dict[str, dict[str, Listed]]:
+    """The versions an ``index.yaml`` lists. Only scalars are read (a YAML alias can make one small
+    document stand for an exponential one: nothing here expands it) and at most ``MAX_LISTED_VERSIONS``."""
     try:
         index = yaml.load(body, Loader=_LOADER)  # noqa: S506 - a safe loader (the C one when built)
     except yaml.YAMLError as exc:
-        raise ChartError(f"{redact_url(url)} is not YAML: {str(exc)[:200]}", transient=False) from None
+        raise ChartInvalid(f"{redact_url(url)} is not YAML: {str(exc)[:200]}") from None
     entries = index.get("entries") if isinstance(index, dict) else None
     if not isinstance(entries, dict):
-        raise ChartError(f"{redact_url(url)} is not a Helm repository index (no entries)", transient=False)
+        raise ChartInvalid(f"{redact_url(url)} is not a Helm repository index (no entries)")
     charts: dict[str, dict[str, Listed]] = {}
+    count = 0
     for name, versions in entries.items():
-        listed = charts.setdefault(str(name), {})
-        for item in versions if isinstance(versions, list) else []:
-            if isinstance(item, dict) and item.get("version") is not None:
-                version = str(item["version"])
-                urls = tuple(str(u) for u in item.get("urls") or [])
-                listed[version] = Listed(version, urls, str(item.get("digest") or ""))
+        if not isinstance(name, str) or not isinstance(versions, list):
+            continue
+        listed = charts.setdefault(name, {})
+        for item in versions:
+            count += 1
+            if count > MAX_LISTED_VERSIONS:
+                raise ChartInvalid(f"{redact_url(url)} lists more than {MAX_LISTED_VERSIONS} chart versions")
+            version = item.get("version") if isinstance(item, dict) else None
+            if not isinstance(version, (str, int, float)) or isinstance(version, bool):
+                continue
+            urls = item.get("urls")
+            kept = tuple(u for u in urls[:4] if isinstance(u, str)) if isinstance(urls, list) else ()
+            digest = item.get("digest")
+            listed[str(version)] = Listed(str(version), kept, digest if isinstance(digest, str) else "")
     return charts
 
 
 def _unpack(archive: Path, dest: Path, what: str) -> None:
-    """Unpack a packaged chart into ``dest`` (made whole or not at all)."""
-    data = archive.read_bytes()
+    """Unpack a packaged chart into ``dest`` (made whole or not at all).
+
+    Headers are read one by one and the limits checked as they come, so a compressed bomb is
+    refused after at most ``MAX_UNPACKED_BYTES`` of it were inflated, not after all of it.
+    """
     partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}")
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            members = tar.getmembers()
-            if len(members) > MAX_ENTRIES:
-                raise ChartTooLarge(f"{what}: the archive holds {len(members)} entries (limit {MAX_ENTRIES})")
-            total = sum(m.size for m in members)
-            if total > MAX_UNPACKED_BYTES:
-                raise ChartTooLarge(f"{what}: the archive unpacks to {total} bytes (limit {MAX_UNPACKED_BYTES})")
+        with tarfile.open(archive, mode="r:gz") as tar:
+            members, total = [], 0
+            for member in tar:
+                members.append(member)
+                total += member.size
+                if len(members) > MAX_ENTRIES:
+                    raise ChartTooLarge(f"{what}: the archive holds more than {MAX_ENTRIES} entries")
+                if total > MAX_UNPACKED_BYTES:
+                    raise ChartTooLarge(
+                        f"{what}: the archive unpacks to more than {MAX_UNPACKED_BYTES} bytes"
+                        f" ({member.name!r} alone is {member.size})"
+                    )
+                if member.name.startswith("/"):
+                    raise ChartInvalid(f"{what}: the archive holds an absolute path ({member.name!r})")
             partial.mkdir(parents=True, mode=0o700)
-            tar.extractall(partial, filter="data")
+            tar.extractall(partial, members=members, filter="data")
+        if not any((p / "Chart.yaml").is_file() for p in partial.iterdir()):
+            raise ChartInvalid(f"{what}: the archive holds no chart directory")
         partial.rename(dest)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ChartError(f"{what}: the archive cannot be unpacked: {exc}", transient=False) from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise ChartInvalid(f"{what}: the archive cannot be unpacked: {exc}") from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -28,9 +29,12 @@ from gitopsd.sources.urls import redact_url
 MAX_REDIRECTS = 5
 MAX_INDEX_BYTES = 32 * 1024 * 1024  # artifacthub's biggest repositories' indexes are a few MiB
 MAX_CHART_BYTES = 16 * 1024 * 1024  # a packaged chart; the largest common ones are ~1 MiB
+#: Chart versions one listing may hold (index.yaml entries, OCI tags): the largest public indexes hold ~20,000.
+MAX_LISTED_VERSIONS = 100_000
 HELM_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 _MANIFEST_TYPES = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
+_SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class ChartError(SourceError):
@@ -65,6 +69,13 @@ class ChartTooLarge(ChartError):
 
 class ChartDigestMismatch(ChartError):
     reason = "ChartDigestMismatch"
+    transient = False
+
+
+class ChartInvalid(ChartError):
+    """What the repository sent is not what it should be: an index, a registry answer or an archive."""
+
+    reason = "ChartInvalid"
     transient = False
 
 
@@ -126,6 +137,24 @@ def check_status(url: str, status: int, what: str) -> None:
         raise ChartError(f"{redact_url(url)}: {what}: HTTP {status}", transient=status >= 500 or status == 429)
 
 
+def same_origin(url: str, repository: str) -> bool:
+    """Whether ``url`` is on the repository's scheme, host and port: only there are its credentials sent
+    (an index may name archives anywhere; Helm, too, keeps credentials to the repository's host)."""
+    a, b = urlsplit(url), urlsplit(repository)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+
+
+def json_object(url: str, body: bytes, what: str) -> dict[str, Any]:
+    """``body`` as a JSON object; ``ChartInvalid`` naming ``url`` when it is not one."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ChartInvalid(f"{redact_url(url)}: {what} is not a JSON object")
+    return value
+
+
 def check_digest(url: str, body: bytes, digest: str) -> None:
     """``digest`` is ``sha256:HEX`` or ``HEX`` (the index's form); empty: nothing to check."""
     want = digest.removeprefix("sha256:")
@@ -151,7 +180,10 @@ class Registry:
         url = f"{self.base}/v2/{self.path(name)}/tags/list"
         status, body, _ = await self._get(url, name, MAX_INDEX_BYTES, login)
         check_status(url, status, f"chart {name}")
-        return [str(tag).replace("_", "+") for tag in (json.loads(body).get("tags") or [])]
+        tags = json_object(url, body, "the tag list").get("tags") or []
+        if not isinstance(tags, list) or len(tags) > MAX_LISTED_VERSIONS:
+            raise ChartInvalid(f"{redact_url(url)}: tags is not a list of at most {MAX_LISTED_VERSIONS} tags")
+        return [tag.replace("_", "+") for tag in tags if isinstance(tag, str)]
 
     async def chart(self, name: str, version: str, login: Login | None) -> tuple[bytes, str]:
         """The packaged chart of ``name`` at ``version`` and its layer digest."""
@@ -159,11 +191,18 @@ class Registry:
         url = f"{self.base}/v2/{self.path(name)}/manifests/{tag}"
         status, body, _ = await self._get(url, name, MAX_INDEX_BYTES, login, accept=_MANIFEST_TYPES)
         check_status(url, status, f"chart {name} version {version}")
-        layers = [layer for layer in json.loads(body).get("layers") or [] if layer.get("mediaType") == HELM_LAYER]
+        listed = json_object(url, body, "the manifest").get("layers") or []
+        layers = (
+            [x for x in listed if isinstance(x, dict) and x.get("mediaType") == HELM_LAYER]
+            if isinstance(listed, list)
+            else []
+        )
         if not layers:
             raise ChartNotFound(f"{redact_url(url)}: not a Helm chart (no layer of type {HELM_LAYER})")
-        digest = str(layers[0].get("digest") or "")
-        if int(layers[0].get("size") or 0) > MAX_CHART_BYTES:
+        digest, size = layers[0].get("digest"), layers[0].get("size") or 0
+        if not isinstance(digest, str) or not _SHA256.match(digest) or not isinstance(size, int):
+            raise ChartInvalid(f"{redact_url(url)}: the chart layer has no sha256 digest and size")
+        if size > MAX_CHART_BYTES:
             raise ChartTooLarge(f"{redact_url(url)}: the chart is {layers[0]['size']} bytes (limit {MAX_CHART_BYTES})")
         blob_url = f"{self.base}/v2/{self.path(name)}/blobs/{digest}"
         status, blob, _ = await self._get(blob_url, name, MAX_CHART_BYTES, login)
@@ -192,5 +231,6 @@ class Registry:
         url = f"{realm}?{urlencode(query)}"
         status, body, _ = await self.http.get(url, MAX_INDEX_BYTES, login=login)
         check_status(url, status, "a registry token")
-        answer = json.loads(body)
-        return str(answer.get("token") or answer.get("access_token") or "")
+        answer = json_object(url, body, "the token answer")
+        token = answer.get("token") or answer.get("access_token") or ""
+        return token if isinstance(token, str) else ""
