@@ -40,7 +40,7 @@ CONFIG_MAPS = Resource("", "v1", "ConfigMap", "configmaps", namespaced=True)
 
 @dataclass(slots=True)
 class _Cached:
-    key: tuple[str, int, str, str]
+    key: tuple[str, int, str, str, str]
     manifests: list[Manifest]
     digest: str
 
@@ -106,6 +106,7 @@ class Desired:
             env.generation,
             _fingerprint(values),
             hashlib.sha256(repr(helm_values).encode()).hexdigest(),
+            cluster.server,  # a kubeconfig Secret now naming another cluster: render for that one
         )
         cached = self._renders.get(env.uid)
         if cached is not None and cached.key == key:

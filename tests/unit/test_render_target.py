@@ -82,6 +82,21 @@ async def test_a_crd_kind_served_only_by_the_target_renders_with_the_targets_sco
     assert management.stats.snapshot() == {}  # no discovery of the management cluster at all
 
 
+async def test_a_kubeconfig_naming_another_cluster_renders_again_for_it(tmp_path: Path) -> None:
+    """The same commit and spec for another cluster (a rewritten Secret) is not served from the kept render."""
+    root = tmp_path / "repo"
+    (root / "deploy").mkdir(parents=True)
+    (root / "deploy/widget.yaml").write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")
+    management, target = clusters()
+    elsewhere = FakeKube(namespaces=("apps",), server="https://elsewhere.example")
+    elsewhere.kinds.register(Kind("example.com", "v1", "Widget", "widgets", namespaced=False))
+    renders = desired(management, root, tmp_path)
+    first, _ = await renders.render(environment(), REVISION, None, cluster=target)
+    again, _ = await renders.render(environment(), REVISION, None, cluster=elsewhere)
+    assert first[0].obj["metadata"].get("namespace") == "shop"
+    assert "namespace" not in again[0].obj["metadata"]  # cluster-scoped there
+
+
 async def test_helm_capabilities_are_the_targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A chart's ``.Capabilities.APIVersions.Has`` answers for the target (its CRD), not the management cluster."""
     monkeypatch.setenv(HELM_VARIABLE, str(ensure_helm()))
