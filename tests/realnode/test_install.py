@@ -5,8 +5,9 @@ manifests/gitopsd and manifests/metrics-adapter are applied with ``kubectl apply
 overlay that sets the image and pins the Deployments to the real node (kwok nodes would only
 pretend to run them). Their namespaces enforce Pod Security "restricted"; every Pod must become
 Running and Ready, the adapter's APIServices Available through its Service, gitopsd's two
-replicas elect a leader that syncs an Environment from a Git server on the pod network, and
-deleting the leader hands over to the other replica.
+replicas elect a leader that syncs an Environment from a Git server on the pod network,
+deleting the leader hands over to the other replica, and the webhook Service receives a
+signed push.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import secrets
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from e2e import image
 from e2e.gitrepo import WorkRepo
@@ -35,22 +39,43 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACES = ("gitopsd-system", "metrics-adapter")
 
 
+WEBHOOK_SECRET = secrets.token_hex(16)
+
+
 def _overlay(directory: Path, base: str) -> Path:
+    """The base with the image set and the Deployments pinned to the real node; for gitopsd also
+    the generic webhook receiver on, with its Secret (as manifests/gitopsd/config.yaml says)."""
     directory.mkdir(parents=True)
     rel = os.path.relpath(ROOT / "manifests" / base, directory)
-    (directory / "kustomization.yaml").write_text(
-        f"""apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources: [{rel}]
-images: [{{name: ghcr.io/gitopsd/gitopsd, newName: localhost/gitopsd, newTag: dev}}]
-patches:
-  - target: {{kind: Deployment}}
-    patch: |
-      - op: add
-        path: /spec/template/spec/nodeSelector
-        value: {{{NODE_LABEL}: "true"}}
-"""
-    )
+    doc: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [rel],
+        "images": [{"name": "ghcr.io/gitopsd/gitopsd", "newName": "localhost/gitopsd", "newTag": "dev"}],
+        "patches": [
+            {
+                "target": {"kind": "Deployment"},
+                "patch": yaml.safe_dump(
+                    [{"op": "add", "path": "/spec/template/spec/nodeSelector", "value": {NODE_LABEL: "true"}}]
+                ),
+            }
+        ],
+    }
+    if base == "gitopsd":
+        config = yaml.safe_load((ROOT / "manifests" / "gitopsd" / "config.yaml").read_text())
+        daemon = yaml.safe_load(config["data"]["config.yaml"])
+        daemon["webhooks"] = {"generic": {"secretRef": {"name": "gitopsd-webhooks", "key": "generic"}}}
+        config["data"]["config.yaml"] = yaml.safe_dump(daemon)
+        doc["patches"].append({"patch": yaml.safe_dump(config)})
+        doc["secretGenerator"] = [
+            {
+                "name": "gitopsd-webhooks",
+                "namespace": "gitopsd-system",
+                "literals": [f"generic={WEBHOOK_SECRET}"],
+                "options": {"disableNameSuffixHash": True},
+            }
+        ]
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return directory
 
 
@@ -178,5 +203,45 @@ def test_the_leader_syncs_from_git_on_the_pod_network_and_hands_over_when_delete
         wait_for("both gitopsd replicas Ready again", lambda: _all_ready(rc, "gitopsd-system"), timeout=180)
     finally:
         kubectl(rc.info, "delete", "environments.gitopsd.dev", "app", "-n", "gitopsd-system", "--ignore-not-found")
+        kubectl(rc.info, "delete", "namespace", target, "--wait=false")
+        server.stop()
+
+
+def test_the_webhook_service_takes_a_signed_push_and_the_leader_deploys_it(
+    installed: RealCluster, tmp_path: Path
+) -> None:
+    """Interval 1h: only the signed push sent to the gitopsd-webhooks Service (any replica) deploys the new commit."""
+    rc = installed
+    lay = rc.node.layout
+    assert lay is not None
+    server = _DumbGitServer(tmp_path / "srv", lay.host_ip)
+    target = f"rn-hook-{hex(time.monotonic_ns())[-6:]}"
+    try:
+        assert kubectl(rc.info, "create", "namespace", target).returncode == 0
+        repo, url = server.repo("hooked", tmp_path / "work")
+        first = repo.commit({"deploy/cm.yaml": _configmap("one")})
+        env = environment("hooked", "gitopsd-system", url, target=target, branch="main", interval="1h")
+        apply_objects(rc.info, env)
+        wait_ready(rc.info, "gitopsd-system", "hooked", revision=f"main@sha1:{first}")
+        second = repo.commit({"deploy/cm.yaml": _configmap("two")})
+
+        svc = get_json(rc.info, "service", "gitopsd-webhooks", "-n", "gitopsd-system")["spec"]["clusterIP"]
+        receiver = f"http://{f'[{svc}]' if ':' in svc else svc}:8081"
+        secret_file = tmp_path / "secret"
+        secret_file.write_text(WEBHOOK_SECRET)
+        notify = [sys.executable, "-m", "gitopsd", "notify", "--url", url, "--ref", "refs/heads/main"]
+        notify += ["--after", second, "--receiver", receiver, "--secret-file", str(secret_file)]
+        out = subprocess.run(notify, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "triggered" in out.stdout + out.stderr, out.stdout + out.stderr
+        wait_ready(rc.info, "gitopsd-system", "hooked", revision=f"main@sha1:{second}")
+        assert get_json(rc.info, "configmap", "hello", "-n", target)["data"] == {"v": "two"}
+
+        # A wrong secret is refused (401) and deploys nothing.
+        secret_file.write_text("not-the-secret")
+        out = subprocess.run(notify, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode != 0 and "401" in out.stdout + out.stderr, out.stdout + out.stderr
+    finally:
+        kubectl(rc.info, "delete", "environments.gitopsd.dev", "hooked", "-n", "gitopsd-system", "--ignore-not-found")
         kubectl(rc.info, "delete", "namespace", target, "--wait=false")
         server.stop()
