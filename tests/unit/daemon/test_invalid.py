@@ -1,4 +1,4 @@
-"""A refused spec: Ready False and Stalled naming the field, written once per change; looked at again on its interval."""
+"""A refused spec: Ready False and Stalled naming the field, written once per change; retried on its interval."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from tests.fakes import FakeKube
 
 def raw(interval: Any = "5m") -> dict[str, Any]:
     source = {"url": "https://git.example.com/x.git", "branch": "main"}
-    return {"apiVersion": "gitopsd.dev/v1alpha1", "kind": "Environment",
-            "metadata": {"name": "shop", "namespace": "apps"}, "spec": {"source": source, "interval": interval}}  # fmt: skip
+    meta = {"name": "shop", "namespace": "apps"}
+    return {"apiVersion": "gitopsd.dev/v1alpha1", "kind": "Environment", "metadata": meta,
+            "spec": {"source": source, "interval": interval}}  # fmt: skip
 
 
 async def test_a_refused_spec_is_stalled_naming_the_field_and_told_once() -> None:
