@@ -145,6 +145,10 @@ class FakeKube:
         after letting the first ``skip`` of them through."""
         self._failures.append(_Failure(method.upper(), path_prefix, error, times, dry_run, skip))
 
+    def heal(self, method: str, path_prefix: str) -> None:
+        """Drop the failures ``fail_next`` set for ``method`` on ``path_prefix``, used up or not."""
+        self._failures = [f for f in self._failures if (f.method, f.prefix) != (method.upper(), path_prefix)]
+
     def react(self, group: str, kind: str, controller: Controller) -> None:
         """After every stored write of ``kind`` (not dry-runs, not ``/status``), set the status
         ``controller`` returns for the object (None: leave it), as its controller would at once."""
