@@ -42,12 +42,15 @@ from gitopsd.render import bounded
 from gitopsd.render.errors import HelmError, HelmTimeout, HelmUnavailable, RenderTooLarge, ValuesFileNotFound
 from gitopsd.render.kustomize import offline_environment
 from gitopsd.render.limits import MAX_RENDERED_BYTES, size_text
+from gitopsd.semver import parse_version
 
 CHART_FILE = "Chart.yaml"
 #: Where ``helm`` is looked up first (the image and the test harness set it), then ``PATH``.
 HELM_VARIABLE = "GITOPSD_HELM"
 _SOURCE = re.compile(r"^# Source: (\S.*?)\s*$", re.MULTILINE)
 _SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
+_LOCKED_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}$")
+_LOCKED_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_-]{0,127}$")
 #: Entries a ``Chart.lock`` may hold (Helm charts have a handful of dependencies).
 MAX_LOCKED = 1000
 
@@ -145,6 +148,12 @@ def missing_dependencies(chart: Path, where: str) -> list[Dependency]:
         name, version, repository = (_scalar(entry.get(k)) for k in ("name", "version", "repository"))
         if not re.match(r"^(https?|oci)://", repository):
             continue  # file:// and the like: helm reads them from charts/ (or says they are missing)
+        # Both become a file name under charts/ (and a repository path): a '/' or '..' would write elsewhere.
+        if not _LOCKED_NAME.match(name) or not _LOCKED_VERSION.match(version) or parse_version(version) is None:
+            raise HelmError(
+                f"{where}: Chart.lock entry {truncate(name, 80)!r} {truncate(version, 80)!r}: not a chart name"
+                " and an exact version (letters, digits, '.', '_', '-'; a semantic version)"
+            )
         charts = chart / "charts"
         if (charts / f"{name}-{version}.tgz").is_file() or (charts / name / CHART_FILE).is_file():
             continue

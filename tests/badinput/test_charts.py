@@ -413,3 +413,34 @@ def test_a_chart_lock_bomb_is_refused_before_helm(tmp_path: Path, monkeypatch: p
     options = RenderOptions("deploy", "e", None, helm=HelmOptions("web"))
     with pytest.raises(HelmError, match=r"deploy/Chart.yaml: Chart.lock dependencies must be a list of at most 1000"):
         render(LocalTree(tmp_path / "repo"), options, OfflineScopes())
+
+
+@pytest.mark.parametrize(
+    ("name", "version"),
+    [
+        ("../../../../../../tmp/evil", "1.0.0"),  # would write the fetched archive outside charts/
+        ("shop", "1.0.0/../../../../unpacked/x/shop/charts/evil"),
+        ("..", "1.0.0"),
+        ("shop", "latest"),
+    ],
+)
+def test_a_chart_lock_entry_that_names_a_path_is_refused_before_any_fetch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, version: str
+) -> None:
+    """A Chart.lock dependency's name and version become a file name under charts/ (and a repository path):
+    one with '/' or '..' or no exact version is refused naming the entry; nothing is fetched nor written."""
+    monkeypatch.setenv(HELM_VARIABLE, str(tmp_path / "no-helm"))
+    lock = f"dependencies:\n- {{name: {json.dumps(name)}, version: {json.dumps(version)}, repository: https://x}}\n"
+    write_chart(tmp_path / "repo" / "deploy", {"Chart.yaml": CHART_YAML.decode(), "Chart.lock": lock})
+    fetched: list[tuple[str, str, str]] = []
+
+    def fetch(repository: str, chart: str, exact: str) -> Path:
+        fetched.append((repository, chart, exact))
+        return tmp_path / "never"
+
+    options = RenderOptions("deploy", "e", None, helm=HelmOptions("web", fetch_dependency=fetch))
+    with pytest.raises(
+        HelmError, match=r"deploy/Chart.yaml: Chart.lock entry .*: not a chart name and an exact version"
+    ):
+        render(LocalTree(tmp_path / "repo"), options, OfflineScopes())
+    assert fetched == [] and not (tmp_path / "evil-1.0.0.tgz").exists()
