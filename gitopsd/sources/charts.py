@@ -222,6 +222,11 @@ class Charts:
             url = listed.urls[0]
             if "://" not in url:
                 url = f"{chart.repository}/{url.lstrip('/')}"
+            if not url.startswith(("https://", "http://")):
+                raise ChartInvalid(
+                    f"{redact_url(chart.repository)}: chart {chart.name} version {version} is listed at"
+                    f" {redact_url(url)!r}, not an http(s) URL"
+                )
             login = login if same_origin(url, chart.repository) else None  # never to a host the index names
             status, body, _ = await self.http.get(url, MAX_CHART_BYTES, login=login)
             check_status(url, status, f"chart {chart.name} version {version}")

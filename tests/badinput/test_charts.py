@@ -342,6 +342,23 @@ def test_credentials_go_only_to_the_repository_host(tmp_path: Path) -> None:
         elsewhere.stop()
 
 
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "gopher://127.0.0.1:25/x"])
+def test_an_archive_listed_at_a_non_http_url_is_refused(repo: HelmRepo, tmp_path: Path, url: str) -> None:
+    """An index entry whose URL is file:// or another scheme: ChartInvalid naming it (not retried forever)."""
+    entry = {"version": "1.0.0", "urls": [url], "digest": "0" * 64}
+    (repo.root / "index.yaml").write_text(json.dumps({"apiVersion": "v1", "entries": {"shop": [entry]}}))
+    chart = parse_chart({"repository": repo.url, "name": "shop", "version": "1.0.0"})
+    assert chart is not None
+
+    async def scenario() -> None:
+        charts = Charts(tmp_path / "cache")
+        revision = await charts.resolve(chart, None, max_age=0)
+        with pytest.raises(ChartInvalid, match=f"chart shop version 1.0.0 is listed at '{url}', not an http"):
+            await charts.tree(chart, revision, None)
+
+    asyncio.run(scenario())
+
+
 # -- OCI registries --------------------------------------------------------------------------------
 
 
