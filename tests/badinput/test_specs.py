@@ -66,7 +66,10 @@ def spec(**fields: Any) -> dict[str, Any]:
             "spec.promotion.requireHealthyIn[0].namespace: unknown field",
         ),
         (spec(notify=[{"notifier": "audit", "namespace": "x"}]), "spec.notify[0].namespace: unknown field"),
-        (spec(kubeConfig={"secretRef": {"name": "prod"}}), "spec.kubeConfig: unknown field"),
+        (
+            spec(kubeConfig={"secretRef": {"name": "prod", "namespace": "kube-system"}}),
+            "spec.kubeConfig.secretRef.namespace: unknown field",
+        ),
         # Paths and namespaces stay inside what they name.
         (
             spec(source={"url": URL, "branch": "main", "path": "../../etc"}),
