@@ -283,9 +283,12 @@ def build(*, force: bool = False, no_cache: bool = False, fresh_base: bool = Fal
     images_dir().mkdir(parents=True, exist_ok=True)
     key = input_key(repo)
     archive = images_dir() / f"gitopsd-dev-{key}.oci.tar"
+    cached = not (force or no_cache or fresh_base)
+    if cached and archive.is_file():  # never wait for someone else's build to find this one
+        return BuiltImage(IMAGE_REF, archive, cached=True, seconds=time.monotonic() - started)
     with open(images_dir() / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if archive.is_file() and not (force or no_cache or fresh_base):
+        if cached and archive.is_file():
             return BuiltImage(IMAGE_REF, archive, cached=True, seconds=time.monotonic() - started)
         _build(archive, key, repo, no_cache=no_cache, fresh_base=fresh_base)
     return BuiltImage(IMAGE_REF, archive, cached=False, seconds=time.monotonic() - started)
