@@ -27,9 +27,11 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e import image
+from e2e import image, procs
 from e2e.gitrepo import WorkRepo
+from e2e.realnode.images import HTTPD_IMAGE
 from e2e.realnode.layout import NODE_LABEL, NODE_NAME
+from e2e.realnode.node import pod_manifest
 from tests.e2e.kube import kubectl
 from tests.gitopsd.conftest import apply_objects, condition, environment, get_json, wait_for, wait_ready
 from tests.realnode.conftest import RealCluster
@@ -40,9 +42,10 @@ NAMESPACES = ("gitopsd-system", "metrics-adapter")
 
 
 WEBHOOK_SECRET = secrets.token_hex(16)
+SHOP = "rn-shop"
 
 
-def _overlay(directory: Path, base: str) -> Path:
+def _overlay(directory: Path, base: str, redis_url: str) -> Path:
     """The base with the image set and the Deployments pinned to the real node; for gitopsd also
     the generic webhook receiver on, with its Secret (as manifests/gitopsd/config.yaml says)."""
     directory.mkdir(parents=True)
@@ -75,6 +78,14 @@ def _overlay(directory: Path, base: str) -> Path:
                 "options": {"disableNameSuffixHash": True},
             }
         ]
+    if base == "metrics-adapter":
+        # The backlog an HPA scales on: a Redis list on this machine, read by the adapter's Pods.
+        config = yaml.safe_load((ROOT / "manifests" / "metrics-adapter" / "config.yaml").read_text())
+        adapter = yaml.safe_load(config["data"]["config.yaml"])
+        queue = {"name": "orders_backlog", "namespace": SHOP, "redis": {"url": redis_url, "list": "orders"}}
+        adapter["queues"] = [queue]
+        config["data"]["config.yaml"] = yaml.safe_dump(adapter)
+        doc["patches"].append({"patch": yaml.safe_dump(config)})
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return directory
 
@@ -111,14 +122,41 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def installed(real_cluster_ipv4: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+def redis_on_pod_network(real_cluster_ipv4: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server on the host's end of the node's link (pods reach it); its address."""
+    lay = real_cluster_ipv4.node.layout
+    assert lay is not None
+    port = procs.free_port(lay.host_ip)
+    work = tmp_path_factory.mktemp("redis")
+    # Bound to the private link only; protected mode would refuse every non-loopback client.
+    argv = ["redis-server", "--bind", lay.host_ip, "--port", str(port), "--protected-mode", "no", "--save", ""]
+    proc = procs.start("redis", [*argv, "--dir", str(work)], work)
+    try:
+        procs.wait_until("redis-server", lambda: _redis("PING", host=lay.host_ip, port=port) == "PONG", timeout=30)
+        yield f"{lay.host_ip}:{port}"
+    finally:
+        procs.kill_group(proc.pid)
+
+
+def _redis(*args: str, host: str, port: int) -> str:
+    out = subprocess.run(["redis-cli", "-h", host, "-p", str(port), *args], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def installed(
+    real_cluster_ipv4: RealCluster, redis_on_pod_network: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealCluster]:
     """gitopsd and metrics-adapter installed from manifests/ on the real node, every Pod Ready."""
     rc = real_cluster_ipv4
     built = image.build()
     rc.node.load_image(built.archive)
     work = tmp_path_factory.mktemp("install")
+    host, _, port = redis_on_pod_network.rpartition(":")
+    redis_url = f"redis://{f'[{host}]' if ':' in host else host}:{port}/0"
     for base in ("gitopsd", "metrics-adapter"):
-        out = kubectl(rc.info, "apply", "--server-side", "-k", str(_overlay(work / base, base)), timeout=120)
+        overlay = _overlay(work / base, base, redis_url)
+        out = kubectl(rc.info, "apply", "--server-side", "-k", str(overlay), timeout=120)
         assert out.returncode == 0, out.stderr
     try:
         for ns in NAMESPACES:
@@ -245,3 +283,70 @@ def test_the_webhook_service_takes_a_signed_push_and_the_leader_deploys_it(
         kubectl(rc.info, "delete", "environments.gitopsd.dev", "hooked", "-n", "gitopsd-system", "--ignore-not-found")
         kubectl(rc.info, "delete", "namespace", target, "--wait=false")
         server.stop()
+
+
+def test_the_hpa_scales_a_real_deployment_on_a_queue_length_and_its_new_pods_become_ready(
+    installed: RealCluster, redis_on_pod_network: str
+) -> None:
+    """30 items in the Redis list, 10 per Pod wanted: the HPA (via the installed adapter) scales 1 → 3, all Ready."""
+    rc = installed
+    host, _, port = redis_on_pod_network.rpartition(":")
+    _redis("DEL", "orders", host=host, port=int(port))
+    kubectl(rc.info, "create", "namespace", SHOP)
+    try:
+        worker = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "worker", "namespace": SHOP},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "worker"}},
+                "template": {
+                    "metadata": {"labels": {"app": "worker"}},
+                    "spec": {
+                        k: v
+                        for k, v in pod_manifest("x", HTTPD_IMAGE, readiness_path="/ready")["spec"].items()
+                        if k != "automountServiceAccountToken"
+                    },
+                },
+            },
+        }
+        hpa = {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "worker", "namespace": SHOP},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker"},
+                "minReplicas": 1,
+                "maxReplicas": 3,
+                "metrics": [
+                    {
+                        "type": "External",
+                        "external": {
+                            "metric": {"name": "orders_backlog"},
+                            "target": {"type": "AverageValue", "averageValue": "10"},
+                        },
+                    }
+                ],
+            },
+        }
+        apply_objects(rc.info, worker, hpa)
+        wait_for("worker Ready", lambda: _ready_replicas(rc) == 1, timeout=90)
+        _redis("RPUSH", "orders", *[f"order-{i}" for i in range(30)], host=host, port=int(port))
+        wait_for("the HPA to scale worker to 3 Ready Pods", lambda: _ready_replicas(rc) == 3, timeout=120)
+        pods = get_json(rc.info, "pods", "-n", SHOP, "-l", "app=worker")["items"]
+        ready = [p for p in pods if condition(p, "Ready").get("status") == "True"]
+        assert len(ready) == 3 and {p["spec"]["nodeName"] for p in ready} == {NODE_NAME}
+        status = get_json(rc.info, "hpa", "worker", "-n", SHOP)["status"]
+        assert status["desiredReplicas"] == 3
+        assert status["currentMetrics"][0]["external"]["metric"]["name"] == "orders_backlog", status
+        path = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{SHOP}/orders_backlog"
+        raw = kubectl(rc.info, "get", "--raw", path)
+        assert raw.returncode == 0 and '"value":"30"' in raw.stdout.replace(" ", ""), raw.stdout + raw.stderr
+    finally:
+        kubectl(rc.info, "delete", "namespace", SHOP, "--wait=false")
+
+
+def _ready_replicas(rc: RealCluster) -> int:
+    dep = get_json(rc.info, "deployment", "worker", "-n", SHOP)
+    return int(dep.get("status", {}).get("readyReplicas") or 0)
