@@ -6,8 +6,8 @@ overlay that sets the image and pins the Deployments to the real node (kwok node
 pretend to run them). Their namespaces enforce Pod Security "restricted"; every Pod must become
 Running and Ready, the adapter's APIServices Available through its Service, gitopsd's two
 replicas elect a leader that syncs an Environment from a Git server on the pod network,
-deleting the leader hands over to the other replica, and the webhook Service receives a
-signed push.
+deleting the leader hands over to the other replica, the webhook Service receives a signed
+push, and an HPA scales a real Deployment on a queue length the installed adapter serves.
 """
 
 from __future__ import annotations
