@@ -299,6 +299,12 @@ def admin_credential(target: Target, user: str = "gitopsd-e2e") -> Credential:
     return client_certificate(target, user, groups=("system:masters",))
 
 
+def own_admin(info: ClusterInfo) -> Credential:
+    """The harness admin's certificate of ``info``: to reach a cluster as a remote target of itself
+    (a kubeconfig Secret pointing back at the management cluster, e.g. for the dashboard test)."""
+    return Credential("kubernetes-admin", info.admin_cert.read_bytes(), info.admin_key.read_bytes())
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
