@@ -384,6 +384,7 @@ def main() -> int:
         actionlint = ensure_actionlint()
         helm = ensure_helm()
         registry = ensure_registry()
+        kubectl = ensure_kubectl()
     except BinariesUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -396,6 +397,7 @@ def main() -> int:
     print(f"actionlint\t{actionlint}")
     print(f"helm\t{helm}")
     print(f"registry\t{registry}")
+    print(f"kubectl\t{kubectl}")
     return 0
 
 
