@@ -9,15 +9,16 @@ kubectl cannot be fetched from dl.k8s.io. ``python -m e2e.image build`` stands i
    (``localhost/gitopsd-kubectl:<version>``, ``-helm:``) the Dockerfile takes through
    ``KUBECTL_IMAGE`` and ``HELM_IMAGE`` instead of downloading them;
 3. ``podman build`` (runc, lowered rlimits, host network for apt and pip) builds the Dockerfile
-   with those as build arguments and tags ``localhost/gitopsd:dev``;
+   with those as build arguments, and as ``BUILD_IMAGE`` the base plus the host's TLS roots for
+   pip (only the virtualenv leaves that stage), and tags ``localhost/gitopsd:dev``;
 4. ``podman save --format oci-archive`` writes ``~/.cache/gitopsd/images/gitopsd-dev-<hash>.oci.tar``,
    named for podman and containerd alike (e2e/oci.py). Its path is the last line of stdout.
 
 The hash covers every input (Dockerfile, .dockerignore, pyproject.toml, README.md, the package
-sources, the base recipe, kubectl's and helm's versions), so a second build with nothing changed returns
-the archive at once; podman's layer cache makes a rebuild after a source edit quicker.
+sources, the base recipe, kubectl's and helm's versions), so a second build with nothing
+changed returns the archive at once; podman's layer cache makes a rebuild after an edit quicker.
 
-For other harness parts (helper of issue 18's real node: the pause image) this module re-exports
+For other images of the harness (the real node's pause image, say) this module re-exports
 e2e/oci.py, which needs no container engine:
 
     archive_from_binary(binary: Path, ref: str, dest: Path, *, path: str | None = None,
