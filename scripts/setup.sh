@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # nginx + fcgiwrap serve git http-backend and openssh-server runs sshd for the Git source tests;
 # spawn-fcgi satisfies fcgiwrap's "systemd | spawn-fcgi" dependency without pulling in systemd.
-# shellcheck: actionlint (built below) checks the workflows' `run:` scripts with it.
+# The shellcheck package: actionlint (built below) checks the workflows' `run:` scripts with it.
 # podman (+ buildah, runc) and mmdebstrap build the container image here (python -m e2e.image build).
 DEB_PACKAGES=(prometheus redis-server rabbitmq-server nginx fcgiwrap spawn-fcgi openssh-server shellcheck
   podman buildah runc mmdebstrap)

@@ -185,7 +185,7 @@ RUN_ELSEWHERE = [
 ]
 
 # Commands nothing here runs, and why.
-NO_CONTAINER_ENGINE = "the suite does not build or run the image yet (README: What does not work yet)"
+NO_CONTAINER_ENGINE = "docker, kind and registries are not run here (tests/image builds the image with podman)"
 NO_RELEASE = "no release has been published yet (README: What does not work yet)"
 USER_CLUSTER = "acts on a user's monitoring stack, secrets or objects: plain kubectl, nothing of ours to run"
 NOT_RUN_HERE = {
