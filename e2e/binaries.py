@@ -385,6 +385,7 @@ def main() -> int:
         helm = ensure_helm()
         registry = ensure_registry()
         kubectl = ensure_kubectl()
+        node = ensure_node_binaries()
     except BinariesUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -398,6 +399,8 @@ def main() -> int:
     print(f"helm\t{helm}")
     print(f"registry\t{registry}")
     print(f"kubectl\t{kubectl}")
+    print(f"kubelet\t{node.kubelet}")
+    print(f"kube-proxy\t{node.kube_proxy}")
     return 0
 
 
