@@ -12,6 +12,7 @@ No I/O here; ``clusters.kube.TargetKube`` calls ``admit``/``success``/``failure`
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ class Breaker:
     retry_at: float = 0.0
     last_error: str = ""
     probing: bool = False
+    #: When the cluster last answered (``clock`` time): the liveness check (``liveness``) reads it.
+    answered: float = -math.inf
     on_change: Callable[[State], None] = field(default=lambda _state: None)
 
     @property
@@ -56,6 +59,7 @@ class Breaker:
         return max(0.0, self.retry_at - self.clock())
 
     def success(self) -> None:
+        self.answered = self.clock()
         self.failures = 0
         self.opened = 0
         self.probing = False

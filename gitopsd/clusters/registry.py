@@ -40,6 +40,7 @@ from gitopsd.clusters.breaker import Breaker, State
 from gitopsd.clusters.errors import KubeConfigInvalid
 from gitopsd.clusters.kube import TargetKube, refused
 from gitopsd.clusters.kubeconfig import parse, pick_key
+from gitopsd.clusters.liveness import Liveness
 from gitopsd.clusters.records import TargetStore
 from gitopsd.clusters.target import Target
 from gitopsd.errors import GitopsdError
@@ -157,6 +158,7 @@ class Registry:
         self._retired: list[Target] = []
         self._closing: set[asyncio.Task[None]] = set()
         self._built: dict[str, Built] = {}
+        self._renewing: dict[str, asyncio.Task[None]] = {}
 
     def targets(self) -> dict[str, Target]:
         """The live targets by cluster name."""
@@ -199,6 +201,8 @@ class Registry:
         target.users += 1
         target.last_used = self._clock()
         try:
+            if target.liveness is not None:
+                await target.liveness.check()  # an idle run asks nothing else: is it there?
             await self._check_namespace(target, records_namespace(env))
         except BaseException:
             self.release(target)
@@ -221,13 +225,16 @@ class Registry:
         targets = [*self._targets.values(), *self._retired]
         self._targets.clear()
         self._retired.clear()
+        for target in targets:
+            if target.liveness is not None:
+                target.liveness.cancel()
         await asyncio.gather(*(t.close() for t in targets), return_exceptions=True)
         await asyncio.gather(*self._closing, return_exceptions=True)
 
     # -- building --------------------------------------------------------------------------
 
     def _build(self, name: str, connection: Connection, fingerprint: str) -> Target:
-        breaker = Breaker(on_change=lambda state: self._changed(name, state))
+        breaker = Breaker(clock=self._clock, on_change=lambda state: self._changed(name, state))
         built = self.make(name, connection, breaker)
         if built.cache is not None:
             self.on_cache(built.cache)
@@ -242,6 +249,15 @@ class Registry:
             fingerprint=fingerprint,
             close_=built.close,
         )
+
+        def heard() -> float | None:
+            cache = target.applier.cache
+            return cache.heard() if cache is not None else None
+
+        async def renew() -> None:
+            await asyncio.shield(self._renewal(name))
+
+        target.liveness = Liveness(name, built.kube, breaker, clock=self._clock, heard=heard, renew=renew)
         self.meter.reachable(name, True)
         log.info("cluster target ready", cluster=name, server=connection.server)
         return target
@@ -253,8 +269,15 @@ class Registry:
             log.warning("cluster unreachable: circuit open", cluster=name, error=breaker.last_error if breaker else "")
         elif state == "closed":
             log.info("cluster reachable again", cluster=name)
-            self._background(self._renew(name), f"renew watches of {name}")
+            self._renewal(name)
             self.on_recovered(name)
+
+    def _renewal(self, name: str) -> asyncio.Task[None]:
+        """The renewal of ``name``'s watches in flight, or a new one (recovery and liveness share it)."""
+        task = self._renewing.get(name)
+        if task is None or task.done():
+            task = self._renewing[name] = self._background(self._renew(name), f"renew watches of {name}")
+        return task
 
     async def _renew(self, name: str) -> None:
         """Start the target's watches over, and have its appliers read from the new cache."""
@@ -309,10 +332,11 @@ class Registry:
     def _close_later(self, target: Target) -> None:
         self._background(target.close(), f"close cluster {target.name}")
 
-    def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work, name=name)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+        return task
 
     def _sweep(self) -> None:
         now = self._clock()
@@ -320,6 +344,7 @@ class Registry:
             if target.users <= 0 and now - target.last_used >= self.idle:
                 del self._targets[name]
                 self._built.pop(name, None)
+                self._renewing.pop(name, None)
                 self.meter.forget(name)
                 self._close_later(target)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from gitopsd.apply import Applier, ApplyMemo
 from gitopsd.clusters.breaker import Breaker
+from gitopsd.clusters.liveness import Liveness
 from gitopsd.kube.port import KubeAPI
 from gitopsd.releases import Ledgers
 
@@ -35,6 +36,8 @@ class Target:
     memos: dict[str, ApplyMemo] = field(default_factory=dict)
     appliers: dict[str, Applier] = field(default_factory=dict)
     breaker: Breaker | None = None
+    #: Asks a remote target that has not answered lately whether it is there (``liveness``).
+    liveness: Liveness | None = None
     #: The kubeconfig (key and bytes) it was built from, hashed: a change rebuilds the target.
     fingerprint: str = ""
     close_: Callable[[], Awaitable[None]] = _nothing

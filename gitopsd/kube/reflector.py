@@ -26,6 +26,7 @@ import asyncio
 import json
 import random
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -164,6 +165,9 @@ class Reflector:
         self.failure: str | None = None
         self.relists = 0  # lists after the first (410 Gone, or after a failure)
         self.restarts = 0  # watches reopened after a drop, an error or an API server restart
+        #: When the server last sent anything (a list, an event, a bookmark, a watch's end): a
+        #: stalled watch (a black-holed connection) stays silent without closing.
+        self.heard: float | None = None
         self._emit = emit
         self._synced = asyncio.Event()
         self._listed_once = False
@@ -218,6 +222,7 @@ class Reflector:
         listed = await self.kube.list(
             self.resource.path(self.namespace), label_selector=self.label_selector, field_selector=self.field_selector
         )
+        self.heard = time.monotonic()
         if self._listed_once:
             self.relists += 1
         self._listed_once = True
@@ -245,6 +250,7 @@ class Reflector:
             field_selector=self.field_selector,
             timeout_seconds=self.watch_timeout,
         ):
+            self.heard = time.monotonic()
             version = _version(event.object)
             if event.type == "BOOKMARK":
                 self.resource_version = version or self.resource_version
@@ -263,6 +269,7 @@ class Reflector:
                 self.store[key] = obj
                 self._emit(Change("MODIFIED" if before is not None else "ADDED", self.resource, before, obj))
             self.resource_version = version or self.resource_version
+        self.heard = time.monotonic()  # the server ended the watch (its timeout)
 
     def _fail(self, exc: KubeError) -> None:
         verb = "may not be listed" if isinstance(exc, (Forbidden, Unauthorized)) else "is no longer served"

@@ -210,6 +210,11 @@ class WatchCache:
                     found.append(obj)
         return found
 
+    def heard(self) -> float | None:
+        """When any watch last heard from the cluster (``time.monotonic``), None when none has."""
+        times = [r.heard for r in self._reflectors.values() if r.heard is not None]
+        return max(times) if times else None
+
     def figures(self) -> list[Figures]:
         out = []
         for reflector in list(self._reflectors.values()):
