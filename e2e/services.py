@@ -137,15 +137,18 @@ def start_prometheus(
     *,
     directory: Path | None = None,
     tie_to_parent: bool = True,
+    host: str | None = None,
 ) -> Prometheus:
     """Start Prometheus on a free port; returns once /-/ready answers.
 
     ``directory`` (default: a new private temporary one) is created and removed at stop;
-    ``tie_to_parent=False`` lets the server outlive this process (the demo's ``--keep``).
+    ``tie_to_parent=False`` lets the server outlive this process (the demo's ``--keep``);
+    ``host`` (default: the family's loopback) is the address it listens on, e.g. the host's end
+    of the real node's link, where Pods reach it.
     """
     binary = _require(PROMETHEUS, "prometheus")
     directory = _own_dir(directory, "prometheus")
-    host = _loopback(ip_family)
+    host = host or _loopback(ip_family)
     prom = Prometheus(directory=directory, host=host, port=procs.free_port(host))
     try:
         (directory / "targets").mkdir()

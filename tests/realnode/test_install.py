@@ -7,7 +7,8 @@ pretend to run them). Their namespaces enforce Pod Security "restricted"; every 
 Running and Ready, the adapter's APIServices Available through its Service, gitopsd's two
 replicas elect a leader that syncs an Environment from a Git server on the pod network,
 deleting the leader hands over to the other replica, the webhook Service receives a signed
-push, and an HPA scales a real Deployment on a queue length the installed adapter serves.
+push, and an HPA scales a real Deployment on a queue length the installed adapter serves, then on
+a Prometheus rate and a queue length together (a private Prometheus on the node's link).
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ import pytest
 import yaml
 
 from e2e import image, procs
+from e2e.exporter import Exporter
 from e2e.gitrepo import WorkRepo
 from e2e.realnode.images import HTTPD_IMAGE
 from e2e.realnode.layout import NODE_LABEL, NODE_NAME
 from e2e.realnode.node import pod_manifest
+from e2e.services import Prometheus, start_prometheus
 from tests.e2e.kube import kubectl
 from tests.gitopsd.conftest import apply_objects, condition, environment, get_json, wait_for, wait_ready
 from tests.realnode.conftest import RealCluster
+from tests.realnode.traffic import Traffic
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,9 +47,10 @@ NAMESPACES = ("gitopsd-system", "metrics-adapter")
 
 WEBHOOK_SECRET = secrets.token_hex(16)
 SHOP = "rn-shop"
+MIXED = "rn-mixed"  # the namespace of the HPA on a Prometheus rate and a queue length
 
 
-def _overlay(directory: Path, base: str, redis_url: str) -> Path:
+def _overlay(directory: Path, base: str, redis_url: str, prometheus_url: str) -> Path:
     """The base with the image set and the Deployments pinned to the real node; for gitopsd also
     the generic webhook receiver on, with its Secret (as manifests/gitopsd/config.yaml says)."""
     directory.mkdir(parents=True)
@@ -83,9 +88,18 @@ def _overlay(directory: Path, base: str, redis_url: str) -> Path:
         config = yaml.safe_load((ROOT / "manifests" / "metrics-adapter" / "config.yaml").read_text())
         adapter = yaml.safe_load(config["data"]["config.yaml"])
         queue = {"name": "orders_backlog", "namespace": SHOP, "redis": {"url": redis_url, "list": "orders"}}
-        adapter["queues"] = [queue]
+        jobs = {"name": "jobs_backlog", "namespace": MIXED, "redis": {"url": redis_url, "list": "jobs"}}
+        adapter["queues"] = [queue, jobs]
         config["data"]["config.yaml"] = yaml.safe_dump(adapter)
         doc["patches"].append({"patch": yaml.safe_dump(config)})
+        # The private Prometheus on the node's link; series that appear after the start are
+        # discovered within seconds, not the default 10 minutes.
+        deployment = yaml.safe_load((ROOT / "manifests" / "metrics-adapter" / "deployment.yaml").read_text())
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        args = [a for a in args if not a.startswith("--prometheus-url=")]
+        args += [f"--prometheus-url={prometheus_url}", "--metrics-relist-interval=2s"]
+        op = {"op": "replace", "path": "/spec/template/spec/containers/0/args", "value": args}
+        doc["patches"].append({"target": {"kind": "Deployment"}, "patch": yaml.safe_dump([op])})
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return directory
 
@@ -144,8 +158,23 @@ def _redis(*args: str, host: str, port: int) -> str:
 
 
 @pytest.fixture(scope="module")
+def prometheus_on_pod_network(real_cluster_ipv4: RealCluster) -> Iterator[Prometheus]:
+    """A private Prometheus (1 s scrapes) on the host's end of the node's link, where Pods reach it."""
+    lay = real_cluster_ipv4.node.layout
+    assert lay is not None
+    prom = start_prometheus(host=lay.host_ip)
+    try:
+        yield prom
+    finally:
+        prom.stop()
+
+
+@pytest.fixture(scope="module")
 def installed(
-    real_cluster_ipv4: RealCluster, redis_on_pod_network: str, tmp_path_factory: pytest.TempPathFactory
+    real_cluster_ipv4: RealCluster,
+    redis_on_pod_network: str,
+    prometheus_on_pod_network: Prometheus,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RealCluster]:
     """gitopsd and metrics-adapter installed from manifests/ on the real node, every Pod Ready."""
     rc = real_cluster_ipv4
@@ -155,7 +184,7 @@ def installed(
     host, _, port = redis_on_pod_network.rpartition(":")
     redis_url = f"redis://{f'[{host}]' if ':' in host else host}:{port}/0"
     for base in ("gitopsd", "metrics-adapter"):
-        overlay = _overlay(work / base, base, redis_url)
+        overlay = _overlay(work / base, base, redis_url, prometheus_on_pod_network.url)
         out = kubectl(rc.info, "apply", "--server-side", "-k", str(overlay), timeout=120)
         assert out.returncode == 0, out.stderr
     try:
@@ -294,23 +323,7 @@ def test_the_hpa_scales_a_real_deployment_on_a_queue_length_and_its_new_pods_bec
     _redis("DEL", "orders", host=host, port=int(port))
     kubectl(rc.info, "create", "namespace", SHOP)
     try:
-        worker = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "worker", "namespace": SHOP},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"app": "worker"}},
-                "template": {
-                    "metadata": {"labels": {"app": "worker"}},
-                    "spec": {
-                        k: v
-                        for k, v in pod_manifest("x", HTTPD_IMAGE, readiness_path="/ready")["spec"].items()
-                        if k != "automountServiceAccountToken"
-                    },
-                },
-            },
-        }
+        worker = _worker(SHOP)
         hpa = {
             "apiVersion": "autoscaling/v2",
             "kind": "HorizontalPodAutoscaler",
@@ -347,6 +360,110 @@ def test_the_hpa_scales_a_real_deployment_on_a_queue_length_and_its_new_pods_bec
         kubectl(rc.info, "delete", "namespace", SHOP, "--wait=false")
 
 
-def _ready_replicas(rc: RealCluster) -> int:
-    dep = get_json(rc.info, "deployment", "worker", "-n", SHOP)
+def _worker(namespace: str) -> dict[str, Any]:
+    """A one-replica Deployment of the tests' HTTP server on the real node, Ready once /ready answers."""
+    spec = pod_manifest("x", HTTPD_IMAGE, readiness_path="/ready")["spec"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "worker", "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "worker"}},
+            "template": {
+                "metadata": {"labels": {"app": "worker"}},
+                "spec": {k: v for k, v in spec.items() if k != "automountServiceAccountToken"},
+            },
+        },
+    }
+
+
+def _ready_replicas(rc: RealCluster, namespace: str = SHOP) -> int:
+    dep = get_json(rc.info, "deployment", "worker", "-n", namespace)
     return int(dep.get("status", {}).get("readyReplicas") or 0)
+
+
+def _ready_pods(rc: RealCluster, namespace: str) -> list[str]:
+    pods = get_json(rc.info, "pods", "-n", namespace, "-l", "app=worker")["items"]
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    return [p["metadata"]["name"] for p in live if condition(p, "Ready").get("status") == "True"]
+
+
+def test_the_hpa_scales_a_real_deployment_on_a_prometheus_rate_and_a_queue_length(
+    installed: RealCluster, redis_on_pod_network: str, prometheus_on_pod_network: Prometheus
+) -> None:
+    """One HPA, two metrics: a Pods metric (the shipped rule's http_requests_per_second, a rate from
+    the private Prometheus) and an External queue length (Redis). 12 requests/s shared by the Ready
+    Pods, 10 wanted per Pod: 1 -> 2 on the rate alone (queue empty); then 30 jobs, 10 per Pod: 3.
+    Each new Pod really Ready (HTTP probe); 2 Pods keep the rate below target (6/s each)."""
+    rc = installed
+    host, _, port = redis_on_pod_network.rpartition(":")
+    _redis("DEL", "jobs", host=host, port=int(port))
+    prom = prometheus_on_pod_network
+    exporter = Exporter().start()
+    traffic = Traffic(exporter, MIXED)
+    job = f"rn-traffic-{hex(time.monotonic_ns())[-6:]}"
+    prom.add_target(job, exporter.address)
+    kubectl(rc.info, "create", "namespace", MIXED)
+    try:
+        hpa = {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "worker", "namespace": MIXED},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker"},
+                "minReplicas": 1,
+                "maxReplicas": 3,
+                "metrics": [
+                    {
+                        "type": "Pods",
+                        "pods": {
+                            "metric": {"name": "http_requests_per_second"},
+                            "target": {"type": "AverageValue", "averageValue": "10"},
+                        },
+                    },
+                    {
+                        "type": "External",
+                        "external": {
+                            "metric": {"name": "jobs_backlog"},
+                            "target": {"type": "AverageValue", "averageValue": "10"},
+                        },
+                    },
+                ],
+            },
+        }
+        apply_objects(rc.info, _worker(MIXED), hpa)
+
+        def ready(n: int) -> bool:
+            traffic.ready(_ready_pods(rc, MIXED))  # traffic goes to the Pods that are Ready
+            return _ready_replicas(rc, MIXED) == n
+
+        wait_for("worker Ready", lambda: ready(1), timeout=90)
+        traffic.set_rate(12.0)
+        wait_for("the HPA to scale worker to 2 Ready Pods on the request rate", lambda: ready(2), timeout=120)
+        status = get_json(rc.info, "hpa", "worker", "-n", MIXED)["status"]
+        assert status["desiredReplicas"] == 2, status
+        rates = prom.query(f'sum(rate(http_requests_total{{namespace="{MIXED}"}}[1m]))')
+        assert rates and float(rates[0]["value"][1]) > 0, rates
+
+        _redis("RPUSH", "jobs", *[f"job-{i}" for i in range(30)], host=host, port=int(port))
+        wait_for("the HPA to scale worker to 3 Ready Pods on the queue", lambda: ready(3), timeout=120)
+        pods = get_json(rc.info, "pods", "-n", MIXED, "-l", "app=worker")["items"]
+        ready_pods = [p for p in pods if condition(p, "Ready").get("status") == "True"]
+        assert len(ready_pods) == 3 and {p["spec"]["nodeName"] for p in ready_pods} == {NODE_NAME}
+
+        def both_metrics() -> dict[str, Any] | None:
+            current = get_json(rc.info, "hpa", "worker", "-n", MIXED)["status"].get("currentMetrics") or []
+            by_type = {m["type"]: m for m in current}
+            external = by_type.get("External", {}).get("external", {})
+            return by_type if "Pods" in by_type and external.get("current", {}).get("averageValue") == "10" else None
+
+        # 30 jobs over 3 Pods; the rate's value is whatever Prometheus computed, named by the rule.
+        metrics = wait_for("the HPA to report both metrics at 3 replicas", both_metrics, timeout=60)
+        assert metrics["Pods"]["pods"]["metric"]["name"] == "http_requests_per_second", metrics
+        path = f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{MIXED}/pods/*/http_requests_per_second"
+        raw = kubectl(rc.info, "get", "--raw", f"{path}?labelSelector=app%3Dworker")
+        assert raw.returncode == 0 and "http_requests_per_second" in raw.stdout, raw.stdout + raw.stderr
+    finally:
+        kubectl(rc.info, "delete", "namespace", MIXED, "--wait=false")
+        exporter.stop()
