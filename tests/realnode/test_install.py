@@ -90,6 +90,17 @@ def _overlay(directory: Path, base: str, redis_url: str, prometheus_url: str) ->
         queue = {"name": "orders_backlog", "namespace": SHOP, "redis": {"url": redis_url, "list": "orders"}}
         jobs = {"name": "jobs_backlog", "namespace": MIXED, "redis": {"url": redis_url, "list": "jobs"}}
         adapter["queues"] = [queue, jobs]
+        # A prometheus-adapter style rule for the rate HPA: a 10 s window, so a counter that
+        # starts now reads its full rate within seconds (over the shipped rule's 2m a new series'
+        # increase is divided by 120 s: it would take two minutes to reach the target).
+        adapter["rules"].append(
+            {
+                "seriesQuery": '{__name__="rn_requests_total",namespace!="",pod!=""}',
+                "resources": {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}},
+                "name": {"matches": "^(.*)_total$", "as": "${1}_per_second"},
+                "metricsQuery": "sum(rate(<<.Series>>{<<.LabelMatchers>>}[10s])) by (<<.GroupBy>>)",
+            }
+        )
         config["data"]["config.yaml"] = yaml.safe_dump(adapter)
         doc["patches"].append({"patch": yaml.safe_dump(config)})
         # The private Prometheus on the node's link; series that appear after the start are
@@ -392,16 +403,17 @@ def _ready_pods(rc: RealCluster, namespace: str) -> list[str]:
 def test_the_hpa_scales_a_real_deployment_on_a_prometheus_rate_and_a_queue_length(
     installed: RealCluster, redis_on_pod_network: str, prometheus_on_pod_network: Prometheus
 ) -> None:
-    """One HPA, two metrics: a Pods metric (the shipped rule's http_requests_per_second, a rate from
-    the private Prometheus) and an External queue length (Redis). 12 requests/s shared by the Ready
-    Pods, 10 wanted per Pod: 1 -> 2 on the rate alone (queue empty); then 30 jobs, 10 per Pod: 3.
-    Each new Pod really Ready (HTTP probe); 2 Pods keep the rate below target (6/s each)."""
+    """One HPA, two metrics: a Pods metric (rn_requests_per_second, a rate from the private
+    Prometheus through a rule added to the installed adapter's config) and an External queue
+    length (Redis). 12 requests/s shared by the Ready Pods, 10 wanted per Pod: 1 -> 2 on the rate
+    alone (queue empty); then 30 jobs, 10 per Pod: 3. Each new Pod really Ready (HTTP probe);
+    2 Pods keep the rate below target (6/s each)."""
     rc = installed
     host, _, port = redis_on_pod_network.rpartition(":")
     _redis("DEL", "jobs", host=host, port=int(port))
     prom = prometheus_on_pod_network
     exporter = Exporter().start()
-    traffic = Traffic(exporter, MIXED)
+    traffic = Traffic(exporter, MIXED, "rn_requests_total")
     job = f"rn-traffic-{hex(time.monotonic_ns())[-6:]}"
     prom.add_target(job, exporter.address)
     kubectl(rc.info, "create", "namespace", MIXED)
@@ -418,7 +430,7 @@ def test_the_hpa_scales_a_real_deployment_on_a_prometheus_rate_and_a_queue_lengt
                     {
                         "type": "Pods",
                         "pods": {
-                            "metric": {"name": "http_requests_per_second"},
+                            "metric": {"name": "rn_requests_per_second"},
                             "target": {"type": "AverageValue", "averageValue": "10"},
                         },
                     },
@@ -443,7 +455,7 @@ def test_the_hpa_scales_a_real_deployment_on_a_prometheus_rate_and_a_queue_lengt
         wait_for("the HPA to scale worker to 2 Ready Pods on the request rate", lambda: ready(2), timeout=120)
         status = get_json(rc.info, "hpa", "worker", "-n", MIXED)["status"]
         assert status["desiredReplicas"] == 2, status
-        rates = prom.query(f'sum(rate(http_requests_total{{namespace="{MIXED}"}}[1m]))')
+        rates = prom.query(f'sum(rate(rn_requests_total{{namespace="{MIXED}"}}[1m]))')
         assert rates and float(rates[0]["value"][1]) > 0, rates
 
         _redis("RPUSH", "jobs", *[f"job-{i}" for i in range(30)], host=host, port=int(port))
@@ -460,10 +472,10 @@ def test_the_hpa_scales_a_real_deployment_on_a_prometheus_rate_and_a_queue_lengt
 
         # 30 jobs over 3 Pods; the rate's value is whatever Prometheus computed, named by the rule.
         metrics = wait_for("the HPA to report both metrics at 3 replicas", both_metrics, timeout=60)
-        assert metrics["Pods"]["pods"]["metric"]["name"] == "http_requests_per_second", metrics
-        path = f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{MIXED}/pods/*/http_requests_per_second"
+        assert metrics["Pods"]["pods"]["metric"]["name"] == "rn_requests_per_second", metrics
+        path = f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{MIXED}/pods/*/rn_requests_per_second"
         raw = kubectl(rc.info, "get", "--raw", f"{path}?labelSelector=app%3Dworker")
-        assert raw.returncode == 0 and "http_requests_per_second" in raw.stdout, raw.stdout + raw.stderr
+        assert raw.returncode == 0 and "rn_requests_per_second" in raw.stdout, raw.stdout + raw.stderr
     finally:
         kubectl(rc.info, "delete", "namespace", MIXED, "--wait=false")
         exporter.stop()

@@ -2,8 +2,10 @@
 
 The real-node HPA test needs a Prometheus series whose rate it controls and that carries the
 real Pods' names (the adapter maps ``namespace``/``pod`` labels to Pods). :class:`Traffic` serves
-``http_requests_total{namespace, pod}`` through :class:`e2e.exporter.Exporter`: a total rate
-shared evenly by the Pods the test last saw Ready, as a load balancer would send it.
+a counter (``http_requests_total{namespace, pod}`` unless named) through :class:`e2e.exporter.Exporter`: a total rate
+shared evenly by the Pods the test last saw Ready, as a load balancer would send it. A Pod's
+series appears with its first request: a counter served flat at 0 before the traffic starts would
+hold ``rate(...[W])`` below the new rate for a whole window W.
 """
 
 from __future__ import annotations
@@ -49,4 +51,4 @@ class Traffic:
         with self._lock:
             self._advance(time.monotonic())
             counters = dict(self._counters)
-        return [(self.series, {"namespace": self.namespace, "pod": p}, c) for p, (c, _) in counters.items()]
+        return [(self.series, {"namespace": self.namespace, "pod": p}, c) for p, (c, _) in counters.items() if c > 0]
