@@ -86,10 +86,15 @@ class TargetKube(Kube):
             breaker.failure(_cause(exc))
             self.observe(time.monotonic() - started, False)
             if _certificate(exc):
+                cause = _cause(exc)
+                fix = (
+                    "renew the expired certificate (the server's or its CA's), then update certificate-authority-data"
+                    if "expired" in cause
+                    else "fix certificate-authority-data (or tls-server-name)"
+                )
                 raise ClusterUnreachable(
                     self.cluster,
-                    f"TLS: the server's certificate is not accepted ({_cause(exc)}); fix certificate-authority-data"
-                    " (or tls-server-name) in the kubeconfig Secret",
+                    f"TLS: the server's certificate is not accepted ({cause}); {fix} in the kubeconfig Secret",
                     reason="ClusterCertificateInvalid",
                     transient=False,
                 ) from exc

@@ -1,4 +1,4 @@
-"""The target cluster's client on real sockets: refused, black-holed, wrong CA, embedded credentials.
+"""The target cluster's client on real sockets: refused, black-holed, wrong or expired CA, embedded credentials.
 
 No API server is needed for these: a closed port, a listener that never answers and a small
 aiohttp TLS server stand for a dead cluster, a black-holed one and a live one.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime as dt
 import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +18,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from e2e import pki
 from gitopsd.clusters import ClusterUnreachable
@@ -208,4 +210,52 @@ async def test_a_wrong_ca_is_a_certificate_condition_naming_the_cluster(tmp_path
     error = caught.value
     assert error.reason == "ClusterCertificateInvalid" and not error.transient
     assert f"cluster {CLUSTER}: TLS" in str(error) and "certificate" in str(error)
+    assert "fix certificate-authority-data" in str(error)
+    assert TOKEN not in str(error)
+
+
+def _expired(cert: x509.Certificate, signer: Any) -> x509.Certificate:
+    """``cert`` signed again by ``signer`` with a validity that ended yesterday (same names, key, extensions)."""
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(cert.issuer)
+        .public_key(cert.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=30))
+        .not_valid_after(now - dt.timedelta(days=1))
+    )
+    for extension in cert.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def expired_tls(which: str) -> Tls:
+    """A ``Tls`` whose server certificate (``which="server"``) or CA (``which="ca"``) has expired."""
+    tls = Tls()
+    ca, ca_key = pki.new_ca("target-ca")
+    server, server_key = pki.issue(ca, ca_key, "target", server=True, ips=("127.0.0.1",))
+    if which == "server":
+        server = _expired(server, ca_key)
+    else:
+        ca = _expired(ca, ca_key)
+    tls.ca, tls.server, tls.server_key = _pem(ca), _pem(server), _key(server_key)
+    return tls
+
+
+@pytest.mark.parametrize("which", ["server", "ca"])
+async def test_an_expired_certificate_is_a_certificate_condition_naming_the_cluster(tmp_path: Path, which: str) -> None:
+    """An expired server certificate or CA: ClusterCertificateInvalid (Stalled), naming the cluster and the
+    expiry, no token shown, and the server never receives a request."""
+    tls = expired_tls(which)
+    async with api_server(tmp_path, tls) as (port, seen):
+        async with client(kubeconfig(f"https://127.0.0.1:{port}", tls.ca), timeout=3.0) as kube:
+            with pytest.raises(ClusterUnreachable) as caught:
+                await kube.get("/api")
+        assert seen == []
+    error = caught.value
+    assert error.reason == "ClusterCertificateInvalid" and not error.transient
+    assert f"cluster {CLUSTER}: TLS" in str(error) and "certificate has expired" in str(error)
+    assert "renew the expired certificate" in str(error)
     assert TOKEN not in str(error)
