@@ -237,8 +237,8 @@ def test_chart_bad_input_names_what_is_wrong(
     tmp_path: Path,
     start_daemon: Callable[..., DaemonProcess],
 ) -> None:
-    """Missing chart, a range with no match, a template error (file:line), a missing values file, a
-    missing valuesFrom, refused credentials: each a clear Ready=False reason, nothing applied."""
+    """Missing chart, an exact version not listed, a range with no match, a template error (file:line),
+    a missing values file, a missing valuesFrom: each a clear Ready=False reason, nothing applied."""
     ops, app = namespaces("helm-bad"), namespaces("helm-bad-app")
     helm_repo.publish(shop_chart(tmp_path / "ok", "1.0.0"))
     broken = shop_chart(
@@ -250,6 +250,7 @@ def test_chart_bad_input_names_what_is_wrong(
     apply_objects(
         gitopsd_crd,
         chart_env("noname", ops, app, {"repository": url, "name": "nothing"}),
+        chart_env("noexact", ops, app, {"repository": url, "name": "shop", "version": "9.9.9"}),
         chart_env("norange", ops, app, {"repository": url, "name": "shop", "version": ">=5.0.0"}),
         chart_env("template", ops, app, {"repository": url, "name": "shop", "version": "1.0.1"}),
         chart_env(
@@ -268,6 +269,8 @@ def test_chart_bad_input_names_what_is_wrong(
         ),
     )
     assert "nothing" in wait_reason(gitopsd_crd, ops, "noname", "ChartNotFound")["message"]
+    message = wait_reason(gitopsd_crd, ops, "noexact", "ChartVersionNotFound")["message"]
+    assert "shop" in message and "9.9.9" in message, message
     assert "1.0.1" in wait_reason(gitopsd_crd, ops, "norange", "ChartVersionNotFound")["message"]
     message = wait_reason(gitopsd_crd, ops, "template", "HelmTemplateFailed")["message"]
     assert "templates/bad.yaml:1:" in message, message
