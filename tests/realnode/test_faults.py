@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tarfile
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from e2e import procs
 from e2e.binaries import Binaries, NodeBinaries, ensure_node_binaries
-from e2e.cluster import LocalCluster
-from e2e.realnode import images, system
-from e2e.realnode.node import RealNode
+from e2e.cluster import MARKER_FILE, LocalCluster, stop_directory
+from e2e.realnode import config, images, system
+from e2e.realnode.layout import NodeLayout
+from e2e.realnode.node import RealNode, pod_manifest
 from tests.realnode.conftest import RealCluster
 
 pytestmark = pytest.mark.cluster
@@ -38,20 +41,65 @@ def _mentioning(needle: str) -> list[int]:
     return [p for p in found if procs.pid_alive(p)]
 
 
+# What a real node's routes and iptables rules would name: its links, kube-proxy's chains, the
+# CNI bridge, and the link, pod and Service ranges of every slot (e2e.realnode.layout).
+_NODE_MARKS = ("grn", "KUBE-", "cni0", "gitopsd", "10.249.", "10.248.", "10.97.", "fd00:10:24", "fd00:10:97:")
+
+
+def _host_lines(*argv: str) -> set[str]:
+    """Lines of a host command's output that name something of a real node (counters dropped)."""
+    out = subprocess.run(list(argv), capture_output=True, text=True, check=False).stdout
+    lines = {re.sub(r"\[\d+:\d+\]", "", line).strip() for line in out.splitlines() if not line.startswith("#")}
+    return {f"{argv[0]}: {line}" for line in lines if any(mark in line for mark in _NODE_MARKS)}
+
+
 def _host_state() -> set[str]:
-    """Network namespaces, host links, cgroups and shim sockets that real nodes own right now."""
+    """Network namespaces, host links, routes, iptables rules and chains, cgroups and shim sockets
+    that real nodes own right now."""
     found = {p.name for p in Path("/run/netns").glob("gitopsd-rn*")} if Path("/run/netns").is_dir() else set()
     found |= {f"link {p.name}" for p in Path("/sys/class/net").glob("grn*")}
     found |= {str(p) for p in Path("/sys/fs/cgroup").glob("*/gitopsd-rn*")}
     found |= {str(p) for p in Path("/run/containerd/s").glob("*")}  # containerd shims' sockets
+    found |= _host_lines("ip", "-4", "route", "show", "table", "all")
+    found |= _host_lines("ip", "-6", "route", "show", "table", "all")
+    found |= _host_lines("iptables-save")
+    found |= _host_lines("ip6tables-save")
+    found |= _host_lines("iptables-legacy-save")  # kube-proxy may pick either backend
+    found |= _host_lines("ip6tables-legacy-save")
     return found
+
+
+def _of_node(lay: NodeLayout) -> Callable[[str], bool]:
+    """Whether a host-state item belongs to the node of ``lay`` (its names, addresses, shims)."""
+    v6 = lay.ip_family == "ipv6"
+    nets = {a.rsplit(":" if v6 else ".", 1)[0] + (":" if v6 else ".") for a in (lay.host_ip, lay.pod_gateway)}
+    nets.add(lay.service_ip.rsplit(":" if v6 else ".", 1)[0] + (":" if v6 else "."))
+    tasks = lay.root / "containerd" / "state" / "io.containerd.runtime.v2.task"
+    sockets = {a.read_text().strip().removeprefix("unix://") for a in tasks.glob("*/*/address")}
+    own = re.compile(rf"gitopsd-rn{lay.slot}\b|\b{lay.host_veth}\b|\b{lay.node_veth}\b")
+
+    def belongs(item: str) -> bool:
+        return item in sockets or bool(own.search(item)) or any(net in item for net in nets)
+
+    return belongs
 
 
 def _assert_nothing_left(directory: Path, before: set[str]) -> None:
     assert _mentioning(str(directory)) == [], "processes of the node still run"
     assert system.mounts_under(directory) == []
-    assert _host_state() <= before, f"left on the host: {sorted(_host_state() - before)}"
     assert system.record_for(directory) is None
+    # Other helpers' real nodes may come and go meanwhile: what belongs to them is not ours.
+    left = _host_state() - before
+    others = [_of_node(lay) for lay in _recorded_nodes() if lay.directory != directory]
+    left = {item for item in left if not any(belongs(item) for belongs in others)}
+    assert not left, f"left on the host: {sorted(left)}"
+
+
+def _recorded_nodes() -> list[NodeLayout]:
+    return [
+        NodeLayout(Path(rec["directory"]), slot, rec.get("ip_family", "ipv4"))
+        for slot, rec in system.read_records().items()
+    ]
 
 
 @pytest.mark.parametrize("fault", ["kubelet missing", "containerd missing", "kubelet fails"])
@@ -85,6 +133,70 @@ def test_a_component_that_cannot_start_is_named_and_nothing_is_left(
     cluster.stop(remove=True)
 
 
+def test_missing_cni_plugins_are_named_and_nothing_is_left(
+    binaries: Binaries, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No bridge plugin in the CNI plugin directory: StartupError naming CNI and the directory; nothing left."""
+    empty = tmp_path / "cni-bin"
+    empty.mkdir()
+    monkeypatch.setattr(config, "CNI_BIN_DIRS", (str(empty),))
+    directory = tmp_path / "c"
+    cluster = LocalCluster(directory, "ipv4", binaries=binaries, nodes=1, real_node=True)
+    before = _host_state()
+    with pytest.raises(procs.StartupError) as err:
+        cluster.start(timeout=240)
+    assert "CNI cannot start" in str(err.value) and f"no bridge plugin in {empty}" in str(err.value), str(err.value)
+    _assert_nothing_left(directory, before)
+    cluster.stop(remove=True)
+
+
+def test_down_after_a_successful_start_leaves_nothing_on_the_host(tmp_path: Path) -> None:
+    """`up --real-node`, a pod running, `down`: no process, mount, netns, link, route, iptables rule,
+    cgroup or shim socket of the node is left, and the slot record is gone."""
+    directory = tmp_path / "up-down"
+    before = _host_state()
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "e2e.cluster", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+
+    try:
+        up = cli("up", "--real-node", "--nodes", "1", "--dir", str(directory))
+        assert up.returncode == 0, up.stderr[-3000:]
+        lay = system.record_for(directory)
+        assert lay is not None
+        loaded = cli("load-image", "--dir", str(directory), str(images.httpd_archive()))
+        assert loaded.returncode == 0, loaded.stderr
+        kc = "--kubeconfig=" + up.stdout.split("export KUBECONFIG=")[1].split()[0]
+        pod = json.dumps(pod_manifest("up-down", images.HTTPD_IMAGE, readiness_path="/ready"))
+        subprocess.run(["kubectl", kc, "create", "-f", "-"], input=pod, text=True, check=True, capture_output=True)
+        ready = subprocess.run(
+            ["kubectl", kc, "wait", "--for=condition=Ready", "pod/up-down", "--timeout=120s"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert ready.returncode == 0, ready.stderr
+        mine = _of_node(lay)
+        made = {item for item in _host_state() - before if mine(item)}
+        # The start made what `down` must undo: the namespace, the link, its routes, a shim's socket.
+        assert lay.netns in made and f"link {lay.host_veth}" in made, sorted(made)
+        assert any(item.startswith("ip: ") and f"via {lay.node_ip}" in item for item in made), sorted(made)
+        assert any(item.startswith("/run/containerd/s/") for item in made), sorted(made)
+
+        down = cli("down", "--dir", str(directory))
+        assert down.returncode == 0 and "left behind" not in down.stdout, down
+        _assert_nothing_left(directory, before)
+        assert not directory.exists()
+    finally:
+        leftover = system.record_for(directory)
+        if leftover is not None:
+            system.teardown(leftover)
+        if (directory / MARKER_FILE).exists():
+            stop_directory(directory)
+
+
 def test_a_node_left_by_a_sigkilled_harness_is_reaped_by_the_next_start(tmp_path: Path, binaries: Binaries) -> None:
     """SIGKILL the harness while a pod runs: its shim, mounts and netns outlive it; reap_stale removes them all."""
     directory = tmp_path / "killed"
@@ -93,7 +205,7 @@ def test_a_node_left_by_a_sigkilled_harness_is_reaped_by_the_next_start(tmp_path
         f"""
         import sys, time, json, subprocess
         from pathlib import Path
-        from e2e.cluster import LocalCluster
+        from e2e.cluster import MARKER_FILE, LocalCluster, stop_directory
         from e2e.realnode import images
         from e2e.realnode.images import HTTPD_IMAGE
         from e2e.realnode.node import pod_manifest
