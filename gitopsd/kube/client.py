@@ -169,7 +169,10 @@ class Kube:
             try:
                 if remaining <= 0:
                     raise TimeoutError
-                headers = await self.transport.headers(content_type=content_type, accept=accept)
+                # The API server refuses ``Accept: text/plain`` with 406 even for pods/log, which
+                # answers plain text: ask as kubectl does and return the body undecoded.
+                wire_accept = "application/json, */*" if accept == "text/plain" else accept
+                headers = await self.transport.headers(content_type=content_type, accept=wire_accept)
                 if self.impersonate:
                     headers["Impersonate-User"] = self.impersonate
                 async with self.transport.send(

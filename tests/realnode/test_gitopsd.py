@@ -16,7 +16,15 @@ from e2e.gitrepo import WorkRepo
 from e2e.realnode.images import HTTPD_IMAGE
 from e2e.realnode.layout import NODE_LABEL, NODE_NAME
 from tests.e2e.kube import kubectl
-from tests.gitopsd.conftest import apply_objects, condition, environment, get_json, wait_for, wait_ready
+from tests.gitopsd.conftest import (
+    apply_objects,
+    condition,
+    env_object,
+    environment,
+    get_json,
+    wait_for,
+    wait_ready,
+)
 from tests.gitopsd.test_releases import results, status_of
 from tests.realnode.conftest import RealCluster
 
@@ -108,6 +116,84 @@ def test_a_failing_real_probe_rolls_back_and_holds_a_ready_one_passes(
         events = get_json(info, "events", "-n", app_ns, "--field-selector", "reason=Unhealthy")["items"]
         assert any("503" in e["message"] for e in events), events
         wait_for("v1's Pods Ready again", lambda: len(_ready_pods(rc, app_ns)) == 2, timeout=60)
+    finally:
+        for ns in (ops, app_ns):
+            kubectl(info, "delete", "namespace", ns, "--wait=false")
+
+
+def _failing_presync(marker: str) -> dict[str, str]:
+    """An Argo CD PreSync Job on the real node whose container writes a line naming ``marker`` and
+    exits 1 (the test server's client mode: a GET to a closed port), and a ConfigMap it guards."""
+    return {
+        "deploy/guarded.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: guarded}\ndata: {a: b}\n",
+        "deploy/migrate.yaml": f"""\
+apiVersion: batch/v1
+kind: Job
+metadata:
+  generateName: migrate-
+  annotations: {{argocd.argoproj.io/hook: PreSync}}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      nodeSelector: {{{NODE_LABEL}: "true"}}
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: migrate
+        image: {HTTPD_IMAGE}
+        imagePullPolicy: Never
+        args: [get, "http://127.0.0.1:1/{marker}"]
+        securityContext:
+          allowPrivilegeEscalation: false
+          runAsNonRoot: true
+          readOnlyRootFilesystem: true
+          capabilities: {{drop: [ALL]}}
+          seccompProfile: {{type: RuntimeDefault}}
+""",
+    }
+
+
+def test_a_failed_hook_quotes_its_pods_log_lines(
+    real_cluster_ipv4: RealCluster,
+    real_gitopsd_crd: object,
+    start_daemon: Callable[..., DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    """A PreSync Job that fails on the real node: Ready=False HookFailed and the HookFailed Event
+    quote the line its container wrote (read from the kubelet), and the guarded ConfigMap is not applied."""
+    rc = real_cluster_ipv4
+    info = rc.info
+    ops, app_ns = _namespace(rc, "ops"), _namespace(rc, "hook")
+    marker = f"migration-marker-{hex(time.monotonic_ns())[-8:]}"
+    repo = WorkRepo.create(tmp_path / "remote" / "hook.git", tmp_path / "work")
+    try:
+        repo.commit(_failing_presync(marker))
+        start_daemon(f"--namespace={ops}")
+        manifest = environment("hook", ops, repo.file_url, target=app_ns, branch="main")
+        manifest["spec"].update(wait={"timeout": "45s"})
+        apply_objects(info, manifest)
+
+        def failed() -> dict[str, Any] | None:
+            ready = condition(env_object(info, ops, "hook"), "Ready")
+            return ready if ready.get("reason") == "HookFailed" else None
+
+        ready = wait_for("the PreSync hook to fail", failed, timeout=150)
+        message = ready["message"]
+        assert f"Job.batch/{app_ns}/migrate-" in message, message
+        assert "last log lines of pod migrate-" in message and marker in message, message
+
+        def event() -> str | None:
+            events = get_json(info, "events", "-n", ops, "--field-selector", "involvedObject.name=hook")["items"]
+            return next((e["message"] for e in events if e["reason"] == "HookFailed" and marker in e["message"]), None)
+
+        wait_for("a HookFailed Event quoting the pod's line", event, timeout=30)
+        # The pod did run on the real node and exit 1; the hook's guarded object was never applied.
+        pods = get_json(info, "pods", "-n", app_ns, "-l", "batch.kubernetes.io/job-name")["items"]
+        assert pods and all(p["spec"]["nodeName"] == NODE_NAME for p in pods), pods
+        terminated = pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert terminated["exitCode"] == 1, terminated
+        assert get_json(info, "configmaps", "-n", app_ns, "-l", "gitopsd.dev/environment")["items"] == []
     finally:
         for ns in (ops, app_ns):
             kubectl(info, "delete", "namespace", ns, "--wait=false")
