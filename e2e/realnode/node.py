@@ -211,15 +211,25 @@ class RealNode:
         name = "e2e-real-node-probe"
         api.post(path, pod_manifest(name, images.PAUSE_IMAGE, command=["/pause"]))
 
-        def running() -> bool:
+        def outcome() -> str | None:
             pod = api.get(f"{path}/{name}") or {}
-            return bool(pod.get("status", {}).get("phase") == "Running")
+            if pod.get("status", {}).get("phase") == "Running":
+                return "Running"
+            # A sandbox whose network setup failed is not retried cleanly (its teardown runs the
+            # same plugins): the first such failure ends the wait.
+            failures = _cni_failures(api, name)
+            return failures[-1] if failures else None
 
         try:
-            procs.wait_until(f"a pod running on {NODE_NAME}", running, timeout=timeout, watch=watch)
+            result = procs.wait_until(f"a pod running on {NODE_NAME}", outcome, timeout=timeout, watch=watch)
         except procs.StartupError as exc:
             pod = api.get(f"{path}/{name}") or {}
             raise procs.StartupError(f"{exc}\n--- pod status ---\n{pod.get('status')}") from exc
+        if result != "Running":
+            raise procs.StartupError(
+                f"CNI cannot start: the network of pod {name} could not be set up: {result}\n"
+                f"last lines of {watch[0].log}:\n{procs.log_tail(watch[0].log, 20)}"
+            )
         api.delete(f"{path}/{name}?gracePeriodSeconds=0")
 
     # -- helpers --------------------------------------------------------------------------
@@ -303,6 +313,17 @@ def pod_manifest(
             "containers": [container],
         },
     }
+
+
+def _cni_failures(api: bootstrap.Api, pod: str) -> list[str]:
+    """Messages of the kubelet's failed sandbox creations for ``pod`` that a CNI plugin caused."""
+    events = api.get(f"/api/v1/namespaces/kube-system/events?fieldSelector=involvedObject.name%3D{pod}") or {}
+    found = []
+    for ev in events.get("items", []):
+        msg = str(ev.get("message", ""))
+        if ev.get("reason") == "FailedCreatePodSandBox" and "failed to setup network for sandbox" in msg:
+            found.append(msg)
+    return found
 
 
 def _ctr(lay: NodeLayout, *args: str) -> subprocess.CompletedProcess[str]:

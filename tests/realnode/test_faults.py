@@ -150,6 +150,30 @@ def test_missing_cni_plugins_are_named_and_nothing_is_left(
     cluster.stop(remove=True)
 
 
+def test_a_failing_cni_plugin_is_named_with_its_error_and_nothing_is_left(
+    binaries: Binaries, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CNI plugins that exit 1: the probe pod's sandbox fails; StartupError naming CNI, the plugin's
+    error and containerd's log tail, well before the probe's timeout; nothing left."""
+    plugins = tmp_path / "cni-failing"
+    plugins.mkdir()
+    error = '{"cniVersion": "0.4.0", "code": 100, "msg": "fake plugin: refused by test"}'
+    for plugin in ("bridge", "host-local", "loopback", "portmap"):
+        (plugins / plugin).write_text(f"#!/bin/sh\necho '{error}'\nexit 1\n")
+        (plugins / plugin).chmod(0o755)
+    monkeypatch.setattr(config, "CNI_BIN_DIRS", (str(plugins),))
+    directory = tmp_path / "c"
+    cluster = LocalCluster(directory, "ipv4", binaries=binaries, nodes=1, real_node=True)
+    before = _host_state()
+    with pytest.raises(procs.StartupError) as err:
+        cluster.start(timeout=300)
+    text = str(err.value)
+    assert "CNI cannot start" in text and "fake plugin: refused by test" in text, text
+    assert f"last lines of {directory / 'logs' / 'containerd.log'}" in text, text
+    _assert_nothing_left(directory, before)
+    cluster.stop(remove=True)
+
+
 def test_down_after_a_successful_start_leaves_nothing_on_the_host(tmp_path: Path) -> None:
     """`up --real-node`, a pod running, `down`: no process, mount, netns, link, route, iptables rule,
     cgroup or shim socket of the node is left, and the slot record is gone."""
