@@ -16,6 +16,8 @@ import selectors
 import signal
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 _CHUNK = 64 * 1024
 
@@ -64,3 +66,28 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.communicate(timeout=5)  # reap it and close the pipes
+
+
+def run(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float, limit: int
+) -> tuple[int, bytearray, bytearray]:
+    """Run a renderer in its own process group and return ``(returncode, stdout, stderr)``.
+
+    Raises ``OSError`` when it cannot start, ``OutputTooLarge`` or ``subprocess.TimeoutExpired``
+    as ``communicate`` does; on any of these (and on cancellation) the process group is killed.
+    """
+    proc = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, so a kill reaches its children (git) too
+    )
+    try:
+        out, err = communicate(proc, timeout, limit)
+    except BaseException:
+        kill(proc)
+        raise
+    return proc.returncode, out, err

@@ -203,33 +203,18 @@ def _environment(home: Path) -> dict[str, str]:
 
 def _run(argv: list[str], root: Path, env: dict[str, str], where: str, timeout: float, limit: int) -> str:
     try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        returncode, out, err = bounded.run(argv, root, env, timeout, limit)
     except OSError as exc:
         raise HelmUnavailable(f"{where}: cannot run {argv[0]}: {exc.strerror}") from None
-    try:
-        out, err = bounded.communicate(proc, timeout, limit)
     except bounded.OutputTooLarge:
-        bounded.kill(proc)
         raise RenderTooLarge(
             f"{where} (helm output)",
             f"helm template printed more than {size_text(limit)} and was stopped",
             f"rendered size limit: {size_text(limit)}",
         ) from None
     except subprocess.TimeoutExpired:
-        bounded.kill(proc)
         raise HelmTimeout(f"{where}: helm template did not finish within {timeout:g}s and was stopped") from None
-    except BaseException:
-        bounded.kill(proc)
-        raise
-    if proc.returncode != 0:
+    if returncode != 0:
         raise HelmError(f"{where}: helm template failed: {clean_error(err.decode('utf-8', 'replace'), root)}")
     return out.decode("utf-8", "replace")
 

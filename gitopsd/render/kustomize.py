@@ -90,35 +90,20 @@ def build(root: Path, path: str, kustomization: str, timeout: float, limit: int 
     directory = root / path if path else root
     argv = command(directory)
     try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=root,
-            env=offline_environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group, so a kill reaches git children too
-        )
+        returncode, out, err = bounded.run(argv, root, offline_environment(), timeout, limit)
     except OSError as exc:
         raise KustomizeUnavailable(f"{kustomization}: cannot run {argv[0]}: {exc.strerror}") from None
-    try:
-        out, err = bounded.communicate(proc, timeout, limit)
     except bounded.OutputTooLarge:
-        bounded.kill(proc)
         raise RenderTooLarge(
             f"{kustomization} (kustomize output)",
             f"kustomize build printed more than {size_text(limit)} and was stopped",
             f"rendered size limit: {size_text(limit)}",
         ) from None
     except subprocess.TimeoutExpired:
-        bounded.kill(proc)
         raise KustomizeTimeout(
             f"{kustomization}: kustomize build did not finish within {timeout:g}s and was stopped"
         ) from None
-    except BaseException:
-        bounded.kill(proc)
-        raise
-    if proc.returncode != 0:
+    if returncode != 0:
         message = clean_error(err.decode("utf-8", "replace"), root)
         raise KustomizeError(f"{kustomization}: kustomize build failed: {message}")
     return out.decode("utf-8", "replace")
